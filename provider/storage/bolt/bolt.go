@@ -1,0 +1,597 @@
+// Package bolt is the embedded storage backend (the default): one bbolt
+// file under the data directory, so a restart keeps everything. Records are
+// JSON; every operation is one bbolt transaction, which also makes the
+// single-use operations atomic (bbolt serialises writers).
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+var _ storage.Storage = (*Store)(nil)
+
+var (
+	bClients     = []byte("clients")
+	bUsers       = []byte("users")
+	bUsernames   = []byte("usernames") // username → user ID
+	bCodes       = []byte("auth_codes")
+	bRefresh     = []byte("refresh_tokens")
+	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
+	bSessions    = []byte("sessions")
+	bSessionHash = []byte("session_hashes") // hash → session ID
+	bConsents    = []byte("consents")       // user ID 0x00 client ID → consent
+	bKeys        = []byte("signing_keys")
+	bRevocations = []byte("revocations") // jti → expiry (RFC 3339)
+	allBuckets   = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bSessions, bSessionHash, bConsents, bKeys, bRevocations}
+)
+
+// Store is a bbolt-backed storage.Storage.
+type Store struct {
+	db  *bbolt.DB
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the store file at path. It fails after
+// a second if another process holds the file.
+func Open(path string, now func() time.Time) (*Store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: the file is locked by another process (is another oidcgate running on this data directory?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Store{db: db, now: now}, nil
+}
+
+func put(b *bbolt.Bucket, key []byte, rec any) error {
+	storage.Normalize(rec)
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+// putCopy writes a normalised copy of *rec, leaving the caller's value alone.
+func putCopy[T any](b *bbolt.Bucket, key []byte, rec *T) error {
+	cp := *rec
+	return put(b, key, &cp)
+}
+
+func get[T any](b *bbolt.Bucket, key []byte) (*T, error) {
+	v := b.Get(key)
+	if v == nil {
+		return nil, storage.ErrNotFound
+	}
+	out := new(T)
+	if err := json.Unmarshal(v, out); err != nil {
+		return nil, fmt.Errorf("bolt: decode record %x: %w", key, err)
+	}
+	return out, nil
+}
+
+func list[T any](b *bbolt.Bucket) ([]*T, error) {
+	out := []*T{}
+	err := b.ForEach(func(k, v []byte) error {
+		rec := new(T)
+		if err := json.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("bolt: decode %q: %w", k, err)
+		}
+		out = append(out, rec)
+		return nil
+	})
+	return out, err
+}
+
+func pair(a, b string) []byte { return []byte(a + "\x00" + b) }
+
+func (s *Store) update(fn func(tx *bbolt.Tx) error) error { return s.db.Update(fn) }
+func (s *Store) view(fn func(tx *bbolt.Tx) error) error   { return s.db.View(fn) }
+
+// CreateClient implements storage.Clients.
+func (s *Store) CreateClient(_ context.Context, c *storage.Client) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bClients)
+		if b.Get([]byte(c.ID)) != nil {
+			return storage.ErrAlreadyExists
+		}
+		return putCopy(b, []byte(c.ID), c)
+	})
+}
+
+// GetClient implements storage.Clients.
+func (s *Store) GetClient(_ context.Context, id string) (c *storage.Client, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		c, err = get[storage.Client](tx.Bucket(bClients), []byte(id))
+		return err
+	})
+	return c, err
+}
+
+// UpdateClient implements storage.Clients.
+func (s *Store) UpdateClient(_ context.Context, c *storage.Client) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bClients)
+		if b.Get([]byte(c.ID)) == nil {
+			return storage.ErrNotFound
+		}
+		return putCopy(b, []byte(c.ID), c)
+	})
+}
+
+// DeleteClient implements storage.Clients.
+func (s *Store) DeleteClient(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bClients)
+		if b.Get([]byte(id)) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// ListClients implements storage.Clients.
+func (s *Store) ListClients(_ context.Context) (out []*storage.Client, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		out, err = list[storage.Client](tx.Bucket(bClients))
+		return err
+	})
+	return out, err
+}
+
+// CreateUser implements storage.Users.
+func (s *Store) CreateUser(_ context.Context, u *storage.User) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, names := tx.Bucket(bUsers), tx.Bucket(bUsernames)
+		if b.Get([]byte(u.ID)) != nil || names.Get([]byte(u.Username)) != nil {
+			return storage.ErrAlreadyExists
+		}
+		if err := names.Put([]byte(u.Username), []byte(u.ID)); err != nil {
+			return err
+		}
+		return putCopy(b, []byte(u.ID), u)
+	})
+}
+
+// GetUser implements storage.Users.
+func (s *Store) GetUser(_ context.Context, id string) (u *storage.User, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		u, err = get[storage.User](tx.Bucket(bUsers), []byte(id))
+		return err
+	})
+	return u, err
+}
+
+// GetUserByUsername implements storage.Users.
+func (s *Store) GetUserByUsername(_ context.Context, username string) (u *storage.User, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bUsernames).Get([]byte(username))
+		if id == nil {
+			return storage.ErrNotFound
+		}
+		u, err = get[storage.User](tx.Bucket(bUsers), id)
+		return err
+	})
+	return u, err
+}
+
+// UpdateUser implements storage.Users.
+func (s *Store) UpdateUser(_ context.Context, u *storage.User) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, names := tx.Bucket(bUsers), tx.Bucket(bUsernames)
+		old, err := get[storage.User](b, []byte(u.ID))
+		if err != nil {
+			return err
+		}
+		if old.Username != u.Username {
+			if names.Get([]byte(u.Username)) != nil {
+				return storage.ErrAlreadyExists
+			}
+			if err := names.Delete([]byte(old.Username)); err != nil {
+				return err
+			}
+			if err := names.Put([]byte(u.Username), []byte(u.ID)); err != nil {
+				return err
+			}
+		}
+		return putCopy(b, []byte(u.ID), u)
+	})
+}
+
+// DeleteUser implements storage.Users.
+func (s *Store) DeleteUser(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bUsers)
+		old, err := get[storage.User](b, []byte(id))
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bUsernames).Delete([]byte(old.Username)); err != nil {
+			return err
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// ListUsers implements storage.Users.
+func (s *Store) ListUsers(_ context.Context) (out []*storage.User, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		out, err = list[storage.User](tx.Bucket(bUsers))
+		return err
+	})
+	return out, err
+}
+
+// CreateAuthCode implements storage.AuthCodes.
+func (s *Store) CreateAuthCode(_ context.Context, c *storage.AuthCode) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bCodes)
+		if b.Get(c.Hash[:]) != nil {
+			return storage.ErrAlreadyExists
+		}
+		return putCopy(b, c.Hash[:], c)
+	})
+}
+
+// ConsumeAuthCode implements storage.AuthCodes.
+func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash) (c *storage.AuthCode, err error) {
+	err = s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bCodes)
+		c, err = get[storage.AuthCode](b, h[:])
+		now := s.now()
+		if err != nil || storage.Expired(c.ExpiresAt, now) {
+			c = nil
+			return storage.ErrNotFound
+		}
+		if !c.UsedAt.IsZero() {
+			return storage.ErrAlreadyUsed
+		}
+		c.UsedAt = now
+		return put(b, h[:], c)
+	})
+	return c, err
+}
+
+// DeleteAuthCode implements storage.AuthCodes.
+func (s *Store) DeleteAuthCode(_ context.Context, h storage.Hash) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bCodes)
+		if b.Get(h[:]) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete(h[:])
+	})
+}
+
+// CreateRefreshToken implements storage.RefreshTokens.
+func (s *Store) CreateRefreshToken(_ context.Context, t *storage.RefreshToken) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bRefresh)
+		if b.Get(t.Hash[:]) != nil {
+			return storage.ErrAlreadyExists
+		}
+		if err := tx.Bucket(bFamilies).Put(pair(t.FamilyID, string(t.Hash[:])), nil); err != nil {
+			return err
+		}
+		return putCopy(b, t.Hash[:], t)
+	})
+}
+
+// GetRefreshToken implements storage.RefreshTokens.
+func (s *Store) GetRefreshToken(_ context.Context, h storage.Hash) (t *storage.RefreshToken, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		t, err = get[storage.RefreshToken](tx.Bucket(bRefresh), h[:])
+		if err == nil && storage.Expired(t.ExpiresAt, s.now()) {
+			t, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return t, err
+}
+
+// UseRefreshToken implements storage.RefreshTokens.
+func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash) (t *storage.RefreshToken, err error) {
+	err = s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bRefresh)
+		t, err = get[storage.RefreshToken](b, h[:])
+		now := s.now()
+		if err != nil || storage.Expired(t.ExpiresAt, now) {
+			t = nil
+			return storage.ErrNotFound
+		}
+		if !t.UsedAt.IsZero() || !t.RevokedAt.IsZero() {
+			return storage.ErrAlreadyUsed
+		}
+		t.UsedAt = now
+		return put(b, h[:], t)
+	})
+	return t, err
+}
+
+// RevokeRefreshFamily implements storage.RefreshTokens.
+func (s *Store) RevokeRefreshFamily(_ context.Context, familyID string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bRefresh)
+		now := s.now()
+		prefix := pair(familyID, "")
+		c := tx.Bucket(bFamilies).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			h := k[len(prefix):]
+			t, err := get[storage.RefreshToken](b, h)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if t.RevokedAt.IsZero() {
+				t.RevokedAt = now
+				if err := put(b, h, t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// CreateSession implements storage.Sessions.
+func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, hashes := tx.Bucket(bSessions), tx.Bucket(bSessionHash)
+		if b.Get([]byte(se.ID)) != nil || hashes.Get(se.Hash[:]) != nil {
+			return storage.ErrAlreadyExists
+		}
+		if err := hashes.Put(se.Hash[:], []byte(se.ID)); err != nil {
+			return err
+		}
+		return putCopy(b, []byte(se.ID), se)
+	})
+}
+
+// GetSession implements storage.Sessions.
+func (s *Store) GetSession(_ context.Context, h storage.Hash) (se *storage.Session, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bSessionHash).Get(h[:])
+		if id == nil {
+			return storage.ErrNotFound
+		}
+		se, err = get[storage.Session](tx.Bucket(bSessions), id)
+		if err == nil && storage.Expired(se.Deadline(), s.now()) {
+			se, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return se, err
+}
+
+// UpdateSession implements storage.Sessions.
+func (s *Store) UpdateSession(_ context.Context, se *storage.Session) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, hashes := tx.Bucket(bSessions), tx.Bucket(bSessionHash)
+		old, err := get[storage.Session](b, []byte(se.ID))
+		if err != nil {
+			return err
+		}
+		if old.Hash != se.Hash {
+			if hashes.Get(se.Hash[:]) != nil {
+				return storage.ErrAlreadyExists
+			}
+			if err := hashes.Delete(old.Hash[:]); err != nil {
+				return err
+			}
+			if err := hashes.Put(se.Hash[:], []byte(se.ID)); err != nil {
+				return err
+			}
+		}
+		return putCopy(b, []byte(se.ID), se)
+	})
+}
+
+// DeleteSession implements storage.Sessions.
+func (s *Store) DeleteSession(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bSessions)
+		old, err := get[storage.Session](b, []byte(id))
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bSessionHash).Delete(old.Hash[:]); err != nil {
+			return err
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// PutConsent implements storage.Consents.
+func (s *Store) PutConsent(_ context.Context, c *storage.Consent) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		return putCopy(tx.Bucket(bConsents), pair(c.UserID, c.ClientID), c)
+	})
+}
+
+// GetConsent implements storage.Consents.
+func (s *Store) GetConsent(_ context.Context, userID, clientID string) (c *storage.Consent, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		c, err = get[storage.Consent](tx.Bucket(bConsents), pair(userID, clientID))
+		if err == nil && storage.Expired(c.ExpiresAt, s.now()) {
+			c, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return c, err
+}
+
+// DeleteConsent implements storage.Consents.
+func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, k := tx.Bucket(bConsents), pair(userID, clientID)
+		if b.Get(k) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete(k)
+	})
+}
+
+// CreateSigningKey implements storage.SigningKeys.
+func (s *Store) CreateSigningKey(_ context.Context, k *storage.SigningKey) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bKeys)
+		if b.Get([]byte(k.ID)) != nil {
+			return storage.ErrAlreadyExists
+		}
+		return putCopy(b, []byte(k.ID), k)
+	})
+}
+
+// ListSigningKeys implements storage.SigningKeys.
+func (s *Store) ListSigningKeys(_ context.Context) (out []*storage.SigningKey, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		out, err = list[storage.SigningKey](tx.Bucket(bKeys))
+		return err
+	})
+	return out, err
+}
+
+// UpdateSigningKey implements storage.SigningKeys.
+func (s *Store) UpdateSigningKey(_ context.Context, k *storage.SigningKey) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bKeys)
+		if b.Get([]byte(k.ID)) == nil {
+			return storage.ErrNotFound
+		}
+		return putCopy(b, []byte(k.ID), k)
+	})
+}
+
+// DeleteSigningKey implements storage.SigningKeys.
+func (s *Store) DeleteSigningKey(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bKeys)
+		if b.Get([]byte(id)) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// RevokeJTI implements storage.Revocations.
+func (s *Store) RevokeJTI(_ context.Context, r *storage.Revocation) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		return putCopy(tx.Bucket(bRevocations), []byte(r.JTI), r)
+	})
+}
+
+// IsRevoked implements storage.Revocations.
+func (s *Store) IsRevoked(_ context.Context, jti string) (revoked bool, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		r, err := get[storage.Revocation](tx.Bucket(bRevocations), []byte(jti))
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		revoked = err == nil && !storage.Expired(r.ExpiresAt, s.now())
+		return err
+	})
+	return revoked, err
+}
+
+// sweep deletes the records of bucket whose deadline has passed, calling
+// also first for each (to drop its index entries), and counts them.
+func sweep[T any](tx *bbolt.Tx, bucket []byte, now time.Time, deadline func(*T) time.Time, also func(k []byte, r *T) error) (int, error) {
+	b := tx.Bucket(bucket)
+	var expired [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		r := new(T)
+		if err := json.Unmarshal(v, r); err != nil {
+			return fmt.Errorf("bolt: decode %s/%x: %w", bucket, k, err)
+		}
+		if !storage.Expired(deadline(r), now) {
+			return nil
+		}
+		if also != nil {
+			if err := also(k, r); err != nil {
+				return err
+			}
+		}
+		expired = append(expired, k)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range expired {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(expired), nil
+}
+
+// DeleteExpired implements storage.Storage. It runs in one transaction;
+// the expiring buckets hold short-lived records, so they stay small.
+func (s *Store) DeleteExpired(_ context.Context) (n int, err error) {
+	now := s.now()
+	err = s.update(func(tx *bbolt.Tx) error {
+		n = 0
+		counts := []func() (int, error){
+			func() (int, error) {
+				return sweep(tx, bCodes, now, func(r *storage.AuthCode) time.Time { return r.ExpiresAt }, nil)
+			},
+			func() (int, error) {
+				return sweep(tx, bRefresh, now, func(r *storage.RefreshToken) time.Time { return r.ExpiresAt },
+					func(k []byte, r *storage.RefreshToken) error {
+						return tx.Bucket(bFamilies).Delete(pair(r.FamilyID, string(k)))
+					})
+			},
+			func() (int, error) {
+				return sweep(tx, bSessions, now, (*storage.Session).Deadline,
+					func(_ []byte, r *storage.Session) error { return tx.Bucket(bSessionHash).Delete(r.Hash[:]) })
+			},
+			func() (int, error) {
+				return sweep(tx, bConsents, now, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil)
+			},
+			func() (int, error) {
+				return sweep(tx, bRevocations, now, func(r *storage.Revocation) time.Time { return r.ExpiresAt }, nil)
+			},
+		}
+		for _, count := range counts {
+			m, err := count()
+			if err != nil {
+				return err
+			}
+			n += m
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Ping implements storage.Storage.
+func (s *Store) Ping(context.Context) error {
+	return s.view(func(*bbolt.Tx) error { return nil })
+}
+
+// Close implements storage.Storage.
+func (s *Store) Close() error { return s.db.Close() }

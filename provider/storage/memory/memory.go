@@ -1,0 +1,488 @@
+// Package memory is the in-process storage backend: the fake for tests and
+// a store for throw-away runs. Nothing survives the process.
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+var _ storage.Storage = (*Store)(nil)
+
+// Store keeps records in maps behind one mutex. Records are copied in and
+// out (by JSON round trip, as the bolt backend stores them), so callers never
+// share memory with the store.
+type Store struct {
+	now func() time.Time
+
+	mu          sync.Mutex
+	clients     map[string]*storage.Client
+	users       map[string]*storage.User
+	usernames   map[string]string // username → user ID
+	codes       map[storage.Hash]*storage.AuthCode
+	refresh     map[storage.Hash]*storage.RefreshToken
+	sessions    map[string]*storage.Session
+	sessionIDs  map[storage.Hash]string
+	consents    map[[2]string]*storage.Consent
+	keys        map[string]*storage.SigningKey
+	revocations map[string]time.Time
+}
+
+// New returns an empty store that reads time from now.
+func New(now func() time.Time) *Store {
+	return &Store{
+		now:         now,
+		clients:     map[string]*storage.Client{},
+		users:       map[string]*storage.User{},
+		usernames:   map[string]string{},
+		codes:       map[storage.Hash]*storage.AuthCode{},
+		refresh:     map[storage.Hash]*storage.RefreshToken{},
+		sessions:    map[string]*storage.Session{},
+		sessionIDs:  map[storage.Hash]string{},
+		consents:    map[[2]string]*storage.Consent{},
+		keys:        map[string]*storage.SigningKey{},
+		revocations: map[string]time.Time{},
+	}
+}
+
+// clone copies a record through JSON, normalising its timestamps.
+func clone[T any](v *T) *T {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // records are plain data; this cannot fail
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(err)
+	}
+	storage.Normalize(out)
+	return out
+}
+
+// CreateClient implements storage.Clients.
+func (s *Store) CreateClient(_ context.Context, c *storage.Client) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.clients[c.ID] = clone(c)
+	return nil
+}
+
+// GetClient implements storage.Clients.
+func (s *Store) GetClient(_ context.Context, id string) (*storage.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return clone(c), nil
+}
+
+// UpdateClient implements storage.Clients.
+func (s *Store) UpdateClient(_ context.Context, c *storage.Client) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.clients[c.ID] = clone(c)
+	return nil
+}
+
+// DeleteClient implements storage.Clients.
+func (s *Store) DeleteClient(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.clients, id)
+	return nil
+}
+
+// ListClients implements storage.Clients.
+func (s *Store) ListClients(_ context.Context) ([]*storage.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*storage.Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		out = append(out, clone(c))
+	}
+	return out, nil
+}
+
+// CreateUser implements storage.Users.
+func (s *Store) CreateUser(_ context.Context, u *storage.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[u.ID]; ok {
+		return storage.ErrAlreadyExists
+	}
+	if _, ok := s.usernames[u.Username]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.users[u.ID] = clone(u)
+	s.usernames[u.Username] = u.ID
+	return nil
+}
+
+// GetUser implements storage.Users.
+func (s *Store) GetUser(_ context.Context, id string) (*storage.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.users[id]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return clone(c), nil
+}
+
+// GetUserByUsername implements storage.Users.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (*storage.User, error) {
+	s.mu.Lock()
+	id, ok := s.usernames[username]
+	s.mu.Unlock()
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return s.GetUser(ctx, id)
+}
+
+// UpdateUser implements storage.Users.
+func (s *Store) UpdateUser(_ context.Context, u *storage.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.users[u.ID]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	old := c
+	if old.Username != u.Username {
+		if _, taken := s.usernames[u.Username]; taken {
+			return storage.ErrAlreadyExists
+		}
+		delete(s.usernames, old.Username)
+		s.usernames[u.Username] = u.ID
+	}
+	s.users[u.ID] = clone(u)
+	return nil
+}
+
+// DeleteUser implements storage.Users.
+func (s *Store) DeleteUser(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.users[id]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.usernames, c.Username)
+	delete(s.users, id)
+	return nil
+}
+
+// ListUsers implements storage.Users.
+func (s *Store) ListUsers(_ context.Context) ([]*storage.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*storage.User, 0, len(s.users))
+	for _, c := range s.users {
+		out = append(out, clone(c))
+	}
+	return out, nil
+}
+
+// CreateAuthCode implements storage.AuthCodes.
+func (s *Store) CreateAuthCode(_ context.Context, c *storage.AuthCode) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.codes[c.Hash]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.codes[c.Hash] = clone(c)
+	return nil
+}
+
+// ConsumeAuthCode implements storage.AuthCodes.
+func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash) (*storage.AuthCode, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.codes[h]
+	now := s.now()
+	if !ok || storage.Expired(c.ExpiresAt, now) {
+		return nil, storage.ErrNotFound
+	}
+	if !c.UsedAt.IsZero() {
+		return clone(c), storage.ErrAlreadyUsed
+	}
+	c.UsedAt = storage.Timestamp(now)
+	return clone(c), nil
+}
+
+// DeleteAuthCode implements storage.AuthCodes.
+func (s *Store) DeleteAuthCode(_ context.Context, h storage.Hash) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.codes[h]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.codes, h)
+	return nil
+}
+
+// CreateRefreshToken implements storage.RefreshTokens.
+func (s *Store) CreateRefreshToken(_ context.Context, t *storage.RefreshToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.refresh[t.Hash]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.refresh[t.Hash] = clone(t)
+	return nil
+}
+
+// GetRefreshToken implements storage.RefreshTokens.
+func (s *Store) GetRefreshToken(_ context.Context, h storage.Hash) (*storage.RefreshToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.refresh[h]
+	if !ok || storage.Expired(t.ExpiresAt, s.now()) {
+		return nil, storage.ErrNotFound
+	}
+	return clone(t), nil
+}
+
+// UseRefreshToken implements storage.RefreshTokens.
+func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash) (*storage.RefreshToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.refresh[h]
+	now := s.now()
+	if !ok || storage.Expired(t.ExpiresAt, now) {
+		return nil, storage.ErrNotFound
+	}
+	if !t.UsedAt.IsZero() || !t.RevokedAt.IsZero() {
+		return clone(t), storage.ErrAlreadyUsed
+	}
+	t.UsedAt = storage.Timestamp(now)
+	return clone(t), nil
+}
+
+// RevokeRefreshFamily implements storage.RefreshTokens.
+func (s *Store) RevokeRefreshFamily(_ context.Context, familyID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := storage.Timestamp(s.now())
+	for _, t := range s.refresh {
+		if t.FamilyID == familyID && t.RevokedAt.IsZero() {
+			t.RevokedAt = now
+		}
+	}
+	return nil
+}
+
+// CreateSession implements storage.Sessions.
+func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[se.ID]; ok {
+		return storage.ErrAlreadyExists
+	}
+	if _, ok := s.sessionIDs[se.Hash]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.sessions[se.ID] = clone(se)
+	s.sessionIDs[se.Hash] = se.ID
+	return nil
+}
+
+// GetSession implements storage.Sessions.
+func (s *Store) GetSession(_ context.Context, h storage.Hash) (*storage.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.sessionIDs[h]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	se := s.sessions[id]
+	if storage.Expired(se.Deadline(), s.now()) {
+		return nil, storage.ErrNotFound
+	}
+	return clone(se), nil
+}
+
+// UpdateSession implements storage.Sessions.
+func (s *Store) UpdateSession(_ context.Context, se *storage.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.sessions[se.ID]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	if old.Hash != se.Hash {
+		if _, taken := s.sessionIDs[se.Hash]; taken {
+			return storage.ErrAlreadyExists
+		}
+		delete(s.sessionIDs, old.Hash)
+		s.sessionIDs[se.Hash] = se.ID
+	}
+	s.sessions[se.ID] = clone(se)
+	return nil
+}
+
+// DeleteSession implements storage.Sessions.
+func (s *Store) DeleteSession(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	se, ok := s.sessions[id]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.sessionIDs, se.Hash)
+	delete(s.sessions, id)
+	return nil
+}
+
+// PutConsent implements storage.Consents.
+func (s *Store) PutConsent(_ context.Context, c *storage.Consent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consents[[2]string{c.UserID, c.ClientID}] = clone(c)
+	return nil
+}
+
+// GetConsent implements storage.Consents.
+func (s *Store) GetConsent(_ context.Context, userID, clientID string) (*storage.Consent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.consents[[2]string{userID, clientID}]
+	if !ok || storage.Expired(c.ExpiresAt, s.now()) {
+		return nil, storage.ErrNotFound
+	}
+	return clone(c), nil
+}
+
+// DeleteConsent implements storage.Consents.
+func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{userID, clientID}
+	if _, ok := s.consents[k]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.consents, k)
+	return nil
+}
+
+// CreateSigningKey implements storage.SigningKeys.
+func (s *Store) CreateSigningKey(_ context.Context, k *storage.SigningKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[k.ID]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.keys[k.ID] = clone(k)
+	return nil
+}
+
+// ListSigningKeys implements storage.SigningKeys.
+func (s *Store) ListSigningKeys(_ context.Context) ([]*storage.SigningKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*storage.SigningKey, 0, len(s.keys))
+	for _, c := range s.keys {
+		out = append(out, clone(c))
+	}
+	return out, nil
+}
+
+// UpdateSigningKey implements storage.SigningKeys.
+func (s *Store) UpdateSigningKey(_ context.Context, k *storage.SigningKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[k.ID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.keys[k.ID] = clone(k)
+	return nil
+}
+
+// DeleteSigningKey implements storage.SigningKeys.
+func (s *Store) DeleteSigningKey(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.keys, id)
+	return nil
+}
+
+// RevokeJTI implements storage.Revocations.
+func (s *Store) RevokeJTI(_ context.Context, r *storage.Revocation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revocations[r.JTI] = storage.Timestamp(r.ExpiresAt)
+	return nil
+}
+
+// IsRevoked implements storage.Revocations.
+func (s *Store) IsRevoked(_ context.Context, jti string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.revocations[jti]
+	return ok && !storage.Expired(exp, s.now()), nil
+}
+
+// DeleteExpired implements storage.Storage.
+func (s *Store) DeleteExpired(_ context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	n := 0
+	for h, c := range s.codes {
+		if storage.Expired(c.ExpiresAt, now) {
+			delete(s.codes, h)
+			n++
+		}
+	}
+	for h, t := range s.refresh {
+		if storage.Expired(t.ExpiresAt, now) {
+			delete(s.refresh, h)
+			n++
+		}
+	}
+	for id, se := range s.sessions {
+		if storage.Expired(se.Deadline(), now) {
+			delete(s.sessionIDs, se.Hash)
+			delete(s.sessions, id)
+			n++
+		}
+	}
+	for k, c := range s.consents {
+		if storage.Expired(c.ExpiresAt, now) {
+			delete(s.consents, k)
+			n++
+		}
+	}
+	for jti, exp := range s.revocations {
+		if storage.Expired(exp, now) {
+			delete(s.revocations, jti)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Ping implements storage.Storage.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// Close implements storage.Storage.
+func (s *Store) Close() error { return nil }

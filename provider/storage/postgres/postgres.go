@@ -1,0 +1,480 @@
+// Package postgres is the PostgreSQL storage backend (pgx/v5 pool), for
+// several provider replicas sharing one database. Its schema is owned by the
+// migrations package; Open refuses a schema that is behind unless asked to
+// migrate it. Single-use operations are one conditional UPDATE … RETURNING.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidcgate/oidcgate/migrations"
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+var _ storage.Storage = (*Store)(nil)
+
+// Config says how to reach the database.
+type Config struct {
+	URL string
+	// AutoMigrate applies pending migrations at Open instead of refusing.
+	AutoMigrate bool
+	// MaxConns caps the pool; 0 keeps pgx's default.
+	MaxConns int32
+}
+
+// Store is a PostgreSQL-backed storage.Storage.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// Redact hides the password of a database URL for messages.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// Connect opens a pool and checks that the server answers, without
+// looking at the schema (the migrate command's entry point).
+func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %s: %w", Redact(cfg.URL), err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URL), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %w", Redact(cfg.URL), err)
+	}
+	return pool, nil
+}
+
+// Open connects, checks (or with AutoMigrate brings up) the schema, and
+// returns the store.
+func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error) {
+	pool, err := Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(ctx, pool, cfg.AutoMigrate); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, now: now}, nil
+}
+
+func checkSchema(ctx context.Context, pool *pgxpool.Pool, auto bool) error {
+	n, err := migrations.Pending(ctx, pool)
+	switch {
+	case err != nil:
+		return err
+	case n > 0 && auto:
+		_, err := migrations.Up(ctx, pool)
+		return err
+	case n > 0:
+		return fmt.Errorf("the database schema is %d migration(s) behind this binary: run `oidcgate migrate up` (or start with --auto-migrate)", n)
+	case n < 0:
+		return fmt.Errorf("the database schema is %d migration(s) ahead of this binary: upgrade oidcgate, or run `oidcgate migrate down` with the newer one", -n)
+	}
+	return nil
+}
+
+// mapErr turns driver errors into the storage sentinels.
+func mapErr(err error) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.ErrNotFound
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+		return storage.ErrAlreadyExists
+	}
+	return fmt.Errorf("postgres: %w", err)
+}
+
+// exec runs a statement that must touch a row; none is ErrNotFound.
+func (s *Store) exec(ctx context.Context, sql string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// record JSON-encodes a normalised copy of *rec.
+func record[T any](rec *T) []byte {
+	cp := *rec
+	storage.Normalize(&cp)
+	b, err := json.Marshal(&cp)
+	if err != nil {
+		panic(err) // records are plain data
+	}
+	return b
+}
+
+func decode[T any](b []byte) (*T, error) {
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("postgres: decode %T: %w", out, err)
+	}
+	return out, nil
+}
+
+// getJSON reads one JSON record.
+func getJSON[T any](ctx context.Context, s *Store, sql string, args ...any) (*T, error) {
+	var b []byte
+	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&b); err != nil {
+		return nil, mapErr(err)
+	}
+	return decode[T](b)
+}
+
+func listJSON[T any](ctx context.Context, s *Store, sql string) ([]*T, error) {
+	rows, err := s.pool.Query(ctx, sql)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := []*T{}
+	var b []byte
+	_, err = pgx.ForEachRow(rows, []any{&b}, func() error {
+		r, err := decode[T](b)
+		out = append(out, r)
+		return err
+	})
+	return out, mapErr(err)
+}
+
+// ts is a timestamp argument: NULL for the zero time.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return storage.Timestamp(t)
+}
+
+// fromDB turns a nullable timestamptz back into the storage form.
+func fromDB(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return storage.Timestamp(*t)
+}
+
+// CreateClient implements storage.Clients.
+func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO clients (id, data) VALUES ($1, $2)", c.ID, record(c))
+	return mapErr(err)
+}
+
+// GetClient implements storage.Clients.
+func (s *Store) GetClient(ctx context.Context, id string) (*storage.Client, error) {
+	return getJSON[storage.Client](ctx, s, "SELECT data FROM clients WHERE id = $1", id)
+}
+
+// UpdateClient implements storage.Clients.
+func (s *Store) UpdateClient(ctx context.Context, c *storage.Client) error {
+	return s.exec(ctx, "UPDATE clients SET data = $2 WHERE id = $1", c.ID, record(c))
+}
+
+// DeleteClient implements storage.Clients.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM clients WHERE id = $1", id)
+}
+
+// ListClients implements storage.Clients.
+func (s *Store) ListClients(ctx context.Context) ([]*storage.Client, error) {
+	return listJSON[storage.Client](ctx, s, "SELECT data FROM clients ORDER BY id")
+}
+
+// CreateUser implements storage.Users.
+func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO users (id, username, data) VALUES ($1, $2, $3)", u.ID, u.Username, record(u))
+	return mapErr(err)
+}
+
+// GetUser implements storage.Users.
+func (s *Store) GetUser(ctx context.Context, id string) (*storage.User, error) {
+	return getJSON[storage.User](ctx, s, "SELECT data FROM users WHERE id = $1", id)
+}
+
+// GetUserByUsername implements storage.Users.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (*storage.User, error) {
+	return getJSON[storage.User](ctx, s, "SELECT data FROM users WHERE username = $1", username)
+}
+
+// UpdateUser implements storage.Users.
+func (s *Store) UpdateUser(ctx context.Context, u *storage.User) error {
+	return s.exec(ctx, "UPDATE users SET username = $2, data = $3 WHERE id = $1", u.ID, u.Username, record(u))
+}
+
+// DeleteUser implements storage.Users.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM users WHERE id = $1", id)
+}
+
+// ListUsers implements storage.Users.
+func (s *Store) ListUsers(ctx context.Context) ([]*storage.User, error) {
+	return listJSON[storage.User](ctx, s, "SELECT data FROM users ORDER BY username")
+}
+
+// CreateAuthCode implements storage.AuthCodes.
+func (s *Store) CreateAuthCode(ctx context.Context, c *storage.AuthCode) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO auth_codes (hash, data, expires_at, used_at) VALUES ($1, $2, $3, $4)",
+		c.Hash[:], record(c), ts(c.ExpiresAt), ts(c.UsedAt))
+	return mapErr(err)
+}
+
+// ConsumeAuthCode implements storage.AuthCodes: one conditional UPDATE, so
+// PostgreSQL's row lock decides the single winner.
+func (s *Store) ConsumeAuthCode(ctx context.Context, h storage.Hash) (*storage.AuthCode, error) {
+	now := storage.Timestamp(s.now())
+	var b []byte
+	var usedAt *time.Time
+	err := s.pool.QueryRow(ctx, `UPDATE auth_codes SET used_at = $2
+		WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING data, used_at`, h[:], now).Scan(&b, &usedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Lost the race, replayed, expired or unknown: tell which.
+		err = s.pool.QueryRow(ctx, "SELECT data, used_at FROM auth_codes WHERE hash = $1 AND expires_at > $2",
+			h[:], now).Scan(&b, &usedAt)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		c, err := decode[storage.AuthCode](b)
+		if err != nil {
+			return nil, err
+		}
+		c.UsedAt = fromDB(usedAt)
+		return c, storage.ErrAlreadyUsed
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	c, err := decode[storage.AuthCode](b)
+	if err != nil {
+		return nil, err
+	}
+	c.UsedAt = fromDB(usedAt)
+	return c, nil
+}
+
+// DeleteAuthCode implements storage.AuthCodes.
+func (s *Store) DeleteAuthCode(ctx context.Context, h storage.Hash) error {
+	return s.exec(ctx, "DELETE FROM auth_codes WHERE hash = $1", h[:])
+}
+
+// CreateRefreshToken implements storage.RefreshTokens.
+func (s *Store) CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO refresh_tokens (hash, family_id, data, expires_at, used_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, t.Hash[:], t.FamilyID, record(t), ts(t.ExpiresAt), ts(t.UsedAt), ts(t.RevokedAt))
+	return mapErr(err)
+}
+
+const refreshCols = "data, used_at, revoked_at"
+
+func scanRefresh(row pgx.Row) (*storage.RefreshToken, error) {
+	var b []byte
+	var usedAt, revokedAt *time.Time
+	if err := row.Scan(&b, &usedAt, &revokedAt); err != nil {
+		return nil, mapErr(err)
+	}
+	t, err := decode[storage.RefreshToken](b)
+	if err != nil {
+		return nil, err
+	}
+	t.UsedAt, t.RevokedAt = fromDB(usedAt), fromDB(revokedAt)
+	return t, nil
+}
+
+// GetRefreshToken implements storage.RefreshTokens.
+func (s *Store) GetRefreshToken(ctx context.Context, h storage.Hash) (*storage.RefreshToken, error) {
+	return scanRefresh(s.pool.QueryRow(ctx, "SELECT "+refreshCols+" FROM refresh_tokens WHERE hash = $1 AND expires_at > $2",
+		h[:], storage.Timestamp(s.now())))
+}
+
+// UseRefreshToken implements storage.RefreshTokens.
+func (s *Store) UseRefreshToken(ctx context.Context, h storage.Hash) (*storage.RefreshToken, error) {
+	now := storage.Timestamp(s.now())
+	t, err := scanRefresh(s.pool.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $2
+		WHERE hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING `+refreshCols, h[:], now))
+	if errors.Is(err, storage.ErrNotFound) {
+		t, err = s.GetRefreshToken(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		return t, storage.ErrAlreadyUsed
+	}
+	return t, err
+}
+
+// RevokeRefreshFamily implements storage.RefreshTokens.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) error {
+	_, err := s.pool.Exec(ctx, "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+		familyID, storage.Timestamp(s.now()))
+	return mapErr(err)
+}
+
+// CreateSession implements storage.Sessions.
+func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO sessions (id, hash, data, deadline) VALUES ($1, $2, $3, $4)",
+		se.ID, se.Hash[:], record(se), storage.Timestamp(se.Deadline()))
+	return mapErr(err)
+}
+
+// GetSession implements storage.Sessions.
+func (s *Store) GetSession(ctx context.Context, h storage.Hash) (*storage.Session, error) {
+	return getJSON[storage.Session](ctx, s, "SELECT data FROM sessions WHERE hash = $1 AND deadline > $2",
+		h[:], storage.Timestamp(s.now()))
+}
+
+// UpdateSession implements storage.Sessions.
+func (s *Store) UpdateSession(ctx context.Context, se *storage.Session) error {
+	return s.exec(ctx, "UPDATE sessions SET hash = $2, data = $3, deadline = $4 WHERE id = $1",
+		se.ID, se.Hash[:], record(se), storage.Timestamp(se.Deadline()))
+}
+
+// DeleteSession implements storage.Sessions.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM sessions WHERE id = $1", id)
+}
+
+// PutConsent implements storage.Consents.
+func (s *Store) PutConsent(ctx context.Context, c *storage.Consent) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO consents (user_id, client_id, data, expires_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at`,
+		c.UserID, c.ClientID, record(c), ts(c.ExpiresAt))
+	return mapErr(err)
+}
+
+// GetConsent implements storage.Consents.
+func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*storage.Consent, error) {
+	return getJSON[storage.Consent](ctx, s, `SELECT data FROM consents
+		WHERE user_id = $1 AND client_id = $2 AND (expires_at IS NULL OR expires_at > $3)`,
+		userID, clientID, storage.Timestamp(s.now()))
+}
+
+// DeleteConsent implements storage.Consents.
+func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
+	return s.exec(ctx, "DELETE FROM consents WHERE user_id = $1 AND client_id = $2", userID, clientID)
+}
+
+// CreateSigningKey implements storage.SigningKeys.
+func (s *Store) CreateSigningKey(ctx context.Context, k *storage.SigningKey) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (id, alg, state, encrypted, created_at, activates_at, retires_at, remove_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		k.ID, k.Alg, string(k.State), k.Encrypted, ts(k.CreatedAt), ts(k.ActivatesAt), ts(k.RetiresAt), ts(k.RemoveAt))
+	return mapErr(err)
+}
+
+// ListSigningKeys implements storage.SigningKeys.
+func (s *Store) ListSigningKeys(ctx context.Context) ([]*storage.SigningKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, alg, state, encrypted, created_at, activates_at, retires_at, remove_at
+		FROM signing_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := []*storage.SigningKey{}
+	var k storage.SigningKey
+	var state string
+	var created, activates, retires, remove *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&k.ID, &k.Alg, &state, &k.Encrypted, &created, &activates, &retires, &remove}, func() error {
+		cp := k
+		cp.State = storage.KeyState(state)
+		cp.Encrypted = append([]byte(nil), k.Encrypted...)
+		cp.CreatedAt, cp.ActivatesAt, cp.RetiresAt, cp.RemoveAt = fromDB(created), fromDB(activates), fromDB(retires), fromDB(remove)
+		out = append(out, &cp)
+		return nil
+	})
+	return out, mapErr(err)
+}
+
+// UpdateSigningKey implements storage.SigningKeys.
+func (s *Store) UpdateSigningKey(ctx context.Context, k *storage.SigningKey) error {
+	return s.exec(ctx, `UPDATE signing_keys SET alg = $2, state = $3, encrypted = $4, created_at = $5, activates_at = $6,
+		retires_at = $7, remove_at = $8 WHERE id = $1`,
+		k.ID, k.Alg, string(k.State), k.Encrypted, ts(k.CreatedAt), ts(k.ActivatesAt), ts(k.RetiresAt), ts(k.RemoveAt))
+}
+
+// DeleteSigningKey implements storage.SigningKeys.
+func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM signing_keys WHERE id = $1", id)
+}
+
+// RevokeJTI implements storage.Revocations.
+func (s *Store) RevokeJTI(ctx context.Context, r *storage.Revocation) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO revocations (jti, expires_at) VALUES ($1, $2)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`,
+		r.JTI, storage.Timestamp(r.ExpiresAt))
+	return mapErr(err)
+}
+
+// IsRevoked implements storage.Revocations.
+func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	var revoked bool
+	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM revocations WHERE jti = $1 AND expires_at > $2)",
+		jti, storage.Timestamp(s.now())).Scan(&revoked)
+	return revoked, mapErr(err)
+}
+
+// DeleteExpired implements storage.Storage, one statement per table in one
+// transaction.
+func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
+	now := storage.Timestamp(s.now())
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, sql := range []string{
+			"DELETE FROM auth_codes WHERE expires_at <= $1",
+			"DELETE FROM refresh_tokens WHERE expires_at <= $1",
+			"DELETE FROM sessions WHERE deadline <= $1",
+			"DELETE FROM consents WHERE expires_at <= $1",
+			"DELETE FROM revocations WHERE expires_at <= $1",
+		} {
+			tag, err := tx.Exec(ctx, sql, now)
+			if err != nil {
+				return err
+			}
+			n += int(tag.RowsAffected())
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return n, nil
+}
+
+// Ping implements storage.Storage.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Close implements storage.Storage.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Pool exposes the connection pool to the packages that coordinate
+// replicas through PostgreSQL itself (advisory locks, LISTEN/NOTIFY).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }

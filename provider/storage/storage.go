@@ -1,0 +1,310 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Backends map driver errors onto these at their boundary;
+// callers test them with errors.Is only.
+var (
+	// ErrNotFound: no such record, or it has expired.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a record with the same key (or unique field) exists.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrAlreadyUsed: a single-use record was consumed before, or its
+	// refresh-token family was revoked. The record is returned with it so
+	// the caller can act on the replay (revoke the family).
+	ErrAlreadyUsed = errors.New("storage: already used")
+)
+
+// Hash is the SHA-256 of a token or secret; the only form in which codes,
+// refresh tokens and session cookies are stored.
+type Hash [sha256.Size]byte
+
+// HashOf returns the SHA-256 of s.
+func HashOf(s string) Hash { return sha256.Sum256([]byte(s)) }
+
+// MarshalText encodes the hash as hex, for JSON records.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(h[:])), nil }
+
+// UnmarshalText decodes a hex hash.
+func (h *Hash) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(h) {
+		return fmt.Errorf("storage: hash of %d hex characters, want %d", len(b), 2*len(h))
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
+
+// Client is a registered OAuth 2.0 client (RFC 7591 §2 metadata).
+type Client struct {
+	ID                       string        `json:"id"`
+	Name                     string        `json:"name"`
+	SecretHash               []byte        `json:"secret_hash,omitempty"` // SHA-256 of the secret; empty for public clients
+	RedirectURIs             []string      `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs   []string      `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes               []string      `json:"grant_types,omitempty"`
+	ResponseTypes            []string      `json:"response_types,omitempty"`
+	TokenEndpointAuthMethod  string        `json:"token_endpoint_auth_method"`
+	Scopes                   []string      `json:"scopes,omitempty"`
+	Audiences                []string      `json:"audiences,omitempty"` // RFC 8707 resources it may ask for
+	DefaultAudience          string        `json:"default_audience,omitempty"`
+	AccessTokenFormat        string        `json:"access_token_format,omitempty"` // "jwt" (default) or "opaque"
+	AccessTokenTTL           time.Duration `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL          time.Duration `json:"refresh_token_ttl,omitempty"`
+	IDTokenTTL               time.Duration `json:"id_token_ttl,omitempty"`
+	FirstParty               bool          `json:"first_party,omitempty"`
+	IDTokenSignedResponseAlg string        `json:"id_token_signed_response_alg,omitempty"`
+	IntrospectAny            bool          `json:"introspect_any,omitempty"` // a resource server: may introspect other clients' tokens
+	CreatedAt                time.Time     `json:"created_at"`
+	UpdatedAt                time.Time     `json:"updated_at"`
+}
+
+// User is an end user. ID is the stable, opaque OIDC subject.
+type User struct {
+	ID           string         `json:"id"`
+	Username     string         `json:"username"`
+	PasswordHash string         `json:"password_hash,omitempty"` // PHC-encoded argon2id
+	Claims       map[string]any `json:"claims,omitempty"`        // OIDC Core §5.1 standard claims
+	Disabled     bool           `json:"disabled,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+}
+
+// AuthCode is an authorization code (RFC 6749 §4.1.2), keyed by its hash.
+type AuthCode struct {
+	Hash          Hash      `json:"hash"`
+	ClientID      string    `json:"client_id"`
+	UserID        string    `json:"user_id"`
+	SessionID     string    `json:"session_id,omitempty"`
+	RedirectURI   string    `json:"redirect_uri"`
+	Scopes        []string  `json:"scopes,omitempty"`
+	Audience      []string  `json:"audience,omitempty"`
+	Nonce         string    `json:"nonce,omitempty"`
+	CodeChallenge string    `json:"code_challenge,omitempty"`
+	AuthTime      time.Time `json:"auth_time"`
+	AMR           []string  `json:"amr,omitempty"`
+	// FamilyID names every token issued from this code, so a replay can
+	// revoke them all (RFC 6749 §4.1.2).
+	FamilyID  string    `json:"family_id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"`
+}
+
+// RefreshToken is one member of a rotation family, keyed by its hash.
+type RefreshToken struct {
+	Hash      Hash      `json:"hash"`
+	FamilyID  string    `json:"family_id"`
+	ClientID  string    `json:"client_id"`
+	UserID    string    `json:"user_id"`
+	SessionID string    `json:"session_id,omitempty"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Audience  []string  `json:"audience,omitempty"`
+	AuthTime  time.Time `json:"auth_time"`
+	AMR       []string  `json:"amr,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"`    // rotated
+	RevokedAt time.Time `json:"revoked_at,omitzero"` // its family was revoked
+}
+
+// Session is a server-side browser session; the cookie carries a secret
+// whose hash is Hash. ID is the public `sid` (OIDC Front/Back-Channel).
+type Session struct {
+	ID        string    `json:"id"`
+	Hash      Hash      `json:"hash"`
+	UserID    string    `json:"user_id"`
+	AuthTime  time.Time `json:"auth_time"`
+	AMR       []string  `json:"amr,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// IdleExpiresAt moves forward on use; ExpiresAt is the absolute limit.
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// Consent records the scopes a user granted a client.
+type Consent struct {
+	UserID    string    `json:"user_id"`
+	ClientID  string    `json:"client_id"`
+	Scopes    []string  `json:"scopes"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
+}
+
+// KeyState is a signing key's place in the rotation.
+type KeyState string
+
+// Key states, in order.
+const (
+	KeyNext    KeyState = "next"    // published, not yet signing
+	KeyActive  KeyState = "active"  // signing
+	KeyRetired KeyState = "retired" // published until its tokens expire
+)
+
+// SigningKey is a private key as the store sees it: an opaque encrypted blob
+// plus the state the ring needs.
+type SigningKey struct {
+	ID          string    `json:"id"` // kid
+	Alg         string    `json:"alg"`
+	State       KeyState  `json:"state"`
+	Encrypted   []byte    `json:"encrypted"`
+	CreatedAt   time.Time `json:"created_at"`
+	ActivatesAt time.Time `json:"activates_at"`
+	RetiresAt   time.Time `json:"retires_at,omitzero"`
+	RemoveAt    time.Time `json:"remove_at,omitzero"`
+}
+
+// Revocation is a revoked JWT ID, kept until the token would have expired.
+type Revocation struct {
+	JTI       string    `json:"jti"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Clients stores registered clients.
+type Clients interface {
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, id string) (*Client, error)
+	UpdateClient(ctx context.Context, c *Client) error
+	DeleteClient(ctx context.Context, id string) error
+	ListClients(ctx context.Context) ([]*Client, error)
+}
+
+// Users stores end users; usernames are unique.
+type Users interface {
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id string) (*User, error)
+	GetUserByUsername(ctx context.Context, username string) (*User, error)
+	UpdateUser(ctx context.Context, u *User) error
+	DeleteUser(ctx context.Context, id string) error
+	ListUsers(ctx context.Context) ([]*User, error)
+}
+
+// AuthCodes stores single-use authorization codes.
+type AuthCodes interface {
+	CreateAuthCode(ctx context.Context, c *AuthCode) error
+	// ConsumeAuthCode marks the code used, atomically: of concurrent callers
+	// exactly one gets it; the others get the record and ErrAlreadyUsed.
+	ConsumeAuthCode(ctx context.Context, h Hash) (*AuthCode, error)
+	DeleteAuthCode(ctx context.Context, h Hash) error
+}
+
+// RefreshTokens stores refresh tokens grouped in rotation families.
+type RefreshTokens interface {
+	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	GetRefreshToken(ctx context.Context, h Hash) (*RefreshToken, error)
+	// UseRefreshToken marks the token rotated, atomically: of concurrent
+	// callers exactly one gets it; the others (and any later caller, or any
+	// caller after the family's revocation) get the record and ErrAlreadyUsed.
+	UseRefreshToken(ctx context.Context, h Hash) (*RefreshToken, error)
+	// RevokeRefreshFamily revokes every token of a family in one operation.
+	RevokeRefreshFamily(ctx context.Context, familyID string) error
+}
+
+// Sessions stores server-side browser sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, h Hash) (*Session, error)
+	// UpdateSession replaces the session with the same ID.
+	UpdateSession(ctx context.Context, s *Session) error
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// Consents stores what each user granted each client.
+type Consents interface {
+	// PutConsent creates or replaces the consent of c.UserID for c.ClientID.
+	PutConsent(ctx context.Context, c *Consent) error
+	GetConsent(ctx context.Context, userID, clientID string) (*Consent, error)
+	DeleteConsent(ctx context.Context, userID, clientID string) error
+}
+
+// SigningKeys stores the key ring.
+type SigningKeys interface {
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
+	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+	DeleteSigningKey(ctx context.Context, id string) error
+}
+
+// Revocations stores revoked JWT IDs until the tokens would have expired.
+type Revocations interface {
+	// RevokeJTI records jti as revoked; revoking it again is not an error.
+	RevokeJTI(ctx context.Context, r *Revocation) error
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// Storage is every role together, plus the lifecycle a backend needs.
+type Storage interface {
+	Clients
+	Users
+	AuthCodes
+	RefreshTokens
+	Sessions
+	Consents
+	SigningKeys
+	Revocations
+
+	// DeleteExpired removes every record whose expiry has passed and
+	// reports how many it removed.
+	DeleteExpired(ctx context.Context) (int, error)
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Timestamp normalises t to the precision and zone every backend keeps.
+func Timestamp(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Truncate(time.Microsecond).UTC()
+}
+
+// Normalize rounds every timestamp of a record (a pointer to one of this
+// package's record types) with Timestamp. Backends call it on the copy they
+// write, so every backend returns the same values.
+func Normalize(rec any) {
+	ts := func(ps ...*time.Time) {
+		for _, p := range ps {
+			*p = Timestamp(*p)
+		}
+	}
+	switch r := rec.(type) {
+	case *Client:
+		ts(&r.CreatedAt, &r.UpdatedAt)
+	case *User:
+		ts(&r.CreatedAt, &r.UpdatedAt)
+	case *AuthCode:
+		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt)
+	case *RefreshToken:
+		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt, &r.RevokedAt)
+	case *Session:
+		ts(&r.AuthTime, &r.CreatedAt, &r.IdleExpiresAt, &r.ExpiresAt)
+	case *Consent:
+		ts(&r.CreatedAt, &r.ExpiresAt)
+	case *SigningKey:
+		ts(&r.CreatedAt, &r.ActivatesAt, &r.RetiresAt, &r.RemoveAt)
+	case *Revocation:
+		ts(&r.ExpiresAt)
+	default:
+		panic(fmt.Sprintf("storage: Normalize of %T", rec))
+	}
+}
+
+// Expired reports whether a record with expiry at is expired at now; a zero
+// expiry never expires.
+func Expired(at, now time.Time) bool { return !at.IsZero() && !now.Before(at) }
+
+// Deadline is when a session stops being usable: the earlier of its idle
+// and absolute expiries.
+func (s *Session) Deadline() time.Time {
+	if s.IdleExpiresAt.Before(s.ExpiresAt) {
+		return s.IdleExpiresAt
+	}
+	return s.ExpiresAt
+}

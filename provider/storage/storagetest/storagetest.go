@@ -1,0 +1,693 @@
+// Package storagetest is the conformance suite every storage backend runs:
+// one definition of what the storage.Storage contract means.
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// Opener opens a fresh, empty store that reads time from now. It registers
+// the store's cleanup with t. reopen closes the store and opens the same
+// data again through a new handle (a new file handle, a new pool).
+type Opener func(t *testing.T, now func() time.Time) (s storage.Storage, reopen func() storage.Storage)
+
+// Clock is a settable clock for the suite.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// start is deliberately in a non-UTC zone with sub-microsecond digits, so
+// every test also checks that timestamps round-trip as storage.Timestamp says.
+var start = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.FixedZone("UTC+5:45", 5*3600+45*60))
+
+// Run runs the whole suite against open.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Storage, clk *Clock)
+	}{
+		{"Clients", testClients},
+		{"Users", testUsers},
+		{"AuthCodes", testAuthCodes},
+		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
+		{"RefreshTokens", testRefreshTokens},
+		{"RefreshConcurrentUse", testRefreshConcurrent},
+		{"RefreshFamilyRevocation", testRefreshFamily},
+		{"Sessions", testSessions},
+		{"Consents", testConsents},
+		{"SigningKeys", testSigningKeys},
+		{"Revocations", testRevocations},
+		{"DeleteExpired", testDeleteExpired},
+		{"TimeZoneRoundTrip", testTimeZones},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := NewClock(start)
+			s, _ := open(t, clk.Now)
+			tc.fn(t, s, clk)
+		})
+	}
+	t.Run("PersistenceAcrossReopen", func(t *testing.T) {
+		clk := NewClock(start)
+		s, reopen := open(t, clk.Now)
+		if reopen == nil {
+			t.Skip("backend keeps nothing across a reopen")
+		}
+		testPersistence(t, s, clk, reopen)
+	})
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+func equalTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(storage.Timestamp(want)) {
+		t.Errorf("%s = %v, want %v", what, got, storage.Timestamp(want))
+	}
+}
+
+func newClient(id string) *storage.Client {
+	return &storage.Client{
+		ID:                      id,
+		Name:                    "Client " + id,
+		SecretHash:              []byte{1, 2, 3},
+		RedirectURIs:            []string{"https://app.example/cb"},
+		GrantTypes:              []string{"client_credentials"},
+		TokenEndpointAuthMethod: "client_secret_basic",
+		Scopes:                  []string{"read", "write"},
+		Audiences:               []string{"https://api.example"},
+		AccessTokenTTL:          5 * time.Minute,
+		CreatedAt:               start,
+		UpdatedAt:               start,
+	}
+}
+
+func testClients(t *testing.T, s storage.Storage, _ *Clock) {
+	c := newClient("c1")
+	must(t, s.CreateClient(ctx, c))
+	wantErr(t, s.CreateClient(ctx, newClient("c1")), storage.ErrAlreadyExists)
+
+	got, err := s.GetClient(ctx, "c1")
+	must(t, err)
+	if got.Name != c.Name || !slices.Equal(got.Scopes, c.Scopes) || string(got.SecretHash) != string(c.SecretHash) ||
+		got.AccessTokenTTL != c.AccessTokenTTL || got.TokenEndpointAuthMethod != c.TokenEndpointAuthMethod {
+		t.Errorf("GetClient = %+v, want %+v", got, c)
+	}
+	equalTime(t, "CreatedAt", got.CreatedAt, start)
+	// The store holds its own copy.
+	got.Scopes[0] = "mutated"
+	again, _ := s.GetClient(ctx, "c1")
+	if again.Scopes[0] != "read" {
+		t.Error("store shares memory with a returned record")
+	}
+
+	_, err = s.GetClient(ctx, "nope")
+	wantErr(t, err, storage.ErrNotFound)
+
+	got.Scopes = []string{"read"}
+	got.Name = "Renamed"
+	must(t, s.UpdateClient(ctx, got))
+	got, err = s.GetClient(ctx, "c1")
+	must(t, err)
+	if got.Name != "Renamed" || !slices.Equal(got.Scopes, []string{"read"}) {
+		t.Errorf("after update: %+v", got)
+	}
+	wantErr(t, s.UpdateClient(ctx, newClient("nope")), storage.ErrNotFound)
+
+	must(t, s.CreateClient(ctx, newClient("c2")))
+	list, err := s.ListClients(ctx)
+	must(t, err)
+	ids := []string{}
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	sort.Strings(ids)
+	if !slices.Equal(ids, []string{"c1", "c2"}) {
+		t.Errorf("ListClients ids = %v", ids)
+	}
+
+	must(t, s.DeleteClient(ctx, "c1"))
+	_, err = s.GetClient(ctx, "c1")
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteClient(ctx, "c1"), storage.ErrNotFound)
+}
+
+func newUser(id, username string) *storage.User {
+	return &storage.User{
+		ID:           id,
+		Username:     username,
+		PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdA$aGFzaA",
+		Claims:       map[string]any{"email": username + "@example.com", "email_verified": true},
+		CreatedAt:    start,
+		UpdatedAt:    start,
+	}
+}
+
+func testUsers(t *testing.T, s storage.Storage, _ *Clock) {
+	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
+	wantErr(t, s.CreateUser(ctx, newUser("u1", "other")), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateUser(ctx, newUser("u2", "alice")), storage.ErrAlreadyExists)
+
+	got, err := s.GetUser(ctx, "u1")
+	must(t, err)
+	if got.Username != "alice" || got.Claims["email"] != "alice@example.com" || got.Claims["email_verified"] != true {
+		t.Errorf("GetUser = %+v", got)
+	}
+	byName, err := s.GetUserByUsername(ctx, "alice")
+	must(t, err)
+	if byName.ID != "u1" {
+		t.Errorf("GetUserByUsername id = %q", byName.ID)
+	}
+	_, err = s.GetUser(ctx, "nope")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetUserByUsername(ctx, "nobody")
+	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, s.CreateUser(ctx, newUser("u2", "bob")))
+	// Renaming onto a taken username fails and changes nothing.
+	got.Username = "bob"
+	wantErr(t, s.UpdateUser(ctx, got), storage.ErrAlreadyExists)
+	if u, err := s.GetUserByUsername(ctx, "alice"); err != nil || u.ID != "u1" {
+		t.Errorf("after failed rename: %v %v", u, err)
+	}
+	got.Username = "alice2"
+	got.Disabled = true
+	must(t, s.UpdateUser(ctx, got))
+	_, err = s.GetUserByUsername(ctx, "alice")
+	wantErr(t, err, storage.ErrNotFound)
+	renamed, err := s.GetUserByUsername(ctx, "alice2")
+	must(t, err)
+	if !renamed.Disabled {
+		t.Error("Disabled not kept")
+	}
+	wantErr(t, s.UpdateUser(ctx, newUser("nope", "nope")), storage.ErrNotFound)
+
+	list, err := s.ListUsers(ctx)
+	must(t, err)
+	if len(list) != 2 {
+		t.Errorf("ListUsers = %d users, want 2", len(list))
+	}
+	must(t, s.DeleteUser(ctx, "u1"))
+	wantErr(t, s.DeleteUser(ctx, "u1"), storage.ErrNotFound)
+	_, err = s.GetUserByUsername(ctx, "alice2")
+	wantErr(t, err, storage.ErrNotFound)
+	// The username is free again.
+	must(t, s.CreateUser(ctx, newUser("u3", "alice2")))
+}
+
+func newCode(secret string, clk *Clock) *storage.AuthCode {
+	return &storage.AuthCode{
+		Hash:          storage.HashOf(secret),
+		ClientID:      "c1",
+		UserID:        "u1",
+		SessionID:     "s1",
+		RedirectURI:   "https://app.example/cb",
+		Scopes:        []string{"openid", "profile"},
+		Nonce:         "n-0S6_WzA2Mj",
+		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		AuthTime:      clk.Now(),
+		AMR:           []string{"pwd"},
+		FamilyID:      "fam-" + secret,
+		CreatedAt:     clk.Now(),
+		ExpiresAt:     clk.Now().Add(time.Minute),
+	}
+}
+
+func testAuthCodes(t *testing.T, s storage.Storage, clk *Clock) {
+	c := newCode("code-1", clk)
+	must(t, s.CreateAuthCode(ctx, c))
+	wantErr(t, s.CreateAuthCode(ctx, newCode("code-1", clk)), storage.ErrAlreadyExists)
+
+	got, err := s.ConsumeAuthCode(ctx, storage.HashOf("code-1"))
+	must(t, err)
+	if got.ClientID != "c1" || got.Nonce != c.Nonce || got.CodeChallenge != c.CodeChallenge || got.FamilyID != c.FamilyID ||
+		got.Hash != c.Hash || !slices.Equal(got.Scopes, c.Scopes) {
+		t.Errorf("ConsumeAuthCode = %+v", got)
+	}
+	equalTime(t, "UsedAt", got.UsedAt, clk.Now())
+	again, err := s.ConsumeAuthCode(ctx, storage.HashOf("code-1"))
+	wantErr(t, err, storage.ErrAlreadyUsed)
+	if again == nil || again.FamilyID != c.FamilyID {
+		t.Errorf("a replay must return the record for family revocation, got %+v", again)
+	}
+
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("unknown"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, s.CreateAuthCode(ctx, newCode("code-2", clk)))
+	clk.Advance(time.Minute)
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-2"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, s.CreateAuthCode(ctx, newCode("code-3", clk)))
+	must(t, s.DeleteAuthCode(ctx, storage.HashOf("code-3")))
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-3"))
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteAuthCode(ctx, storage.HashOf("code-3")), storage.ErrNotFound)
+}
+
+// race runs fn from n goroutines released together and counts the
+// outcomes: nil, ErrAlreadyUsed, anything else.
+func race(t *testing.T, n int, fn func() error) {
+	t.Helper()
+	var wins, used, other atomic.Int32
+	var ready, done sync.WaitGroup
+	gate := make(chan struct{})
+	ready.Add(n)
+	done.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-gate
+			switch err := fn(); {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, storage.ErrAlreadyUsed):
+				used.Add(1)
+			default:
+				other.Add(1)
+				errs <- err
+			}
+		}()
+	}
+	ready.Wait()
+	close(gate)
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("unexpected error: %v", err)
+	}
+	if wins.Load() != 1 || used.Load() != int32(n-1) {
+		t.Fatalf("%d concurrent callers: %d won, %d got ErrAlreadyUsed, %d other; want exactly 1 and %d",
+			n, wins.Load(), used.Load(), other.Load(), n-1)
+	}
+}
+
+func testAuthCodeConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateAuthCode(ctx, newCode("contended", clk)))
+	race(t, 50, func() error {
+		_, err := s.ConsumeAuthCode(ctx, storage.HashOf("contended"))
+		return err
+	})
+}
+
+func newRefresh(secret, family string, clk *Clock) *storage.RefreshToken {
+	return &storage.RefreshToken{
+		Hash:      storage.HashOf(secret),
+		FamilyID:  family,
+		ClientID:  "c1",
+		UserID:    "u1",
+		SessionID: "s1",
+		Scopes:    []string{"openid", "offline_access"},
+		Audience:  []string{"https://api.example"},
+		AuthTime:  clk.Now(),
+		AMR:       []string{"pwd"},
+		CreatedAt: clk.Now(),
+		ExpiresAt: clk.Now().Add(time.Hour),
+	}
+}
+
+func testRefreshTokens(t *testing.T, s storage.Storage, clk *Clock) {
+	rt := newRefresh("rt-1", "fam-1", clk)
+	must(t, s.CreateRefreshToken(ctx, rt))
+	wantErr(t, s.CreateRefreshToken(ctx, newRefresh("rt-1", "fam-1", clk)), storage.ErrAlreadyExists)
+
+	got, err := s.GetRefreshToken(ctx, rt.Hash)
+	must(t, err)
+	if got.FamilyID != "fam-1" || got.UserID != "u1" || !got.UsedAt.IsZero() || !slices.Equal(got.Audience, rt.Audience) {
+		t.Errorf("GetRefreshToken = %+v", got)
+	}
+	_, err = s.GetRefreshToken(ctx, storage.HashOf("unknown"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	used, err := s.UseRefreshToken(ctx, rt.Hash)
+	must(t, err)
+	equalTime(t, "UsedAt", used.UsedAt, clk.Now())
+	again, err := s.UseRefreshToken(ctx, rt.Hash)
+	wantErr(t, err, storage.ErrAlreadyUsed)
+	if again == nil || again.FamilyID != "fam-1" {
+		t.Errorf("reuse must return the record, got %+v", again)
+	}
+	_, err = s.UseRefreshToken(ctx, storage.HashOf("unknown"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	must(t, s.CreateRefreshToken(ctx, newRefresh("rt-2", "fam-2", clk)))
+	clk.Advance(time.Hour)
+	_, err = s.GetRefreshToken(ctx, storage.HashOf("rt-2"))
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.UseRefreshToken(ctx, storage.HashOf("rt-2"))
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testRefreshConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateRefreshToken(ctx, newRefresh("contended", "fam", clk)))
+	race(t, 50, func() error {
+		_, err := s.UseRefreshToken(ctx, storage.HashOf("contended"))
+		return err
+	})
+}
+
+func testRefreshFamily(t *testing.T, s storage.Storage, clk *Clock) {
+	for i := range 3 {
+		must(t, s.CreateRefreshToken(ctx, newRefresh(fmt.Sprint("a", i), "fam-a", clk)))
+	}
+	must(t, s.CreateRefreshToken(ctx, newRefresh("b0", "fam-b", clk)))
+	clk.Advance(time.Second)
+	must(t, s.RevokeRefreshFamily(ctx, "fam-a"))
+	for i := range 3 {
+		h := storage.HashOf(fmt.Sprint("a", i))
+		got, err := s.GetRefreshToken(ctx, h)
+		must(t, err)
+		equalTime(t, "RevokedAt", got.RevokedAt, clk.Now())
+		_, err = s.UseRefreshToken(ctx, h)
+		wantErr(t, err, storage.ErrAlreadyUsed)
+	}
+	// Another family is untouched.
+	if _, err := s.UseRefreshToken(ctx, storage.HashOf("b0")); err != nil {
+		t.Errorf("other family affected: %v", err)
+	}
+	// Revoking again, or an unknown family, is not an error.
+	must(t, s.RevokeRefreshFamily(ctx, "fam-a"))
+	must(t, s.RevokeRefreshFamily(ctx, "fam-none"))
+}
+
+func newSession(id, secret string, clk *Clock) *storage.Session {
+	return &storage.Session{
+		ID:            id,
+		Hash:          storage.HashOf(secret),
+		UserID:        "u1",
+		AuthTime:      clk.Now(),
+		AMR:           []string{"pwd"},
+		CreatedAt:     clk.Now(),
+		IdleExpiresAt: clk.Now().Add(30 * time.Minute),
+		ExpiresAt:     clk.Now().Add(8 * time.Hour),
+	}
+}
+
+func testSessions(t *testing.T, s storage.Storage, clk *Clock) {
+	se := newSession("sid-1", "cookie-1", clk)
+	must(t, s.CreateSession(ctx, se))
+	wantErr(t, s.CreateSession(ctx, newSession("sid-1", "cookie-x", clk)), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateSession(ctx, newSession("sid-x", "cookie-1", clk)), storage.ErrAlreadyExists)
+
+	got, err := s.GetSession(ctx, storage.HashOf("cookie-1"))
+	must(t, err)
+	if got.ID != "sid-1" || got.UserID != "u1" || !slices.Equal(got.AMR, []string{"pwd"}) {
+		t.Errorf("GetSession = %+v", got)
+	}
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-unknown"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	// Sliding idle expiry: touching moves it forward.
+	clk.Advance(20 * time.Minute)
+	got.IdleExpiresAt = clk.Now().Add(30 * time.Minute)
+	must(t, s.UpdateSession(ctx, got))
+	clk.Advance(20 * time.Minute) // past the first idle expiry, within the second
+	got, err = s.GetSession(ctx, storage.HashOf("cookie-1"))
+	must(t, err)
+	clk.Advance(11 * time.Minute) // idle expiry passed
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-1"))
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.UpdateSession(ctx, newSession("sid-unknown", "c", clk)), storage.ErrNotFound)
+
+	// Absolute expiry wins over a fresh idle expiry.
+	se2 := newSession("sid-2", "cookie-2", clk)
+	se2.ExpiresAt = clk.Now().Add(10 * time.Minute)
+	must(t, s.CreateSession(ctx, se2))
+	clk.Advance(10 * time.Minute)
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-2"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	se3 := newSession("sid-3", "cookie-3", clk)
+	must(t, s.CreateSession(ctx, se3))
+	must(t, s.DeleteSession(ctx, "sid-3"))
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-3"))
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteSession(ctx, "sid-3"), storage.ErrNotFound)
+}
+
+func testConsents(t *testing.T, s storage.Storage, clk *Clock) {
+	_, err := s.GetConsent(ctx, "u1", "c1")
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c1", Scopes: []string{"openid"}, CreatedAt: clk.Now()}))
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c1", Scopes: []string{"openid", "email"}, CreatedAt: clk.Now()}))
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c2", Scopes: []string{"profile"}, CreatedAt: clk.Now(),
+		ExpiresAt: clk.Now().Add(time.Hour)}))
+	got, err := s.GetConsent(ctx, "u1", "c1")
+	must(t, err)
+	if !slices.Equal(got.Scopes, []string{"openid", "email"}) {
+		t.Errorf("consent scopes = %v, want the replacement", got.Scopes)
+	}
+	if !got.ExpiresAt.IsZero() {
+		t.Errorf("ExpiresAt = %v, want zero (never)", got.ExpiresAt)
+	}
+	clk.Advance(time.Hour)
+	_, err = s.GetConsent(ctx, "u1", "c2")
+	wantErr(t, err, storage.ErrNotFound)
+	if _, err := s.GetConsent(ctx, "u1", "c1"); err != nil {
+		t.Errorf("a consent without expiry expired: %v", err)
+	}
+	must(t, s.DeleteConsent(ctx, "u1", "c1"))
+	_, err = s.GetConsent(ctx, "u1", "c1")
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteConsent(ctx, "u1", "c1"), storage.ErrNotFound)
+}
+
+func testSigningKeys(t *testing.T, s storage.Storage, clk *Clock) {
+	k := &storage.SigningKey{ID: "kid-1", Alg: "ES256", State: storage.KeyNext, Encrypted: []byte("sealed"),
+		CreatedAt: clk.Now(), ActivatesAt: clk.Now().Add(time.Hour)}
+	must(t, s.CreateSigningKey(ctx, k))
+	wantErr(t, s.CreateSigningKey(ctx, k), storage.ErrAlreadyExists)
+	must(t, s.CreateSigningKey(ctx, &storage.SigningKey{ID: "kid-2", Alg: "RS256", State: storage.KeyActive,
+		Encrypted: []byte("sealed-2"), CreatedAt: clk.Now(), ActivatesAt: clk.Now()}))
+
+	list, err := s.ListSigningKeys(ctx)
+	must(t, err)
+	if len(list) != 2 {
+		t.Fatalf("ListSigningKeys = %d keys, want 2", len(list))
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	if list[0].Alg != "ES256" || list[0].State != storage.KeyNext || string(list[0].Encrypted) != "sealed" {
+		t.Errorf("key = %+v", list[0])
+	}
+	equalTime(t, "ActivatesAt", list[0].ActivatesAt, clk.Now().Add(time.Hour))
+
+	k.State = storage.KeyRetired
+	k.RetiresAt = clk.Now().Add(2 * time.Hour)
+	k.RemoveAt = clk.Now().Add(3 * time.Hour)
+	must(t, s.UpdateSigningKey(ctx, k))
+	list, _ = s.ListSigningKeys(ctx)
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	if list[0].State != storage.KeyRetired {
+		t.Errorf("state after update = %q", list[0].State)
+	}
+	equalTime(t, "RemoveAt", list[0].RemoveAt, k.RemoveAt)
+	wantErr(t, s.UpdateSigningKey(ctx, &storage.SigningKey{ID: "nope"}), storage.ErrNotFound)
+
+	must(t, s.DeleteSigningKey(ctx, "kid-1"))
+	wantErr(t, s.DeleteSigningKey(ctx, "kid-1"), storage.ErrNotFound)
+	list, _ = s.ListSigningKeys(ctx)
+	if len(list) != 1 || list[0].ID != "kid-2" {
+		t.Errorf("after delete: %v", list)
+	}
+}
+
+func testRevocations(t *testing.T, s storage.Storage, clk *Clock) {
+	revoked, err := s.IsRevoked(ctx, "jti-1")
+	must(t, err)
+	if revoked {
+		t.Error("unknown jti reported revoked")
+	}
+	r := &storage.Revocation{JTI: "jti-1", ExpiresAt: clk.Now().Add(time.Minute)}
+	must(t, s.RevokeJTI(ctx, r))
+	must(t, s.RevokeJTI(ctx, r)) // idempotent
+	if revoked, err = s.IsRevoked(ctx, "jti-1"); err != nil || !revoked {
+		t.Errorf("IsRevoked = %v, %v; want true", revoked, err)
+	}
+	clk.Advance(time.Minute)
+	if revoked, err = s.IsRevoked(ctx, "jti-1"); err != nil || revoked {
+		t.Errorf("IsRevoked after the token's expiry = %v, %v; want false", revoked, err)
+	}
+}
+
+func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
+	// One short-lived and one long-lived record of every expiring role.
+	for _, life := range []time.Duration{time.Minute, 24 * time.Hour} {
+		tag := life.String()
+		c := newCode("code-"+tag, clk)
+		c.ExpiresAt = clk.Now().Add(life)
+		must(t, s.CreateAuthCode(ctx, c))
+		rt := newRefresh("rt-"+tag, "fam-"+tag, clk)
+		rt.ExpiresAt = clk.Now().Add(life)
+		must(t, s.CreateRefreshToken(ctx, rt))
+		se := newSession("sid-"+tag, "cookie-"+tag, clk)
+		se.IdleExpiresAt, se.ExpiresAt = clk.Now().Add(life), clk.Now().Add(life)
+		must(t, s.CreateSession(ctx, se))
+		must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u-" + tag, ClientID: "c1", Scopes: []string{"openid"},
+			CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(life)}))
+		must(t, s.RevokeJTI(ctx, &storage.Revocation{JTI: "jti-" + tag, ExpiresAt: clk.Now().Add(life)}))
+	}
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u-forever", ClientID: "c1", Scopes: []string{"openid"}, CreatedAt: clk.Now()}))
+
+	n, err := s.DeleteExpired(ctx)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("DeleteExpired before anything expired = %d, want 0", n)
+	}
+	clk.Advance(time.Hour)
+	n, err = s.DeleteExpired(ctx)
+	must(t, err)
+	if n != 5 {
+		t.Errorf("DeleteExpired = %d, want 5 (one of each role)", n)
+	}
+	n, err = s.DeleteExpired(ctx)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteExpired = %d, want 0", n)
+	}
+	// The long-lived ones are all still there.
+	long := (24 * time.Hour).String()
+	_, err = s.GetRefreshToken(ctx, storage.HashOf("rt-"+long))
+	must(t, err)
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-"+long))
+	must(t, err)
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-"+long))
+	must(t, err)
+	_, err = s.GetConsent(ctx, "u-"+long, "c1")
+	must(t, err)
+	_, err = s.GetConsent(ctx, "u-forever", "c1")
+	must(t, err)
+	if revoked, _ := s.IsRevoked(ctx, "jti-"+long); !revoked {
+		t.Error("long-lived revocation was removed")
+	}
+	// The expired ones are gone, not merely hidden: creating them again works.
+	short := time.Minute.String()
+	must(t, s.CreateAuthCode(ctx, newCode("code-"+short, clk)))
+	must(t, s.CreateRefreshToken(ctx, newRefresh("rt-"+short, "fam", clk)))
+	must(t, s.CreateSession(ctx, newSession("sid-"+short, "cookie-"+short, clk)))
+}
+
+func testTimeZones(t *testing.T, s storage.Storage, clk *Clock) {
+	zones := []*time.Location{time.FixedZone("UTC-9:30", -(9*3600 + 30*60)), time.FixedZone("UTC+14", 14*3600)}
+	if ny, err := time.LoadLocation("America/New_York"); err == nil {
+		zones = append(zones, ny)
+	}
+	for i, loc := range zones {
+		when := time.Date(2026, 7, 4, 23, 59, 59, 999999999, loc)
+		u := newUser(fmt.Sprint("tz-", i), fmt.Sprint("tz-", i))
+		u.CreatedAt, u.UpdatedAt = when, when.Add(time.Nanosecond*1500)
+		must(t, s.CreateUser(ctx, u))
+		got, err := s.GetUser(ctx, u.ID)
+		must(t, err)
+		equalTime(t, loc.String()+" CreatedAt", got.CreatedAt, when)
+		equalTime(t, loc.String()+" UpdatedAt", got.UpdatedAt, u.UpdatedAt)
+		if got.CreatedAt.Location() != time.UTC {
+			t.Errorf("%s: returned in %v, want UTC", loc, got.CreatedAt.Location())
+		}
+
+		se := newSession(fmt.Sprint("tz-", i), fmt.Sprint("tz-cookie-", i), clk)
+		se.AuthTime = when
+		se.IdleExpiresAt, se.ExpiresAt = clk.Now().In(loc).Add(time.Hour), clk.Now().In(loc).Add(2*time.Hour)
+		must(t, s.CreateSession(ctx, se))
+		gs, err := s.GetSession(ctx, se.Hash)
+		must(t, err)
+		equalTime(t, loc.String()+" AuthTime", gs.AuthTime, when)
+		equalTime(t, loc.String()+" ExpiresAt", gs.ExpiresAt, se.ExpiresAt)
+	}
+	// An expiry given in a zone far from UTC is compared as an instant.
+	far := time.FixedZone("UTC-12", -12*3600)
+	rt := newRefresh("tz-rt", "tz-fam", clk)
+	rt.ExpiresAt = clk.Now().In(far).Add(time.Minute)
+	must(t, s.CreateRefreshToken(ctx, rt))
+	clk.Advance(59 * time.Second)
+	_, err := s.GetRefreshToken(ctx, rt.Hash)
+	must(t, err)
+	clk.Advance(time.Second)
+	_, err = s.GetRefreshToken(ctx, rt.Hash)
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() storage.Storage) {
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
+	must(t, s.CreateAuthCode(ctx, newCode("code", clk)))
+	must(t, s.CreateRefreshToken(ctx, newRefresh("rt", "fam", clk)))
+	must(t, s.CreateSession(ctx, newSession("sid", "cookie", clk)))
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c1", Scopes: []string{"openid"}, CreatedAt: clk.Now()}))
+	must(t, s.CreateSigningKey(ctx, &storage.SigningKey{ID: "kid", Alg: "ES256", State: storage.KeyActive,
+		Encrypted: []byte("sealed"), CreatedAt: clk.Now(), ActivatesAt: clk.Now()}))
+	must(t, s.RevokeJTI(ctx, &storage.Revocation{JTI: "jti", ExpiresAt: clk.Now().Add(time.Hour)}))
+	// A used refresh token stays used.
+	_, err := s.UseRefreshToken(ctx, storage.HashOf("rt"))
+	must(t, err)
+
+	s = reopen()
+	if _, err := s.GetClient(ctx, "c1"); err != nil {
+		t.Errorf("client: %v", err)
+	}
+	if _, err := s.GetUserByUsername(ctx, "alice"); err != nil {
+		t.Errorf("user: %v", err)
+	}
+	if _, err := s.ConsumeAuthCode(ctx, storage.HashOf("code")); err != nil {
+		t.Errorf("code: %v", err)
+	}
+	if _, err := s.UseRefreshToken(ctx, storage.HashOf("rt")); !errors.Is(err, storage.ErrAlreadyUsed) {
+		t.Errorf("used refresh token after reopen: %v, want ErrAlreadyUsed", err)
+	}
+	if _, err := s.GetSession(ctx, storage.HashOf("cookie")); err != nil {
+		t.Errorf("session: %v", err)
+	}
+	if _, err := s.GetConsent(ctx, "u1", "c1"); err != nil {
+		t.Errorf("consent: %v", err)
+	}
+	if keys, err := s.ListSigningKeys(ctx); err != nil || len(keys) != 1 || string(keys[0].Encrypted) != "sealed" {
+		t.Errorf("keys: %v %v", keys, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, "jti"); err != nil || !revoked {
+		t.Errorf("revocation: %v %v", revoked, err)
+	}
+}
