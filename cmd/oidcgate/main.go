@@ -1,0 +1,94 @@
+// Command oidcgate is one binary for the OpenID Connect provider, the edge
+// gateway and their operator tools. It only wires: load configuration,
+// validate it, construct the parts, run them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitUsage is the status for bad configuration or usage.
+const exitUsage = 2
+
+// io is the process's standard streams and environment, injected for tests.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+	env      func(string) string
+}
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, io stdio) error
+}
+
+func commands() []command {
+	return []command{
+		{"provider", "run the OpenID Connect provider", runProvider},
+		{"migrate", "apply, revert or list PostgreSQL schema migrations (up|down|status)", runMigrate},
+		{"version", "print the version", func(_ context.Context, _ []string, io stdio) error {
+			fmt.Fprintf(io.out, "oidcgate %s (%s)\n", version, runtime.Version())
+			return nil
+		}},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: oidcgate COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `oidcgate COMMAND --help` for the settings of each.")
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, io stdio) int {
+	if len(args) == 0 {
+		usage(io.err)
+		return exitUsage
+	}
+	if args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		usage(io.out)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], io)
+		var cerr ConfigError
+		switch {
+		case err == nil, errors.Is(err, errHelp):
+			return 0
+		case errors.As(err, &cerr):
+			for _, line := range cerr {
+				fmt.Fprintf(io.err, "oidcgate %s: %s\n", c.name, line)
+			}
+			return exitUsage
+		default:
+			fmt.Fprintf(io.err, "oidcgate %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(io.err, "oidcgate: unknown command %q\n\n", args[0])
+	usage(io.err)
+	return exitUsage
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, env: os.Getenv})
+	stop()
+	os.Exit(code)
+}

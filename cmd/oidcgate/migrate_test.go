@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/oidcgate/oidcgate/provider/storage/postgres/pgtest"
+)
+
+func TestMigrateCommand(t *testing.T) {
+	url := pgtest.SchemaURL(t)
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "status"}, "pending"},
+		{[]string{"migrate", "up"}, "applied 0001_init"},
+		{[]string{"migrate", "up"}, "schema is up to date"},
+		{[]string{"migrate", "down"}, "reverted 0001_init"},
+		{[]string{"migrate", "down"}, "nothing to revert"},
+		{[]string{"migrate", "up"}, "applied 0001_init"},
+	}
+	for _, s := range steps {
+		code, out, stderr := runCmd(t, env("OIDCGATE_DATABASE_URL", url), s.args...)
+		if code != 0 || !strings.Contains(out, s.want) {
+			t.Fatalf("%v: exit %d, stdout %q (want %q), stderr %q", s.args, code, out, s.want, stderr)
+		}
+	}
+	code, out, _ := runCmd(t, nil, "migrate", "status", "--database-url", url)
+	if code != 0 || strings.Contains(out, "pending") || !strings.Contains(out, "init") {
+		t.Errorf("status after up: %d %q", code, out)
+	}
+}
+
+func TestProviderRefusesSchemaBehind(t *testing.T) {
+	url := pgtest.SchemaURL(t)
+	code, _, stderr := runCmd(t, env("OIDCGATE_DATABASE_URL", url), "provider",
+		"--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "oidcgate migrate up") {
+		t.Errorf("exit %d, stderr %q; want 1 and a message naming `oidcgate migrate up`", code, stderr)
+	}
+}

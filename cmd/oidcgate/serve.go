@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// certReloader serves the certificate in certFile/keyFile and reloads it
+// when either file changes, checking at most once a second, so a rotated
+// certificate is picked up by the next handshake without a restart. A
+// broken pair on disk keeps the last good certificate in service.
+type certReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+	now               func() time.Time
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	stamp     string // what the files looked like when cert was loaded
+	checkedAt time.Time
+}
+
+func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now}
+	stamp, err := r.fileStamp()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.load(stamp); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// fileStamp identifies the current contents of both files cheaply.
+func (r *certReloader) fileStamp() (string, error) {
+	var b bytes.Buffer
+	for _, f := range []string{r.certFile, r.keyFile} {
+		st, err := os.Stat(f)
+		if err != nil {
+			return "", fmt.Errorf("tls: %w", err)
+		}
+		fmt.Fprintf(&b, "%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+func (r *certReloader) load(stamp string) error {
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("tls: load %s and %s: %w", r.certFile, r.keyFile, err)
+	}
+	r.cert, r.stamp = &cert, stamp
+	return nil
+}
+
+// GetCertificate is the tls.Config hook.
+func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := r.now(); now.Sub(r.checkedAt) >= time.Second {
+		r.checkedAt = now
+		if stamp, err := r.fileStamp(); err != nil {
+			r.log.Warn("TLS certificate files unreadable; keeping the loaded certificate", "error", err)
+		} else if stamp != r.stamp {
+			if err := r.load(stamp); err != nil {
+				r.log.Warn("TLS certificate change not loaded; keeping the previous one", "error", err)
+			} else {
+				r.log.Info("TLS certificate reloaded", "cert", r.certFile)
+			}
+		}
+	}
+	return r.cert, nil
+}
+
+func (r *certReloader) tlsConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate}
+}
+
+// server is one listener with its fasthttp server.
+type server struct {
+	name string
+	ln   net.Listener
+	srv  *fasthttp.Server
+}
+
+// listen binds addr (with TLS when certs is not nil) and builds the server;
+// onMalformed, when set, answers requests fasthttp cannot parse.
+func listen(name, addr string, h fasthttp.RequestHandler, onMalformed func(*fasthttp.RequestCtx, error),
+	cfg ServeConfig, certs *certReloader, log *slog.Logger) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	if certs != nil {
+		ln = tls.NewListener(ln, certs.tlsConfig())
+	}
+	srv := &fasthttp.Server{
+		Handler:               h,
+		Name:                  "oidcgate",
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		MaxRequestBodySize:    cfg.MaxRequestBodySize,
+		Concurrency:           cfg.MaxConcurrency,
+		NoDefaultServerHeader: true,
+		Logger:                slogPrinter{log.With("listener", name)},
+		ErrorHandler:          onMalformed,
+	}
+	return &server{name: name, ln: ln, srv: srv}, nil
+}
+
+// slogPrinter lets fasthttp's own messages reach the structured log.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) }
+
+// serveAll runs every server until ctx is cancelled or one of them fails,
+// then shuts all down, draining in-flight requests for up to drain.
+func serveAll(ctx context.Context, servers []*server, drain time.Duration, log *slog.Logger) error {
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil {
+				errc <- fmt.Errorf("%s listener: %w", s.name, err)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "drain_timeout", drain.String())
+	case failed = <-errc:
+		log.Error("listener failed; shutting down", "error", failed)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(servers))
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.srv.ShutdownWithContext(dctx); err != nil {
+				errs[i] = fmt.Errorf("%s listener: drain: %w", s.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(errs, failed)...)
+}
+
+// readiness is one named check behind /readyz.
+type readiness struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
+// opsHandler serves /metrics, /healthz (the process answers) and /readyz
+// (every check passes; failures are listed by name).
+func opsHandler(gatherer prometheus.Gatherer, checks []readiness, warnings []string) fasthttp.RequestHandler {
+	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/metrics":
+			metrics(ctx)
+		case "/healthz":
+			ctx.SetContentType("text/plain; charset=utf-8")
+			ctx.SetBodyString("ok\n")
+		case "/readyz":
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			ctx.SetContentType("text/plain; charset=utf-8")
+			ready := true
+			for _, c := range checks {
+				if err := c.check(cctx); err != nil {
+					ready = false
+					fmt.Fprintf(ctx, "[-] %s: %v\n", c.name, err)
+				} else {
+					fmt.Fprintf(ctx, "[+] %s ok\n", c.name)
+				}
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(ctx, "[!] warning: %s\n", w)
+			}
+			if !ready {
+				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			}
+		default:
+			ctx.Error("not found\n", fasthttp.StatusNotFound)
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidcgate/oidcgate/provider/storage/postgres"
+)
+
+// ServeConfig is what every serving mode's listeners share.
+type ServeConfig struct {
+	// OpsAddr serves /metrics, /healthz and /readyz.
+	OpsAddr string `yaml:"ops_addr" help:"address of the ops listener: /metrics, /healthz, /readyz"`
+	// TLSCert and TLSKey, when set, serve TLS 1.2+ on every listener; the
+	// files are re-read when they change.
+	TLSCert string `yaml:"tls_cert" help:"PEM certificate file; with --tls-key serves HTTPS on every listener, reloaded when the files change"`
+	TLSKey  string `yaml:"tls_key" help:"PEM private key file for --tls-cert"`
+
+	ReadTimeout        time.Duration `yaml:"read_timeout" help:"longest time to read one request, headers and body"`
+	WriteTimeout       time.Duration `yaml:"write_timeout" help:"longest time to write one response"`
+	IdleTimeout        time.Duration `yaml:"idle_timeout" help:"how long a keep-alive connection may wait for its next request"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout" help:"on SIGTERM/SIGINT, how long in-flight requests may drain before exit"`
+	MaxRequestBodySize int           `yaml:"max_request_body_size" help:"largest request body in bytes; larger ones get 413"`
+	MaxConcurrency     int           `yaml:"max_concurrency" help:"most connections served at once per listener"`
+
+	LogFormat string `yaml:"log_format" help:"log format: text or json"`
+	LogLevel  string `yaml:"log_level" help:"log level: debug, info, warn or error"`
+}
+
+func defaultServeConfig() ServeConfig {
+	return ServeConfig{
+		OpsAddr:            ":9090",
+		ReadTimeout:        10 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		IdleTimeout:        90 * time.Second,
+		ShutdownTimeout:    15 * time.Second,
+		MaxRequestBodySize: 64 << 10,
+		MaxConcurrency:     256 * 1024,
+		LogFormat:          "text",
+		LogLevel:           "info",
+	}
+}
+
+// StoreConfig chooses and reaches the store.
+type StoreConfig struct {
+	Store            string        `yaml:"store" help:"store: bolt (embedded file in --data-dir), postgres, or memory (nothing kept); empty picks postgres when --database-url is set, else bolt"`
+	DataDir          string        `yaml:"data_dir" help:"directory of the embedded store (and of a generated key-encryption key)"`
+	DatabaseURL      string        `yaml:"database_url" secret:"true" help:"PostgreSQL URL, e.g. postgres://user:pass@host:5432/db"`
+	DatabaseMaxConns int32         `yaml:"database_max_conns" help:"most PostgreSQL connections in the pool (0: pgx's default)"`
+	AutoMigrate      bool          `yaml:"auto_migrate" help:"apply pending PostgreSQL migrations at start instead of refusing to start"`
+	GCInterval       time.Duration `yaml:"gc_interval" help:"how often expired codes, tokens, sessions and revocations are deleted"`
+}
+
+func defaultStoreConfig() StoreConfig {
+	return StoreConfig{DataDir: "./data", GCInterval: 5 * time.Minute}
+}
+
+// kind resolves the empty store setting.
+func (c StoreConfig) kind() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	if c.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "bolt"
+}
+
+// ProviderConfig configures `oidcgate provider`.
+type ProviderConfig struct {
+	ServeConfig `yaml:",inline"`
+	StoreConfig `yaml:",inline"`
+
+	// PublicAddr serves the protocol endpoints and the login pages.
+	PublicAddr string `yaml:"public_addr" help:"address of the public listener (protocol endpoints)"`
+	// AdminAddr serves the operator API; keep it off the internet.
+	AdminAddr string `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
+}
+
+func defaultProviderConfig() ProviderConfig {
+	return ProviderConfig{
+		ServeConfig: defaultServeConfig(),
+		StoreConfig: defaultStoreConfig(),
+		PublicAddr:  ":8080",
+		AdminAddr:   "127.0.0.1:8081",
+	}
+}
+
+// MigrateConfig configures `oidcgate migrate`.
+type MigrateConfig struct {
+	DatabaseURL string `yaml:"database_url" secret:"true" help:"PostgreSQL URL, e.g. postgres://user:pass@host:5432/db"`
+}
+
+// problems collects validation failures, one per setting.
+type problems []string
+
+func (p *problems) add(name, format string, args ...any) {
+	*p = append(*p, fmt.Sprintf("--%s: %s", strings.ReplaceAll(name, "_", "-"), fmt.Sprintf(format, args...)))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return ConfigError(p)
+}
+
+func (p *problems) addr(name, v string) {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		p.add(name, "not a host:port address: %q", v)
+	}
+}
+
+func (p *problems) positive(name string, d time.Duration) {
+	if d <= 0 {
+		p.add(name, "must be a positive duration, got %s", d)
+	}
+}
+
+func (p *problems) databaseURL(v string) {
+	if v == "" {
+		p.add("database_url", "required")
+		return
+	}
+	if _, err := pgxpool.ParseConfig(v); err != nil || !(strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")) {
+		p.add("database_url", "not a postgres:// URL: %s", postgres.Redact(v))
+	}
+}
+
+func (c *ServeConfig) validate(p *problems) {
+	p.addr("ops_addr", c.OpsAddr)
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		p.add("tls_cert", "--tls-cert and --tls-key go together")
+	}
+	for name, f := range map[string]string{"tls_cert": c.TLSCert, "tls_key": c.TLSKey} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				p.add(name, "%v", err)
+			}
+		}
+	}
+	p.positive("read_timeout", c.ReadTimeout)
+	p.positive("write_timeout", c.WriteTimeout)
+	p.positive("idle_timeout", c.IdleTimeout)
+	p.positive("shutdown_timeout", c.ShutdownTimeout)
+	if c.MaxRequestBodySize <= 0 {
+		p.add("max_request_body_size", "must be positive, got %d", c.MaxRequestBodySize)
+	}
+	if c.MaxConcurrency <= 0 {
+		p.add("max_concurrency", "must be positive, got %d", c.MaxConcurrency)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		p.add("log_format", "must be text or json, got %q", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		p.add("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+}
+
+func (c *StoreConfig) validate(p *problems) {
+	switch c.kind() {
+	case "bolt":
+		if c.DataDir == "" {
+			p.add("data_dir", "required for the bolt store")
+		}
+	case "postgres":
+		p.databaseURL(c.DatabaseURL)
+	case "memory":
+	default:
+		p.add("store", "must be bolt, postgres or memory, got %q", c.Store)
+	}
+	if c.DatabaseMaxConns < 0 {
+		p.add("database_max_conns", "must not be negative, got %d", c.DatabaseMaxConns)
+	}
+	p.positive("gc_interval", c.GCInterval)
+}
+
+// Validate reports every bad setting at once.
+func (c *ProviderConfig) Validate() error {
+	var p problems
+	c.ServeConfig.validate(&p)
+	c.StoreConfig.validate(&p)
+	p.addr("public_addr", c.PublicAddr)
+	p.addr("admin_addr", c.AdminAddr)
+	return p.err()
+}
+
+// Validate reports every bad setting at once.
+func (c *MigrateConfig) Validate() error {
+	var p problems
+	p.databaseURL(c.DatabaseURL)
+	return p.err()
+}
+
+// newLogger builds the process logger from validated settings.
+func newLogger(c ServeConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

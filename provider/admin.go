@@ -1,0 +1,92 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// The admin API: JSON over the admin listener, for operators and scripts.
+
+// clientView is a client as the admin API shows it: never the secret hash.
+type clientView struct {
+	ID                      string   `json:"client_id"`
+	Name                    string   `json:"client_name"`
+	Confidential            bool     `json:"confidential"`
+	RedirectURIs            []string `json:"redirect_uris,omitempty"`
+	GrantTypes              []string `json:"grant_types,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	Scopes                  []string `json:"scopes,omitempty"`
+	Audiences               []string `json:"audiences,omitempty"`
+	CreatedAt               string   `json:"created_at"`
+}
+
+func viewClient(c *storage.Client) clientView {
+	return clientView{
+		ID: c.ID, Name: c.Name, Confidential: len(c.SecretHash) > 0, RedirectURIs: c.RedirectURIs,
+		GrantTypes: c.GrantTypes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Scopes: c.Scopes,
+		Audiences: c.Audiences, CreatedAt: c.CreatedAt.Format(time.RFC3339),
+	}
+}
+
+func (p *Provider) adminRoutes(a *adapter) fasthttp.RequestHandler {
+	r := newRouter(a)
+	r.GET("/admin/v1/clients", a.handle("admin_clients_list", p.adminListClients))
+	r.GET("/admin/v1/clients/{id}", a.handle("admin_clients_get", p.adminGetClient))
+	r.DELETE("/admin/v1/clients/{id}", a.handle("admin_clients_delete", p.adminDeleteClient))
+	return r.Handler
+}
+
+// storeCtx bounds a store call made for a request: a fasthttp RequestCtx
+// has no deadline of its own.
+func storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+func storeErr(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return newError(http.StatusNotFound, "not_found", "no such record")
+	}
+	return ErrUnavailable(err)
+}
+
+func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
+	sctx, cancel := storeCtx()
+	defer cancel()
+	clients, err := p.store.ListClients(sctx)
+	if err != nil {
+		return storeErr(err)
+	}
+	out := make([]clientView, len(clients))
+	for i, c := range clients {
+		out[i] = viewClient(c)
+	}
+	return writeJSON(ctx, http.StatusOK, out)
+}
+
+func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
+	id, _ := ctx.UserValue("id").(string)
+	sctx, cancel := storeCtx()
+	defer cancel()
+	c, err := p.store.GetClient(sctx, id)
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(ctx, http.StatusOK, viewClient(c))
+}
+
+func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
+	id, _ := ctx.UserValue("id").(string)
+	sctx, cancel := storeCtx()
+	defer cancel()
+	if err := p.store.DeleteClient(sctx, id); err != nil {
+		return storeErr(err)
+	}
+	ctx.SetStatusCode(http.StatusNoContent)
+	return nil
+}

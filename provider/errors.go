@@ -1,0 +1,76 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is an OAuth 2.0 / OIDC protocol error (RFC 6749 §4.1.2.1, §5.2).
+// Its constructors return fresh values, so callers may wrap a cause.
+type Error struct {
+	Code        string // the RFC error code, e.g. "invalid_request"
+	Description string // error_description: human-readable, never secret
+	Status      int    // HTTP status
+	// WWWAuthenticate, when set, is sent as the WWW-Authenticate header
+	// (RFC 6749 §5.2 for Basic, RFC 6750 §3 for bearer tokens).
+	WWWAuthenticate string
+	cause           error
+}
+
+func (e *Error) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Description, e.cause)
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Unwrap returns the cause, which is logged and never shown.
+func (e *Error) Unwrap() error { return e.cause }
+
+// WithCause returns a copy of e that carries cause for the log.
+func (e *Error) WithCause(cause error) *Error {
+	cp := *e
+	cp.cause = cause
+	return &cp
+}
+
+func newError(status int, code, format string, args ...any) *Error {
+	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
+}
+
+// ErrInvalidRequest: a missing, repeated or malformed parameter.
+func ErrInvalidRequest(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "invalid_request", format, args...)
+}
+
+// ErrNotFound is rendered for unknown paths.
+func ErrNotFound() *Error {
+	return newError(http.StatusNotFound, "not_found", "no such endpoint")
+}
+
+// ErrMethodNotAllowed is rendered for a known path with the wrong method.
+func ErrMethodNotAllowed() *Error {
+	return newError(http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+}
+
+// ErrServer hides an unexpected failure behind server_error (RFC 6749
+// §4.1.2.1); the cause is logged under the request ID.
+func ErrServer(cause error) *Error {
+	return (&Error{Code: "server_error", Description: "internal error", Status: http.StatusInternalServerError}).WithCause(cause)
+}
+
+// ErrUnavailable is rendered when a dependency (the store) is down.
+func ErrUnavailable(cause error) *Error {
+	return (&Error{Code: "temporarily_unavailable", Description: "try again later", Status: http.StatusServiceUnavailable}).WithCause(cause)
+}
+
+// asError turns any error into the one rendered: an *Error as it is,
+// anything else as server_error.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return ErrServer(err)
+}

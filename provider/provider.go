@@ -1,0 +1,128 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// Config is what the provider itself needs; listeners and the store are
+// the caller's.
+type Config struct {
+	// GCInterval is how often expired codes, tokens, sessions, consents and
+	// revocations are deleted.
+	GCInterval time.Duration
+}
+
+// Provider is the OpenID Connect provider.
+type Provider struct {
+	cfg   Config
+	store storage.Storage
+	log   *slog.Logger
+	now   func() time.Time
+
+	gcRuns    *prometheus.CounterVec
+	gcDeleted prometheus.Counter
+
+	public fasthttp.RequestHandler
+	admin  fasthttp.RequestHandler
+}
+
+// New builds a provider over store.
+func New(cfg Config, store storage.Storage, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Provider, error) {
+	if cfg.GCInterval <= 0 {
+		return nil, errors.New("provider: GCInterval must be positive")
+	}
+	m, err := newHTTPMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		cfg:   cfg,
+		store: store,
+		log:   log,
+		now:   now,
+		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_store_gc_runs_total",
+			Help: "Runs of the expired-record collector, by outcome.",
+		}, []string{"outcome"}),
+		gcDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oidcgate_store_gc_deleted_total",
+			Help: "Expired records deleted by the collector.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{p.gcRuns, p.gcDeleted} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	ids := newRequestIDs()
+	p.public = p.publicRoutes(&adapter{listener: "public", log: log, metrics: m, ids: ids})
+	p.admin = p.adminRoutes(&adapter{listener: "admin", log: log, metrics: m, ids: ids})
+	return p, nil
+}
+
+func newRouter(a *adapter) *router.Router {
+	r := router.New()
+	r.NotFound = a.handle("not_found", func(*fasthttp.RequestCtx) error { return ErrNotFound() })
+	r.MethodNotAllowed = a.handle("method_not_allowed", func(*fasthttp.RequestCtx) error { return ErrMethodNotAllowed() })
+	r.HandleOPTIONS = false
+	return r
+}
+
+func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
+	r := newRouter(a)
+	return r.Handler
+}
+
+// Public serves the protocol endpoints.
+func (p *Provider) Public() fasthttp.RequestHandler { return p.public }
+
+// Admin serves the operator API; bind it to loopback or a private network.
+func (p *Provider) Admin() fasthttp.RequestHandler { return p.admin }
+
+// Ready reports whether the provider can serve: the store answers.
+func (p *Provider) Ready(ctx context.Context) error {
+	if err := p.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Run deletes expired records every GCInterval until ctx is cancelled.
+func (p *Provider) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.collect(ctx)
+		}
+	}
+}
+
+func (p *Provider) collect(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := p.store.DeleteExpired(ctx)
+	if err != nil {
+		p.gcRuns.WithLabelValues("error").Inc()
+		p.log.Error("deleting expired records", "error", err)
+		return
+	}
+	p.gcRuns.WithLabelValues("ok").Inc()
+	p.gcDeleted.Add(float64(n))
+	if n > 0 {
+		p.log.Debug("deleted expired records", "count", n)
+	}
+}
