@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/oidcgate/oidcgate/keys"
 )
 
 // Sentinel errors. Backends map driver errors onto these at their boundary;
@@ -137,28 +139,20 @@ type Consent struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
 }
 
-// KeyState is a signing key's place in the rotation.
-type KeyState string
+// KeyState is a signing key's place in the rotation; SigningKey is a
+// private key as the store sees it (an opaque encrypted blob). Both are the
+// keys package's, whose KeyStore interface this package satisfies.
+type (
+	KeyState   = keys.State
+	SigningKey = keys.Record
+)
 
 // Key states, in order.
 const (
-	KeyNext    KeyState = "next"    // published, not yet signing
-	KeyActive  KeyState = "active"  // signing
-	KeyRetired KeyState = "retired" // published until its tokens expire
+	KeyNext    = keys.Next
+	KeyActive  = keys.Active
+	KeyRetired = keys.Retired
 )
-
-// SigningKey is a private key as the store sees it: an opaque encrypted blob
-// plus the state the ring needs.
-type SigningKey struct {
-	ID          string    `json:"id"` // kid
-	Alg         string    `json:"alg"`
-	State       KeyState  `json:"state"`
-	Encrypted   []byte    `json:"encrypted"`
-	CreatedAt   time.Time `json:"created_at"`
-	ActivatesAt time.Time `json:"activates_at"`
-	RetiresAt   time.Time `json:"retires_at,omitzero"`
-	RemoveAt    time.Time `json:"remove_at,omitzero"`
-}
 
 // Revocation is a revoked JWT ID, kept until the token would have expired.
 type Revocation struct {
@@ -223,13 +217,8 @@ type Consents interface {
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 }
 
-// SigningKeys stores the key ring.
-type SigningKeys interface {
-	CreateSigningKey(ctx context.Context, k *SigningKey) error
-	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
-	UpdateSigningKey(ctx context.Context, k *SigningKey) error
-	DeleteSigningKey(ctx context.Context, id string) error
-}
+// SigningKeys stores the key ring; it is keys.KeyStore.
+type SigningKeys = keys.KeyStore
 
 // Revocations stores revoked JWT IDs until the tokens would have expired.
 type Revocations interface {

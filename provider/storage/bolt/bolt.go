@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -38,6 +39,9 @@ var (
 type Store struct {
 	db  *bbolt.DB
 	now func() time.Time
+	// keyLock is the ring lock. One process holds the file (bbolt's flock),
+	// so a process-local mutex excludes every other ring on this store.
+	keyLock sync.Mutex
 }
 
 // Open opens (creating if needed) the store file at path. It fails after
@@ -495,6 +499,13 @@ func (s *Store) DeleteSigningKey(_ context.Context, id string) error {
 		}
 		return b.Delete([]byte(id))
 	})
+}
+
+// WithSigningKeyLock implements keys.KeyStore.
+func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context) error) error {
+	s.keyLock.Lock()
+	defer s.keyLock.Unlock()
+	return fn(ctx)
 }
 
 // RevokeJTI implements storage.Revocations.

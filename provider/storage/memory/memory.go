@@ -17,7 +17,8 @@ var _ storage.Storage = (*Store)(nil)
 // out (by JSON round trip, as the bolt backend stores them), so callers never
 // share memory with the store.
 type Store struct {
-	now func() time.Time
+	now     func() time.Time
+	keyLock sync.Mutex // the ring lock; separate from mu, which fn's calls take
 
 	mu          sync.Mutex
 	clients     map[string]*storage.Client
@@ -423,6 +424,13 @@ func (s *Store) DeleteSigningKey(_ context.Context, id string) error {
 	}
 	delete(s.keys, id)
 	return nil
+}
+
+// WithSigningKeyLock implements keys.KeyStore.
+func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context) error) error {
+	s.keyLock.Lock()
+	defer s.keyLock.Unlock()
+	return fn(ctx)
 }
 
 // RevokeJTI implements storage.Revocations.

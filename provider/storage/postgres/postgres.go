@@ -423,6 +423,31 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 	return s.exec(ctx, "DELETE FROM signing_keys WHERE id = $1", id)
 }
 
+// keyLockKey is the advisory lock that serialises ring changes across
+// replicas ("oidcgate-keys").
+const keyLockKey int64 = 0x6f6964636b657973
+
+// WithSigningKeyLock implements keys.KeyStore with a session advisory lock
+// held on one pooled connection while fn runs.
+func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context) error) error {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer c.Release()
+	if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", keyLockKey); err != nil {
+		return mapErr(err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Exec(uctx, "SELECT pg_advisory_unlock($1)", keyLockKey); err != nil {
+			c.Hijack().Close(uctx) // closing the session releases the lock
+		}
+	}()
+	return fn(ctx)
+}
+
 // RevokeJTI implements storage.Revocations.
 func (s *Store) RevokeJTI(ctx context.Context, r *storage.Revocation) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO revocations (jti, expires_at) VALUES ($1, $2)

@@ -1,0 +1,534 @@
+package keys
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// Config is the ring's rotation policy.
+type Config struct {
+	// Algs are the algorithms kept with one active key each.
+	Algs []string
+	// RSABits is the size of new RSA keys: 2048, 3072 or 4096.
+	RSABits int
+	// RotationPeriod is how long a key signs before its successor takes over.
+	RotationPeriod time.Duration
+	// PrePublish is how long a new key is in the JWKS before it signs. It
+	// must be at least the edges' JWKS cache lifetime plus ReloadInterval,
+	// so no edge sees an unknown kid on a valid token.
+	PrePublish time.Duration
+	// RetireGrace is how long a retired key stays published: at least the
+	// longest token lifetime plus clock leeway.
+	RetireGrace time.Duration
+	// ReloadInterval is how often the ring re-reads the store, picking up
+	// changes made by other replicas.
+	ReloadInterval time.Duration
+	// KEK is the 32-byte key-encryption key.
+	KEK []byte
+}
+
+// Validate reports every bad setting.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Algs) == 0 {
+		errs = append(errs, errors.New("at least one signing algorithm is needed"))
+	}
+	for _, a := range c.Algs {
+		if !Supported(a) {
+			errs = append(errs, fmt.Errorf("algorithm %q is not supported (ES256, RS256, PS256, EdDSA)", a))
+		}
+	}
+	if c.RSABits != 2048 && c.RSABits != 3072 && c.RSABits != 4096 {
+		errs = append(errs, fmt.Errorf("RSA key size must be 2048, 3072 or 4096, got %d", c.RSABits))
+	}
+	for name, d := range map[string]time.Duration{"rotation period": c.RotationPeriod, "pre-publish lead": c.PrePublish,
+		"retirement grace": c.RetireGrace, "reload interval": c.ReloadInterval} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if c.PrePublish >= c.RotationPeriod && c.RotationPeriod > 0 {
+		errs = append(errs, fmt.Errorf("pre-publish lead (%s) must be shorter than the rotation period (%s)", c.PrePublish, c.RotationPeriod))
+	}
+	if len(c.KEK) != KEKSize {
+		errs = append(errs, fmt.Errorf("key-encryption key must be %d bytes, got %d", KEKSize, len(c.KEK)))
+	}
+	return errors.Join(errs...)
+}
+
+// key is a decrypted ring member.
+type key struct {
+	rec    Record
+	pub    PublicKey
+	signer *signer
+}
+
+// snapshot is an immutable view of the ring, swapped atomically on reload.
+type snapshot struct {
+	keys []*key // sorted by ActivatesAt, then ID
+	byID map[string]*key
+	jwks []byte
+	etag string
+}
+
+// Ring is the key ring. Signing and lookups read an atomic snapshot; every
+// change is made in the store under its lock and then re-read.
+type Ring struct {
+	cfg    Config
+	store  KeyStore
+	log    *slog.Logger
+	now    func() time.Time
+	sealer *sealer
+
+	snap atomic.Pointer[snapshot]
+
+	mu        sync.Mutex      // guards decrypted
+	decrypted map[string]*key // by kid: decryption and parsing happen once
+}
+
+// NewRing loads the ring from store, creating the first keys if there are
+// none, and fails if a stored key does not decrypt under the KEK.
+func NewRing(ctx context.Context, cfg Config, store KeyStore, log *slog.Logger, now func() time.Time) (*Ring, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	s, err := newSealer(cfg.KEK)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{cfg: cfg, store: store, log: log, now: now, sealer: s, decrypted: map[string]*key{}}
+	if err := r.Reload(ctx); err != nil {
+		return nil, err
+	}
+	if len(r.plan(r.records(), r.now())) > 0 {
+		if err := r.Reconcile(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *Ring) records() []Record {
+	snap := r.snap.Load()
+	out := make([]Record, len(snap.keys))
+	for i, k := range snap.keys {
+		out[i] = k.rec
+	}
+	return out
+}
+
+// Reload re-reads the store and swaps in a new snapshot.
+func (r *Ring) Reload(ctx context.Context) error {
+	recs, err := r.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("keys: load the ring: %w", err)
+	}
+	snap := &snapshot{byID: make(map[string]*key, len(recs))}
+	r.mu.Lock()
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		k, err := r.decrypt(rec)
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		seen[rec.ID] = true
+		snap.keys = append(snap.keys, k)
+		snap.byID[rec.ID] = k
+	}
+	for id := range r.decrypted {
+		if !seen[id] {
+			delete(r.decrypted, id)
+		}
+	}
+	r.mu.Unlock()
+	sort.Slice(snap.keys, func(i, j int) bool {
+		a, b := snap.keys[i].rec, snap.keys[j].rec
+		if !a.ActivatesAt.Equal(b.ActivatesAt) {
+			return a.ActivatesAt.Before(b.ActivatesAt)
+		}
+		return a.ID < b.ID
+	})
+	if snap.jwks, err = renderJWKS(snap.keys); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(snap.jwks)
+	snap.etag = `"` + hex.EncodeToString(sum[:12]) + `"`
+	r.snap.Store(snap)
+	return nil
+}
+
+// decrypt returns the ring member for rec, reusing an earlier decryption of
+// the same blob. r.mu is held.
+func (r *Ring) decrypt(rec *Record) (*key, error) {
+	if k, ok := r.decrypted[rec.ID]; ok && string(k.rec.Encrypted) == string(rec.Encrypted) {
+		cp := *k
+		cp.rec = *rec
+		return &cp, nil
+	}
+	priv, err := r.sealer.open(rec.ID, rec.Alg, rec.Encrypted)
+	if err != nil {
+		return nil, err
+	}
+	k := &key{rec: *rec, pub: PublicKey{ID: rec.ID, Alg: rec.Alg, Key: priv.Public()}, signer: newSigner(rec.Alg, rec.ID, priv)}
+	r.decrypted[rec.ID] = k
+	return k, nil
+}
+
+// signingKey is the key that signs for alg at now: of the active and next
+// keys whose activation time has come, the latest. Every replica computes
+// the same answer from the same records, whether or not a reconcile has
+// written the promotion yet.
+func (s *snapshot) signingKey(alg string, now time.Time) *key {
+	var best *key
+	for _, k := range s.keys {
+		if k.rec.Alg != alg || k.rec.State == Retired || k.rec.ActivatesAt.After(now) {
+			continue
+		}
+		best = k // keys are sorted by ActivatesAt
+	}
+	return best
+}
+
+// pickSigner is signingKey over plain records, for planning.
+func pickSigner(recs []Record, alg string, now time.Time) *Record {
+	var best *Record
+	for i := range recs {
+		k := &recs[i]
+		if k.Alg != alg || k.State == Retired || k.ActivatesAt.After(now) {
+			continue
+		}
+		if best == nil || k.ActivatesAt.After(best.ActivatesAt) || (k.ActivatesAt.Equal(best.ActivatesAt) && k.ID > best.ID) {
+			best = k
+		}
+	}
+	return best
+}
+
+// change is one step the policy asks for.
+type change struct {
+	create *createKey // a new key
+	update *Record    // a record's new state
+	delete string     // a kid to remove
+}
+
+type createKey struct {
+	alg         string
+	state       State
+	activatesAt time.Time
+}
+
+// plan lists what the rotation policy wants done to recs at now. It is pure,
+// so Run can decide cheaply whether to take the lock.
+func (r *Ring) plan(recs []Record, now time.Time) []change {
+	var out []change
+	for _, alg := range r.cfg.Algs {
+		cur := pickSigner(recs, alg, now)
+		if cur == nil {
+			// An empty ring for alg: the one case (with an emergency
+			// revoke) where a key signs as soon as it is made.
+			out = append(out, change{create: &createKey{alg: alg, state: Active, activatesAt: now}})
+			continue
+		}
+		if cur.State == Next {
+			up := *cur
+			up.State = Active
+			out = append(out, change{update: &up})
+		}
+		hasNext := false
+		for _, k := range recs {
+			switch {
+			case k.Alg != alg || k.ID == cur.ID:
+			case k.State == Next && k.ActivatesAt.After(now):
+				hasNext = true
+			case k.State != Retired:
+				// Superseded by cur: retire it from cur's activation.
+				up := k
+				up.State, up.RetiresAt, up.RemoveAt = Retired, cur.ActivatesAt, cur.ActivatesAt.Add(r.cfg.RetireGrace)
+				out = append(out, change{update: &up})
+			}
+		}
+		due := cur.ActivatesAt.Add(r.cfg.RotationPeriod)
+		if !hasNext && !now.Before(due.Add(-r.cfg.PrePublish)) {
+			at := due
+			if earliest := now.Add(r.cfg.PrePublish); at.Before(earliest) {
+				at = earliest
+			}
+			out = append(out, change{create: &createKey{alg: alg, state: Next, activatesAt: at}})
+		}
+	}
+	for _, k := range recs {
+		switch {
+		case k.State == Retired && !now.Before(k.RemoveAt):
+			out = append(out, change{delete: k.ID})
+		case !slices.Contains(r.cfg.Algs, k.Alg) && k.State == Next:
+			out = append(out, change{delete: k.ID}) // never signed: nothing to keep it for
+		case !slices.Contains(r.cfg.Algs, k.Alg) && k.State == Active:
+			up := k
+			up.State, up.RetiresAt, up.RemoveAt = Retired, now, now.Add(r.cfg.RetireGrace)
+			out = append(out, change{update: &up})
+		}
+	}
+	return out
+}
+
+// Reconcile applies the rotation policy under the store's ring lock.
+func (r *Ring) Reconcile(ctx context.Context) error {
+	return r.locked(ctx, func(ctx context.Context, recs []Record, now time.Time) error {
+		for _, c := range r.plan(recs, now) {
+			if err := r.apply(ctx, c, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// locked runs fn under the ring lock with the store's current records, then
+// reloads.
+func (r *Ring) locked(ctx context.Context, fn func(ctx context.Context, recs []Record, now time.Time) error) error {
+	err := r.store.WithSigningKeyLock(ctx, func(ctx context.Context) error {
+		list, err := r.store.ListSigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		recs := make([]Record, len(list))
+		for i, k := range list {
+			recs[i] = *k
+		}
+		return fn(ctx, recs, r.now())
+	})
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	return r.Reload(ctx)
+}
+
+func (r *Ring) apply(ctx context.Context, c change, now time.Time) error {
+	switch {
+	case c.create != nil:
+		rec, err := r.newRecord(c.create.alg, c.create.state, now, c.create.activatesAt)
+		if err != nil {
+			return err
+		}
+		if err := r.store.CreateSigningKey(ctx, rec); err != nil {
+			return err
+		}
+		r.log.Info("signing key created", "kid", rec.ID, "alg", rec.Alg, "state", rec.State, "activates_at", rec.ActivatesAt)
+	case c.update != nil:
+		if err := r.store.UpdateSigningKey(ctx, c.update); err != nil {
+			return err
+		}
+		r.log.Info("signing key changed state", "kid", c.update.ID, "alg", c.update.Alg, "state", c.update.State)
+	case c.delete != "":
+		if err := r.store.DeleteSigningKey(ctx, c.delete); err != nil {
+			return err
+		}
+		r.log.Info("signing key removed", "kid", c.delete)
+	}
+	return nil
+}
+
+func (r *Ring) newRecord(alg string, state State, now, activatesAt time.Time) (*Record, error) {
+	priv, err := generate(alg, r.cfg.RSABits)
+	if err != nil {
+		return nil, err
+	}
+	kid, err := Thumbprint(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	blob, err := r.sealer.seal(kid, alg, priv)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{ID: kid, Alg: alg, State: state, Encrypted: blob, CreatedAt: now, ActivatesAt: activatesAt}, nil
+}
+
+// Rotate stages a successor for alg: published now, signing after the
+// pre-publish lead. If one is already staged, that one is returned.
+func (r *Ring) Rotate(ctx context.Context, alg string) (Record, error) {
+	if !Supported(alg) {
+		return Record{}, fmt.Errorf("keys: algorithm %q is not supported", alg)
+	}
+	var staged Record
+	err := r.locked(ctx, func(ctx context.Context, recs []Record, now time.Time) error {
+		for _, k := range recs {
+			if k.Alg == alg && k.State == Next && k.ActivatesAt.After(now) {
+				staged = k
+				return nil
+			}
+		}
+		rec, err := r.newRecord(alg, Next, now, now.Add(r.cfg.PrePublish))
+		if err != nil {
+			return err
+		}
+		if err := r.store.CreateSigningKey(ctx, rec); err != nil {
+			return err
+		}
+		r.log.Info("signing key rotation staged", "kid", rec.ID, "alg", alg, "activates_at", rec.ActivatesAt)
+		staged = *rec
+		return nil
+	})
+	return staged, err
+}
+
+// ErrNoSuchKey: Revoke was given a kid the ring does not have.
+var ErrNoSuchKey = errors.New("no such key")
+
+// Revoke removes kid from the ring at once (a compromised key). If it was
+// signing, its successor — the staged key, or a new one — signs at once.
+func (r *Ring) Revoke(ctx context.Context, kid string) error {
+	return r.locked(ctx, func(ctx context.Context, recs []Record, now time.Time) error {
+		i := slices.IndexFunc(recs, func(k Record) bool { return k.ID == kid })
+		if i < 0 {
+			return fmt.Errorf("%w: %s", ErrNoSuchKey, kid)
+		}
+		victim := recs[i]
+		wasSigning := pickSigner(recs, victim.Alg, now)
+		if err := r.store.DeleteSigningKey(ctx, kid); err != nil {
+			return err
+		}
+		r.log.Warn("signing key revoked", "kid", kid, "alg", victim.Alg)
+		if wasSigning == nil || wasSigning.ID != kid {
+			return nil
+		}
+		rest := slices.Delete(slices.Clone(recs), i, i+1)
+		for _, k := range rest {
+			if k.Alg == victim.Alg && k.State == Next {
+				k.State, k.ActivatesAt = Active, now
+				return r.store.UpdateSigningKey(ctx, &k)
+			}
+		}
+		rec, err := r.newRecord(victim.Alg, Active, now, now)
+		if err != nil {
+			return err
+		}
+		return r.store.CreateSigningKey(ctx, rec)
+	})
+}
+
+// Run reloads every ReloadInterval and applies the policy when it asks for
+// something, until ctx is cancelled.
+func (r *Ring) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("key ring maintenance failed; serving the last loaded ring", "error", err)
+		}
+	}
+}
+
+// Tick is one round of Run: reload, then reconcile if the policy asks.
+func (r *Ring) Tick(ctx context.Context) error {
+	if err := r.Reload(ctx); err != nil {
+		return err
+	}
+	if len(r.plan(r.records(), r.now())) == 0 {
+		return nil
+	}
+	return r.Reconcile(ctx)
+}
+
+// ErrNoSigningKey: the ring has no key for the algorithm (not configured).
+var ErrNoSigningKey = errors.New("keys: no signing key for this algorithm")
+
+// Sign returns the compact JWS of payload signed by alg's current key,
+// with typ in the protected header (e.g. "at+jwt", RFC 9068 §2.1).
+func (r *Ring) Sign(alg, typ string, payload []byte) (string, error) {
+	b, err := r.AppendSign(nil, alg, typ, payload)
+	return string(b), err
+}
+
+// AppendSign is Sign appending to dst.
+func (r *Ring) AppendSign(dst []byte, alg, typ string, payload []byte) ([]byte, error) {
+	k := r.snap.Load().signingKey(alg, r.now())
+	if k == nil {
+		return dst, fmt.Errorf("%w: %s", ErrNoSigningKey, alg)
+	}
+	return k.signer.appendSign(dst, k.rec.ID, typ, payload)
+}
+
+// SigningKeyID returns the kid that signs for alg now.
+func (r *Ring) SigningKeyID(alg string) (string, bool) {
+	k := r.snap.Load().signingKey(alg, r.now())
+	if k == nil {
+		return "", false
+	}
+	return k.rec.ID, true
+}
+
+// PublicKey implements KeySet over every published key.
+func (r *Ring) PublicKey(kid string) (*PublicKey, error) {
+	k, ok := r.snap.Load().byID[kid]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownKey, kid)
+	}
+	return &k.pub, nil
+}
+
+// JWKS returns the published key set (RFC 7517 §5) and its ETag. The bytes
+// are rendered once per ring change; callers must not modify them.
+func (r *Ring) JWKS() (body []byte, etag string) {
+	s := r.snap.Load()
+	return s.jwks, s.etag
+}
+
+// Keys lists the ring's records (without the encrypted blobs), ordered by
+// activation time.
+func (r *Ring) Keys() []Record {
+	recs := r.records()
+	for i := range recs {
+		recs[i].Encrypted = nil
+	}
+	return recs
+}
+
+// Ready reports whether every configured algorithm has a signing key.
+func (r *Ring) Ready() error {
+	s, now := r.snap.Load(), r.now()
+	for _, alg := range r.cfg.Algs {
+		if s.signingKey(alg, now) == nil {
+			return fmt.Errorf("%w: %s", ErrNoSigningKey, alg)
+		}
+	}
+	return nil
+}
+
+// renderJWKS renders the public members of every key (RFC 7517 §4, §5).
+func renderJWKS(keys []*key) ([]byte, error) {
+	set := jwk.NewSet()
+	for _, k := range keys {
+		jk, err := jwk.FromRaw(k.pub.Key)
+		if err != nil {
+			return nil, fmt.Errorf("keys: render %s: %w", k.rec.ID, err)
+		}
+		for name, v := range map[string]any{jwk.KeyIDKey: k.rec.ID, jwk.AlgorithmKey: k.rec.Alg, jwk.KeyUsageKey: "sig"} {
+			if err := jk.Set(name, v); err != nil {
+				return nil, fmt.Errorf("keys: render %s: %w", k.rec.ID, err)
+			}
+		}
+		if err := set.AddKey(jk); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(set)
+}
