@@ -32,8 +32,9 @@ test: lint ## run every test, the fuzz seed corpora, and -race on the concurrent
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -v $(RACE_PKGS) 2>&1 | grep -E '^(--- |ok |FAIL|panic:|\s+pgtest.go)|^\s+--- (FAIL|SKIP)'
 
-bench: ## run the micro-benchmarks
+bench: ## run the micro-benchmarks, and the keys table of oidcgate ÷ raw crypto ratios
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench 'Sign|Verify' -benchmem -count 8 -cpu 1 ./keys | tee /dev/stderr | awk -f bench/ratio.awk
 
 fuzz: ## fuzz every Fuzz target for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \

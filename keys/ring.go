@@ -62,6 +62,9 @@ func (c Config) Validate() error {
 	if c.PrePublish >= c.RotationPeriod && c.RotationPeriod > 0 {
 		errs = append(errs, fmt.Errorf("pre-publish lead (%s) must be shorter than the rotation period (%s)", c.PrePublish, c.RotationPeriod))
 	}
+	if c.ReloadInterval >= c.PrePublish && c.PrePublish > 0 {
+		errs = append(errs, fmt.Errorf("reload interval (%s) must be shorter than the pre-publish lead (%s)", c.ReloadInterval, c.PrePublish))
+	}
 	if len(c.KEK) != KEKSize {
 		errs = append(errs, fmt.Errorf("key-encryption key must be %d bytes, got %d", KEKSize, len(c.KEK)))
 	}
@@ -490,6 +493,13 @@ func (r *Ring) PublicKey(kid string) (*PublicKey, error) {
 func (r *Ring) JWKS() (body []byte, etag string) {
 	s := r.snap.Load()
 	return s.jwks, s.etag
+}
+
+// JWKSMaxAge is how long clients may cache the JWKS: short enough that a
+// key staged on another replica (seen here within ReloadInterval) reaches
+// every cache before it signs, and never over five minutes.
+func (r *Ring) JWKSMaxAge() time.Duration {
+	return min(5*time.Minute, r.cfg.PrePublish-r.cfg.ReloadInterval)
 }
 
 // Keys lists the ring's records (without the encrypted blobs), ordered by

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -26,8 +27,11 @@ type Config struct {
 type Provider struct {
 	cfg   Config
 	store storage.Storage
+	ring  *keys.Ring
 	log   *slog.Logger
 	now   func() time.Time
+
+	jwksCacheControl string
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -36,8 +40,8 @@ type Provider struct {
 	admin  fasthttp.RequestHandler
 }
 
-// New builds a provider over store.
-func New(cfg Config, store storage.Storage, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Provider, error) {
+// New builds a provider over store, signing with ring.
+func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Provider, error) {
 	if cfg.GCInterval <= 0 {
 		return nil, errors.New("provider: GCInterval must be positive")
 	}
@@ -48,8 +52,11 @@ func New(cfg Config, store storage.Storage, log *slog.Logger, reg prometheus.Reg
 	p := &Provider{
 		cfg:   cfg,
 		store: store,
+		ring:  ring,
 		log:   log,
 		now:   now,
+
+		jwksCacheControl: fmt.Sprintf("public, max-age=%d", int(ring.JWKSMaxAge().Seconds())),
 		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidcgate_store_gc_runs_total",
 			Help: "Runs of the expired-record collector, by outcome.",
@@ -80,7 +87,23 @@ func newRouter(a *adapter) *router.Router {
 
 func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
 	r := newRouter(a)
+	r.GET("/jwks", a.handle("jwks", p.jwks))
 	return r.Handler
+}
+
+// jwks serves the key ring's pre-rendered JWK Set (RFC 7517 §5) with an
+// ETag, answering a matching If-None-Match with 304.
+func (p *Provider) jwks(ctx *fasthttp.RequestCtx) error {
+	body, etag := p.ring.JWKS()
+	ctx.Response.Header.Set("ETag", etag)
+	ctx.Response.Header.Set("Cache-Control", p.jwksCacheControl)
+	if string(ctx.Request.Header.Peek("If-None-Match")) == etag {
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		return nil
+	}
+	ctx.SetContentType("application/jwk-set+json")
+	ctx.SetBody(body)
+	return nil
 }
 
 // Public serves the protocol endpoints.
@@ -89,12 +112,13 @@ func (p *Provider) Public() fasthttp.RequestHandler { return p.public }
 // Admin serves the operator API; bind it to loopback or a private network.
 func (p *Provider) Admin() fasthttp.RequestHandler { return p.admin }
 
-// Ready reports whether the provider can serve: the store answers.
+// Ready reports whether the provider can serve: the store answers and
+// every configured algorithm has a signing key.
 func (p *Provider) Ready(ctx context.Context) error {
 	if err := p.store.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return nil
+	return p.ring.Ready()
 }
 
 // Run deletes expired records every GCInterval until ctx is cancelled.

@@ -35,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"provider", "run the OpenID Connect provider", runProvider},
+		{"keys", "list, rotate or revoke signing keys (list | rotate [--alg ALG] | revoke KID)", runKeys},
 		{"migrate", "apply, revert or list PostgreSQL schema migrations (up|down|status)", runMigrate},
 		{"version", "print the version", func(_ context.Context, _ []string, io stdio) error {
 			fmt.Fprintf(io.out, "oidcgate %s (%s)\n", version, runtime.Version())

@@ -179,7 +179,7 @@ func TestProviderLifecycle(t *testing.T) {
 	if addrs["ops"] == "" {
 		t.Fatalf("no ops listener logged: %v", addrs)
 	}
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "store ok", "/metrics": "go_goroutines"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "[+] keys ok", "/metrics": "go_goroutines"} {
 		resp, err := http.Get(ops + path)
 		if err != nil {
 			t.Fatal(err)
@@ -211,5 +211,22 @@ func TestProviderLifecycle(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit within twice the drain timeout after SIGTERM")
+	}
+}
+
+func TestWrongKEKIsAClearStartupError(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCmd(t, nil, "keys", "list", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("keys list on a new data dir: exit %d: %s", code, stderr)
+	}
+	other := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" // 32 zero bytes, not the generated key
+	code, _, stderr = runCmd(t, nil, "keys", "list", "--data-dir", dir, "--key-encryption-key", other)
+	if code != 1 || !strings.Contains(stderr, "does not decrypt under the configured key-encryption key") || strings.Contains(stderr, "panic") {
+		t.Errorf("exit %d, stderr %q; want 1 and a clear message", code, stderr)
+	}
+	code, _, stderr = runCmd(t, nil, "keys", "list", "--data-dir", dir, "--key-encryption-key", "c2hvcnQ=")
+	if code != exitUsage || !strings.Contains(stderr, "--key-encryption-key: the key-encryption key must decode to 32 bytes") {
+		t.Errorf("short KEK: exit %d, stderr %q", code, stderr)
 	}
 }

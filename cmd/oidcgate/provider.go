@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/bolt"
@@ -59,8 +60,20 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 	}
 	defer store.Close()
 
+	ringCfg, kekWarning, err := cfg.KeysConfig.ringConfig(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if kekWarning != "" {
+		log.Warn("!!! " + kekWarning)
+	}
+	ring, err := keys.NewRing(ctx, ringCfg, store, log, time.Now)
+	if err != nil {
+		return err
+	}
+
 	reg := newRegistry()
-	p, err := provider.New(provider.Config{GCInterval: cfg.GCInterval}, store, log, reg, time.Now)
+	p, err := provider.New(provider.Config{GCInterval: cfg.GCInterval}, store, ring, log, reg, time.Now)
 	if err != nil {
 		return err
 	}
@@ -71,7 +84,14 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 	}
-	checks := []readiness{{name: "store", check: store.Ping}}
+	checks := []readiness{
+		{name: "store", check: store.Ping},
+		{name: "keys", check: func(context.Context) error { return ring.Ready() }},
+	}
+	var warnings []string
+	if kekWarning != "" {
+		warnings = append(warnings, kekWarning)
+	}
 	var servers []*server
 	for _, l := range []struct {
 		name, addr string
@@ -79,7 +99,7 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 	}{
 		{"public", cfg.PublicAddr, p.Public},
 		{"admin", cfg.AdminAddr, p.Admin},
-		{"ops", cfg.OpsAddr, func() fasthttp.RequestHandler { return opsHandler(reg, checks, nil) }},
+		{"ops", cfg.OpsAddr, func() fasthttp.RequestHandler { return opsHandler(reg, checks, warnings) }},
 	} {
 		s, err := listen(l.name, l.addr, l.h(), provider.RejectMalformed, cfg.ServeConfig, certs, log)
 		if err != nil {
@@ -94,6 +114,7 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go p.Run(runCtx)
+	go ring.Run(runCtx)
 	log.Info("oidcgate provider started", "version", version, "store", cfg.kind())
 	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
 	log.Info("oidcgate provider stopped")

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres"
 )
 
@@ -73,10 +75,83 @@ func (c StoreConfig) kind() string {
 	return "bolt"
 }
 
+// KeysConfig is the signing-key policy.
+type KeysConfig struct {
+	KeyEncryptionKey  string        `yaml:"key_encryption_key" secret:"true" help:"base64 32-byte key encrypting signing keys at rest (AES-256-GCM); unset: one is generated in --data-dir, for development only"`
+	SigningAlgs       []string      `yaml:"signing_algs" help:"algorithms kept with an active signing key: ES256, RS256, PS256, EdDSA; RS256 is always kept (OIDC Core requires it for ID tokens)"`
+	RSAKeyBits        int           `yaml:"rsa_key_bits" help:"size of new RSA keys: 2048, 3072 or 4096"`
+	KeyRotationPeriod time.Duration `yaml:"key_rotation_period" help:"how long a key signs before its successor takes over"`
+	KeyPrePublish     time.Duration `yaml:"key_prepublish" help:"how long a new key is in the JWKS before it signs; must be at least every edge's JWKS cache lifetime plus --key-reload-interval"`
+	KeyRetireGrace    time.Duration `yaml:"key_retire_grace" help:"how long a retired key stays in the JWKS: at least the longest token lifetime plus clock leeway"`
+	KeyReloadInterval time.Duration `yaml:"key_reload_interval" help:"how often each replica re-reads the key ring from the store"`
+}
+
+func defaultKeysConfig() KeysConfig {
+	return KeysConfig{
+		SigningAlgs:       []string{keys.ES256, keys.RS256},
+		RSAKeyBits:        2048,
+		KeyRotationPeriod: 30 * 24 * time.Hour,
+		KeyPrePublish:     time.Hour,
+		KeyRetireGrace:    2 * time.Hour,
+		KeyReloadInterval: 10 * time.Second,
+	}
+}
+
+func (c *KeysConfig) validate(p *problems) {
+	if c.KeyEncryptionKey != "" {
+		if _, err := keys.DecodeKEK(c.KeyEncryptionKey); err != nil {
+			p.add("key_encryption_key", "%v", err)
+		}
+	}
+	for _, a := range c.SigningAlgs {
+		if !keys.Supported(a) {
+			p.add("signing_algs", "%q is not one of ES256, RS256, PS256, EdDSA", a)
+		}
+	}
+	if c.RSAKeyBits != 2048 && c.RSAKeyBits != 3072 && c.RSAKeyBits != 4096 {
+		p.add("rsa_key_bits", "must be 2048, 3072 or 4096, got %d", c.RSAKeyBits)
+	}
+	p.positive("key_rotation_period", c.KeyRotationPeriod)
+	p.positive("key_prepublish", c.KeyPrePublish)
+	p.positive("key_retire_grace", c.KeyRetireGrace)
+	p.positive("key_reload_interval", c.KeyReloadInterval)
+	if c.KeyPrePublish >= c.KeyRotationPeriod {
+		p.add("key_prepublish", "must be shorter than --key-rotation-period")
+	}
+	if c.KeyReloadInterval >= c.KeyPrePublish {
+		p.add("key_reload_interval", "must be shorter than --key-prepublish")
+	}
+}
+
+// ringConfig resolves the key-encryption key (generating one in dataDir
+// when none is configured) into the ring's configuration; warning is
+// non-empty when the generated key is in use.
+func (c KeysConfig) ringConfig(dataDir string) (cfg keys.Config, warning string, err error) {
+	var kek []byte
+	if c.KeyEncryptionKey != "" {
+		kek, _ = keys.DecodeKEK(c.KeyEncryptionKey) // validated
+	} else {
+		if kek, _, err = keys.LoadOrCreateKEK(dataDir); err != nil {
+			return cfg, "", fmt.Errorf("key-encryption key: %w", err)
+		}
+		warning = "signing keys are encrypted under a key-encryption key kept beside the data in " + dataDir +
+			" (development only: set --key-encryption-key from a secret store in production)"
+	}
+	algs := c.SigningAlgs
+	if !slices.Contains(algs, keys.RS256) {
+		algs = append(slices.Clone(algs), keys.RS256)
+	}
+	return keys.Config{
+		Algs: algs, RSABits: c.RSAKeyBits, RotationPeriod: c.KeyRotationPeriod, PrePublish: c.KeyPrePublish,
+		RetireGrace: c.KeyRetireGrace, ReloadInterval: c.KeyReloadInterval, KEK: kek,
+	}, warning, nil
+}
+
 // ProviderConfig configures `oidcgate provider`.
 type ProviderConfig struct {
 	ServeConfig `yaml:",inline"`
 	StoreConfig `yaml:",inline"`
+	KeysConfig  `yaml:",inline"`
 
 	// PublicAddr serves the protocol endpoints and the login pages.
 	PublicAddr string `yaml:"public_addr" help:"address of the public listener (protocol endpoints)"`
@@ -88,9 +163,29 @@ func defaultProviderConfig() ProviderConfig {
 	return ProviderConfig{
 		ServeConfig: defaultServeConfig(),
 		StoreConfig: defaultStoreConfig(),
+		KeysConfig:  defaultKeysConfig(),
 		PublicAddr:  ":8080",
 		AdminAddr:   "127.0.0.1:8081",
 	}
+}
+
+// KeysCommandConfig configures `oidcgate keys`.
+type KeysCommandConfig struct {
+	StoreConfig `yaml:",inline"`
+	KeysConfig  `yaml:",inline"`
+	Alg         string `yaml:"alg" help:"with rotate: the algorithm whose key to rotate"`
+	JSON        bool   `yaml:"json" help:"print machine-readable JSON"`
+}
+
+// Validate reports every bad setting at once.
+func (c *KeysCommandConfig) Validate() error {
+	var p problems
+	c.StoreConfig.validate(&p)
+	c.KeysConfig.validate(&p)
+	if c.Alg != "" && !keys.Supported(c.Alg) {
+		p.add("alg", "%q is not one of ES256, RS256, PS256, EdDSA", c.Alg)
+	}
+	return p.err()
 }
 
 // MigrateConfig configures `oidcgate migrate`.
@@ -188,6 +283,7 @@ func (c *ProviderConfig) Validate() error {
 	var p problems
 	c.ServeConfig.validate(&p)
 	c.StoreConfig.validate(&p)
+	c.KeysConfig.validate(&p)
 	p.addr("public_addr", c.PublicAddr)
 	p.addr("admin_addr", c.AdminAddr)
 	return p.err()

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/oidcgate/oidcgate/keys"
+)
+
+// runKeys is `oidcgate keys list|rotate|revoke KID`, on the configured store.
+func runKeys(ctx context.Context, args []string, io stdio) error {
+	cfg := KeysCommandConfig{StoreConfig: defaultStoreConfig(), KeysConfig: defaultKeysConfig()}
+	rest, err := load("keys", &cfg, args, io.env, io.out)
+	if err != nil {
+		return err
+	}
+	verb := ""
+	if len(rest) > 0 {
+		verb = rest[0]
+	}
+	switch {
+	case verb == "list" && len(rest) == 1, verb == "rotate" && len(rest) == 1, verb == "revoke" && len(rest) == 2:
+	default:
+		return ConfigError{"want one of: list, rotate [--alg ALG], revoke KID"}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, io.err)
+	store, err := openStore(ctx, cfg.StoreConfig, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ringCfg, _, err := cfg.KeysConfig.ringConfig(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	ring, err := keys.NewRing(ctx, ringCfg, store, log, time.Now)
+	if err != nil {
+		return err
+	}
+
+	switch verb {
+	case "rotate":
+		alg := cfg.Alg
+		if alg == "" {
+			alg = ringCfg.Algs[0]
+		}
+		staged, err := ring.Rotate(ctx, alg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(io.err, "staged %s (%s): published now, signs from %s\n", staged.ID, staged.Alg, staged.ActivatesAt.Format(time.RFC3339))
+	case "revoke":
+		if err := ring.Revoke(ctx, rest[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.err, "revoked %s: removed from the JWKS; replicas drop it within %s\n", rest[1], cfg.KeyReloadInterval)
+	}
+	return printKeys(io, ring.Keys(), cfg.JSON)
+}
+
+func printKeys(io stdio, recs []keys.Record, asJSON bool) error {
+	if asJSON {
+		type row struct {
+			KID         string     `json:"kid"`
+			Alg         string     `json:"alg"`
+			State       keys.State `json:"state"`
+			Created     time.Time  `json:"created"`
+			Activates   time.Time  `json:"activates"`
+			Retires     *time.Time `json:"retires,omitempty"`
+			RemovedFrom *time.Time `json:"removed_from_jwks,omitempty"`
+		}
+		rows := make([]row, len(recs))
+		for i, r := range recs {
+			rows[i] = row{KID: r.ID, Alg: r.Alg, State: r.State, Created: r.CreatedAt, Activates: r.ActivatesAt}
+			if !r.RetiresAt.IsZero() {
+				rows[i].Retires, rows[i].RemovedFrom = &recs[i].RetiresAt, &recs[i].RemoveAt
+			}
+		}
+		enc := json.NewEncoder(io.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	w := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES")
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, r := range recs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Alg, r.State, ts(r.CreatedAt), ts(r.ActivatesAt), ts(r.RetiresAt))
+	}
+	return w.Flush()
+}
