@@ -6,7 +6,7 @@ BIN := bin/oidcgate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Packages with concurrent code: run under the race detector in `make test`.
-RACE_PKGS := ./provider/... ./migrations/...
+RACE_PKGS := ./provider/... ./migrations/... ./keys/...
 FUZZTIME ?= 30s
 
 .PHONY: help build run test lint bench fuzz clean

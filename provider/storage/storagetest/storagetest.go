@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"SigningKeys", testSigningKeys},
+		{"SigningKeyLock", testSigningKeyLock},
 		{"Revocations", testRevocations},
 		{"DeleteExpired", testDeleteExpired},
 		{"TimeZoneRoundTrip", testTimeZones},
@@ -533,6 +534,41 @@ func testSigningKeys(t *testing.T, s storage.Storage, clk *Clock) {
 	list, _ = s.ListSigningKeys(ctx)
 	if len(list) != 1 || list[0].ID != "kid-2" {
 		t.Errorf("after delete: %v", list)
+	}
+}
+
+func testSigningKeyLock(t *testing.T, s storage.Storage, _ *Clock) {
+	var inside, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.WithSigningKeyLock(ctx, func(ctx context.Context) error {
+				n := inside.Add(1)
+				for {
+					m := most.Load()
+					if n <= m || most.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				_, err := s.ListSigningKeys(ctx) // the store stays usable under the lock
+				time.Sleep(time.Millisecond)
+				inside.Add(-1)
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if most.Load() != 1 {
+		t.Errorf("%d holders of the signing-key lock at once, want 1", most.Load())
+	}
+	want := errors.New("from fn")
+	if err := s.WithSigningKeyLock(ctx, func(context.Context) error { return want }); !errors.Is(err, want) {
+		t.Errorf("fn's error not returned: %v", err)
 	}
 }
 
