@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,8 +34,9 @@ type Config struct {
 
 // Store is a PostgreSQL-backed storage.Storage.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool    *pgxpool.Pool
+	now     func() time.Time
+	keyLock sync.Mutex // see WithSigningKeyLock
 }
 
 // Redact hides the password of a database URL for messages.
@@ -428,8 +430,12 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 const keyLockKey int64 = 0x6f6964636b657973
 
 // WithSigningKeyLock implements keys.KeyStore with a session advisory lock
-// held on one pooled connection while fn runs.
+// held on one pooled connection while fn runs. Callers in this process
+// queue on a mutex first, so waiting for the lock never ties up more than
+// one pooled connection (fn needs the others).
 func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context) error) error {
+	s.keyLock.Lock()
+	defer s.keyLock.Unlock()
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return mapErr(err)
