@@ -116,6 +116,18 @@ type RefreshToken struct {
 	RevokedAt time.Time `json:"revoked_at,omitzero"` // its family was revoked
 }
 
+// AccessToken is an opaque access token's metadata, keyed by its hash.
+type AccessToken struct {
+	Hash      Hash      `json:"hash"`
+	ClientID  string    `json:"client_id"`
+	Subject   string    `json:"sub"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Audience  []string  `json:"audience,omitempty"`
+	FamilyID  string    `json:"family_id,omitempty"` // the code or refresh family it came from, if any
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // Session is a server-side browser session; the cookie carries a secret
 // whose hash is Hash. ID is the public `sid` (OIDC Front/Back-Channel).
 type Session struct {
@@ -200,6 +212,13 @@ type RefreshTokens interface {
 	RevokeRefreshFamily(ctx context.Context, familyID string) error
 }
 
+// AccessTokens stores opaque access tokens.
+type AccessTokens interface {
+	CreateAccessToken(ctx context.Context, t *AccessToken) error
+	GetAccessToken(ctx context.Context, h Hash) (*AccessToken, error)
+	DeleteAccessToken(ctx context.Context, h Hash) error
+}
+
 // Sessions stores server-side browser sessions.
 type Sessions interface {
 	CreateSession(ctx context.Context, s *Session) error
@@ -233,6 +252,7 @@ type Storage interface {
 	Users
 	AuthCodes
 	RefreshTokens
+	AccessTokens
 	Sessions
 	Consents
 	SigningKeys
@@ -272,6 +292,8 @@ func Normalize(rec any) {
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt)
 	case *RefreshToken:
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt, &r.RevokedAt)
+	case *AccessToken:
+		ts(&r.CreatedAt, &r.ExpiresAt)
 	case *Session:
 		ts(&r.AuthTime, &r.CreatedAt, &r.IdleExpiresAt, &r.ExpiresAt)
 	case *Consent:

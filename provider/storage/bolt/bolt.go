@@ -27,12 +27,13 @@ var (
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
+	bAccess      = []byte("access_tokens")
 	bSessions    = []byte("sessions")
 	bSessionHash = []byte("session_hashes") // hash → session ID
 	bConsents    = []byte("consents")       // user ID 0x00 client ID → consent
 	bKeys        = []byte("signing_keys")
-	bRevocations = []byte("revocations") // jti → expiry (RFC 3339)
-	allBuckets   = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bSessions, bSessionHash, bConsents, bKeys, bRevocations}
+	bRevocations = []byte("revocations")
+	allBuckets   = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bAccess, bSessions, bSessionHash, bConsents, bKeys, bRevocations}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -361,6 +362,40 @@ func (s *Store) RevokeRefreshFamily(_ context.Context, familyID string) error {
 	})
 }
 
+// CreateAccessToken implements storage.AccessTokens.
+func (s *Store) CreateAccessToken(_ context.Context, t *storage.AccessToken) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bAccess)
+		if b.Get(t.Hash[:]) != nil {
+			return storage.ErrAlreadyExists
+		}
+		return putCopy(b, t.Hash[:], t)
+	})
+}
+
+// GetAccessToken implements storage.AccessTokens.
+func (s *Store) GetAccessToken(_ context.Context, h storage.Hash) (t *storage.AccessToken, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		t, err = get[storage.AccessToken](tx.Bucket(bAccess), h[:])
+		if err == nil && storage.Expired(t.ExpiresAt, s.now()) {
+			t, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return t, err
+}
+
+// DeleteAccessToken implements storage.AccessTokens.
+func (s *Store) DeleteAccessToken(_ context.Context, h storage.Hash) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bAccess)
+		if b.Get(h[:]) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete(h[:])
+	})
+}
+
 // CreateSession implements storage.Sessions.
 func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
 	return s.update(func(tx *bbolt.Tx) error {
@@ -575,6 +610,9 @@ func (s *Store) DeleteExpired(_ context.Context) (n int, err error) {
 					func(k []byte, r *storage.RefreshToken) error {
 						return tx.Bucket(bFamilies).Delete(pair(r.FamilyID, string(k)))
 					})
+			},
+			func() (int, error) {
+				return sweep(tx, bAccess, now, func(r *storage.AccessToken) time.Time { return r.ExpiresAt }, nil)
 			},
 			func() (int, error) {
 				return sweep(tx, bSessions, now, (*storage.Session).Deadline,

@@ -26,6 +26,7 @@ type Store struct {
 	usernames   map[string]string // username → user ID
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
+	access      map[storage.Hash]*storage.AccessToken
 	sessions    map[string]*storage.Session
 	sessionIDs  map[storage.Hash]string
 	consents    map[[2]string]*storage.Consent
@@ -42,6 +43,7 @@ func New(now func() time.Time) *Store {
 		usernames:   map[string]string{},
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
+		access:      map[storage.Hash]*storage.AccessToken{},
 		sessions:    map[string]*storage.Session{},
 		sessionIDs:  map[storage.Hash]string{},
 		consents:    map[[2]string]*storage.Consent{},
@@ -289,6 +291,39 @@ func (s *Store) RevokeRefreshFamily(_ context.Context, familyID string) error {
 	return nil
 }
 
+// CreateAccessToken implements storage.AccessTokens.
+func (s *Store) CreateAccessToken(_ context.Context, t *storage.AccessToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.access[t.Hash]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.access[t.Hash] = clone(t)
+	return nil
+}
+
+// GetAccessToken implements storage.AccessTokens.
+func (s *Store) GetAccessToken(_ context.Context, h storage.Hash) (*storage.AccessToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.access[h]
+	if !ok || storage.Expired(t.ExpiresAt, s.now()) {
+		return nil, storage.ErrNotFound
+	}
+	return clone(t), nil
+}
+
+// DeleteAccessToken implements storage.AccessTokens.
+func (s *Store) DeleteAccessToken(_ context.Context, h storage.Hash) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.access[h]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.access, h)
+	return nil
+}
+
 // CreateSession implements storage.Sessions.
 func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
 	s.mu.Lock()
@@ -464,6 +499,12 @@ func (s *Store) DeleteExpired(_ context.Context) (int, error) {
 	for h, t := range s.refresh {
 		if storage.Expired(t.ExpiresAt, now) {
 			delete(s.refresh, h)
+			n++
+		}
+	}
+	for h, t := range s.access {
+		if storage.Expired(t.ExpiresAt, now) {
+			delete(s.access, h)
 			n++
 		}
 	}

@@ -339,6 +339,24 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) error 
 	return mapErr(err)
 }
 
+// CreateAccessToken implements storage.AccessTokens.
+func (s *Store) CreateAccessToken(ctx context.Context, t *storage.AccessToken) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO access_tokens (hash, data, expires_at) VALUES ($1, $2, $3)",
+		t.Hash[:], record(t), storage.Timestamp(t.ExpiresAt))
+	return mapErr(err)
+}
+
+// GetAccessToken implements storage.AccessTokens.
+func (s *Store) GetAccessToken(ctx context.Context, h storage.Hash) (*storage.AccessToken, error) {
+	return getJSON[storage.AccessToken](ctx, s, "SELECT data FROM access_tokens WHERE hash = $1 AND expires_at > $2",
+		h[:], storage.Timestamp(s.now()))
+}
+
+// DeleteAccessToken implements storage.AccessTokens.
+func (s *Store) DeleteAccessToken(ctx context.Context, h storage.Hash) error {
+	return s.exec(ctx, "DELETE FROM access_tokens WHERE hash = $1", h[:])
+}
+
 // CreateSession implements storage.Sessions.
 func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 	_, err := s.pool.Exec(ctx, "INSERT INTO sessions (id, hash, data, deadline) VALUES ($1, $2, $3, $4)",
@@ -479,6 +497,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
 		for _, sql := range []string{
 			"DELETE FROM auth_codes WHERE expires_at <= $1",
 			"DELETE FROM refresh_tokens WHERE expires_at <= $1",
+			"DELETE FROM access_tokens WHERE expires_at <= $1",
 			"DELETE FROM sessions WHERE deadline <= $1",
 			"DELETE FROM consents WHERE expires_at <= $1",
 			"DELETE FROM revocations WHERE expires_at <= $1",

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshConcurrentUse", testRefreshConcurrent},
 		{"RefreshFamilyRevocation", testRefreshFamily},
+		{"AccessTokens", testAccessTokens},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"SigningKeys", testSigningKeys},
@@ -416,6 +417,31 @@ func testRefreshFamily(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.RevokeRefreshFamily(ctx, "fam-none"))
 }
 
+func testAccessTokens(t *testing.T, s storage.Storage, clk *Clock) {
+	at := &storage.AccessToken{Hash: storage.HashOf("at-1"), ClientID: "c1", Subject: "c1", Scopes: []string{"read"},
+		Audience: []string{"https://api.example"}, CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
+	must(t, s.CreateAccessToken(ctx, at))
+	wantErr(t, s.CreateAccessToken(ctx, at), storage.ErrAlreadyExists)
+	got, err := s.GetAccessToken(ctx, at.Hash)
+	must(t, err)
+	if got.ClientID != "c1" || got.Subject != "c1" || !slices.Equal(got.Scopes, at.Scopes) || !slices.Equal(got.Audience, at.Audience) {
+		t.Errorf("GetAccessToken = %+v", got)
+	}
+	equalTime(t, "ExpiresAt", got.ExpiresAt, at.ExpiresAt)
+	_, err = s.GetAccessToken(ctx, storage.HashOf("unknown"))
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteAccessToken(ctx, at.Hash))
+	_, err = s.GetAccessToken(ctx, at.Hash)
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteAccessToken(ctx, at.Hash), storage.ErrNotFound)
+
+	must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at-2"), ClientID: "c1",
+		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Minute)}))
+	clk.Advance(time.Minute)
+	_, err = s.GetAccessToken(ctx, storage.HashOf("at-2"))
+	wantErr(t, err, storage.ErrNotFound)
+}
+
 func newSession(id, secret string, clk *Clock) *storage.Session {
 	return &storage.Session{
 		ID:            id,
@@ -600,6 +626,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 		rt := newRefresh("rt-"+tag, "fam-"+tag, clk)
 		rt.ExpiresAt = clk.Now().Add(life)
 		must(t, s.CreateRefreshToken(ctx, rt))
+		must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at-" + tag), ClientID: "c1",
+			CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(life)}))
 		se := newSession("sid-"+tag, "cookie-"+tag, clk)
 		se.IdleExpiresAt, se.ExpiresAt = clk.Now().Add(life), clk.Now().Add(life)
 		must(t, s.CreateSession(ctx, se))
@@ -617,8 +645,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	clk.Advance(time.Hour)
 	n, err = s.DeleteExpired(ctx)
 	must(t, err)
-	if n != 5 {
-		t.Errorf("DeleteExpired = %d, want 5 (one of each role)", n)
+	if n != 6 {
+		t.Errorf("DeleteExpired = %d, want 6 (one of each role)", n)
 	}
 	n, err = s.DeleteExpired(ctx)
 	must(t, err)
@@ -628,6 +656,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	// The long-lived ones are all still there.
 	long := (24 * time.Hour).String()
 	_, err = s.GetRefreshToken(ctx, storage.HashOf("rt-"+long))
+	must(t, err)
+	_, err = s.GetAccessToken(ctx, storage.HashOf("at-"+long))
 	must(t, err)
 	_, err = s.GetSession(ctx, storage.HashOf("cookie-"+long))
 	must(t, err)
@@ -644,6 +674,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	short := time.Minute.String()
 	must(t, s.CreateAuthCode(ctx, newCode("code-"+short, clk)))
 	must(t, s.CreateRefreshToken(ctx, newRefresh("rt-"+short, "fam", clk)))
+	must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at-" + short), ClientID: "c1",
+		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}))
 	must(t, s.CreateSession(ctx, newSession("sid-"+short, "cookie-"+short, clk)))
 }
 
@@ -697,6 +729,8 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	must(t, s.CreateSigningKey(ctx, &storage.SigningKey{ID: "kid", Alg: "ES256", State: storage.KeyActive,
 		Encrypted: []byte("sealed"), CreatedAt: clk.Now(), ActivatesAt: clk.Now()}))
 	must(t, s.RevokeJTI(ctx, &storage.Revocation{JTI: "jti", ExpiresAt: clk.Now().Add(time.Hour)}))
+	must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at"), ClientID: "c1",
+		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}))
 	// A used refresh token stays used.
 	_, err := s.UseRefreshToken(ctx, storage.HashOf("rt"))
 	must(t, err)
@@ -713,6 +747,9 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	}
 	if _, err := s.UseRefreshToken(ctx, storage.HashOf("rt")); !errors.Is(err, storage.ErrAlreadyUsed) {
 		t.Errorf("used refresh token after reopen: %v, want ErrAlreadyUsed", err)
+	}
+	if _, err := s.GetAccessToken(ctx, storage.HashOf("at")); err != nil {
+		t.Errorf("access token: %v", err)
 	}
 	if _, err := s.GetSession(ctx, storage.HashOf("cookie")); err != nil {
 		t.Errorf("session: %v", err)
