@@ -17,8 +17,19 @@ help: ## list the targets
 build: ## build bin/oidcgate
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/oidcgate
 
-run: build ## run the provider on 127.0.0.1 with the embedded store in ./data
-	./$(BIN) provider --public-addr 127.0.0.1:8080 --admin-addr 127.0.0.1:8081 --ops-addr 127.0.0.1:9090
+DEMO := docs/demo/bootstrap.yaml
+
+run: build ## run the provider on 127.0.0.1 with the embedded store in ./data and the demo clients
+	@echo "oidcgate demo"
+	@echo "  issuer:         http://127.0.0.1:8080   (discovery: http://127.0.0.1:8080/.well-known/openid-configuration)"
+	@echo "  client:         demo / demo-secret-0123456789abcdefghijklmnop   (client_credentials, JWT access tokens)"
+	@echo "  opaque client:  demo-opaque / demo-opaque-secret-0123456789abcdefghij"
+	@echo "  public client:  demo-spa   (redirect http://127.0.0.1:5555/callback)"
+	@echo "  user:           alice / alice-demo-password"
+	@echo "  try:            curl -u demo:demo-secret-0123456789abcdefghijklmnop -d grant_type=client_credentials http://127.0.0.1:8080/token"
+	@echo "  admin API:      http://127.0.0.1:8081/admin/v1/clients    metrics: http://127.0.0.1:9090/metrics"
+	./$(BIN) provider --issuer http://127.0.0.1:8080 --public-addr 127.0.0.1:8080 --admin-addr 127.0.0.1:8081 \
+		--ops-addr 127.0.0.1:9090 --bootstrap $(DEMO)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -451,6 +451,9 @@ func (r *Ring) Tick(ctx context.Context) error {
 	return r.Reconcile(ctx)
 }
 
+// Algs returns the algorithms the ring keeps keys for.
+func (r *Ring) Algs() []string { return slices.Clone(r.cfg.Algs) }
+
 // ErrNoSigningKey: the ring has no key for the algorithm (not configured).
 var ErrNoSigningKey = errors.New("keys: no signing key for this algorithm")
 

@@ -74,3 +74,47 @@ func asError(err error) *Error {
 	}
 	return ErrServer(err)
 }
+
+// ErrInvalidClient: client authentication failed (RFC 6749 §5.2). When the
+// client tried the Authorization header, the response carries
+// WWW-Authenticate: Basic.
+func ErrInvalidClient(basic bool, format string, args ...any) *Error {
+	e := newError(http.StatusUnauthorized, "invalid_client", format, args...)
+	if basic {
+		e.WWWAuthenticate = `Basic realm="oidcgate", charset="UTF-8"`
+	}
+	return e
+}
+
+// ErrInvalidGrant: the grant (code, refresh token) is invalid, expired,
+// revoked, or was issued to another client.
+func ErrInvalidGrant(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "invalid_grant", format, args...)
+}
+
+// ErrUnauthorizedClient: the client may not use this grant type.
+func ErrUnauthorizedClient(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "unauthorized_client", format, args...)
+}
+
+// ErrUnsupportedGrantType: the grant type is not one this server supports.
+func ErrUnsupportedGrantType(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "unsupported_grant_type", format, args...)
+}
+
+// ErrInvalidScope: a requested scope is unknown or not allowed.
+func ErrInvalidScope(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "invalid_scope", format, args...)
+}
+
+// ErrInvalidTarget: a requested resource or audience is not allowed
+// (RFC 8707 §2).
+func ErrInvalidTarget(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "invalid_target", format, args...)
+}
+
+// ErrUnsupportedTokenType: revocation of this token type is not supported
+// (RFC 7009 §2.2.1).
+func ErrUnsupportedTokenType(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "unsupported_token_type", format, args...)
+}

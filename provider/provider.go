@@ -2,26 +2,19 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/fasthttp/router"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/cache"
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
-
-// Config is what the provider itself needs; listeners and the store are
-// the caller's.
-type Config struct {
-	// GCInterval is how often expired codes, tokens, sessions, consents and
-	// revocations are deleted.
-	GCInterval time.Duration
-}
 
 // Provider is the OpenID Connect provider.
 type Provider struct {
@@ -32,6 +25,13 @@ type Provider struct {
 	now   func() time.Time
 
 	jwksCacheControl string
+	issuerPath       string // the issuer URL's path: every endpoint's prefix
+	verifier         *keys.Verifier
+	clients          *cache.Cache[*storage.Client]
+	discovery        []byte // OIDC Discovery document, rendered once
+	asMetadata       []byte // RFC 8414 metadata, rendered once
+	metrics          *providerMetrics
+	grantHandlers    map[string]grantHandler
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -42,13 +42,26 @@ type Provider struct {
 
 // New builds a provider over store, signing with ring.
 func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Provider, error) {
-	if cfg.GCInterval <= 0 {
-		return nil, errors.New("provider: GCInterval must be positive")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
 	}
 	m, err := newHTTPMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
+	pm, err := newProviderMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := cache.New[*storage.Client](cache.Config{Name: "clients", MaxItems: 100_000}, reg)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := keys.NewVerifier(ring, ring.Algs())
+	if err != nil {
+		return nil, err
+	}
+	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:   cfg,
 		store: store,
@@ -57,6 +70,10 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 		now:   now,
 
 		jwksCacheControl: fmt.Sprintf("public, max-age=%d", int(ring.JWKSMaxAge().Seconds())),
+		issuerPath:       iu.Path,
+		verifier:         verifier,
+		clients:          clients,
+		metrics:          pm,
 		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidcgate_store_gc_runs_total",
 			Help: "Runs of the expired-record collector, by outcome.",
@@ -70,6 +87,10 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
+	}
+	p.grantHandlers = p.grants()
+	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
+		return nil, err
 	}
 	ids := newRequestIDs()
 	p.public = p.publicRoutes(&adapter{listener: "public", log: log, metrics: m, ids: ids})
@@ -87,8 +108,25 @@ func newRouter(a *adapter) *router.Router {
 
 func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
 	r := newRouter(a)
-	r.GET("/jwks", a.handle("jwks", p.jwks))
+	at := func(path string) string { return p.issuerPath + path }
+	r.GET(at("/.well-known/openid-configuration"), a.handle("discovery", p.serveBytes(p.discovery)))
+	// RFC 8414 §3: the well-known segment goes before the issuer's path.
+	r.GET("/.well-known/oauth-authorization-server"+p.issuerPath, a.handle("as_metadata", p.serveBytes(p.asMetadata)))
+	r.GET(at("/jwks"), a.handle("jwks", p.jwks))
+	r.POST(at("/token"), a.handle("token", p.token))
+	r.POST(at("/introspect"), a.handle("introspect", p.introspect))
+	r.POST(at("/revoke"), a.handle("revoke", p.revoke))
 	return r.Handler
+}
+
+// serveBytes serves a pre-rendered JSON document.
+func (p *Provider) serveBytes(body []byte) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx) error {
+		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=3600")
+		ctx.SetBody(body)
+		return nil
+	}
 }
 
 // jwks serves the key ring's pre-rendered JWK Set (RFC 7517 §5) with an
@@ -120,6 +158,9 @@ func (p *Provider) Ready(ctx context.Context) error {
 	}
 	return p.ring.Ready()
 }
+
+// Close releases the provider's caches.
+func (p *Provider) Close() { p.clients.Close() }
 
 // Run deletes expired records every GCInterval until ctx is cancelled.
 func (p *Provider) Run(ctx context.Context) {

@@ -72,11 +72,24 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 
+	if cfg.Bootstrap != "" {
+		b, err := provider.LoadBootstrap(cfg.Bootstrap)
+		if err != nil {
+			return err
+		}
+		pc := cfg.providerConfig()
+		if err := provider.ApplyBootstrap(ctx, store, b, pc.Argon2, time.Now()); err != nil {
+			return err
+		}
+		log.Info("bootstrap applied", "file", cfg.Bootstrap, "clients", len(b.Clients), "users", len(b.Users))
+	}
+
 	reg := newRegistry()
-	p, err := provider.New(provider.Config{GCInterval: cfg.GCInterval}, store, ring, log, reg, time.Now)
+	p, err := provider.New(cfg.providerConfig(), store, ring, log, reg, time.Now)
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 
 	var certs *certReloader
 	if cfg.TLSCert != "" {
@@ -115,7 +128,7 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 	defer stop()
 	go p.Run(runCtx)
 	go ring.Run(runCtx)
-	log.Info("oidcgate provider started", "version", version, "store", cfg.kind())
+	log.Info("oidcgate provider started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
 	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
 	log.Info("oidcgate provider stopped")
 	return err

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres"
 )
 
@@ -157,6 +158,25 @@ type ProviderConfig struct {
 	PublicAddr string `yaml:"public_addr" help:"address of the public listener (protocol endpoints)"`
 	// AdminAddr serves the operator API; keep it off the internet.
 	AdminAddr string `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
+
+	Issuer         string        `yaml:"issuer" help:"issuer URL: https, or http on a loopback host; its path prefixes every endpoint"`
+	InsecureHTTP   bool          `yaml:"insecure_http" help:"allow an http issuer on a non-loopback host (only behind a TLS-terminating proxy)"`
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl" help:"access token lifetime unless the client sets its own"`
+	AccessTokenAlg string        `yaml:"access_token_alg" help:"algorithm of JWT access tokens (RFC 9068); must be one of --signing-algs"`
+	ClientCacheTTL time.Duration `yaml:"client_cache_ttl" help:"how long client records are cached; changes made by another process or replica show after at most this long"`
+	Bootstrap      string        `yaml:"bootstrap" help:"YAML file declaring clients and users, applied idempotently at start"`
+	Argon2Time     int           `yaml:"argon2_time" help:"argon2id passes for new password hashes"`
+	Argon2Memory   int           `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for new password hashes"`
+	Argon2Threads  int           `yaml:"argon2_threads" help:"argon2id parallelism for new password hashes"`
+}
+
+// providerConfig is the provider package's view of the settings.
+func (c *ProviderConfig) providerConfig() provider.Config {
+	return provider.Config{
+		Issuer: c.Issuer, InsecureHTTP: c.InsecureHTTP, AccessTokenTTL: c.AccessTokenTTL, AccessTokenAlg: c.AccessTokenAlg,
+		ClientCacheTTL: c.ClientCacheTTL, GCInterval: c.GCInterval,
+		Argon2: provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
+	}
 }
 
 func defaultProviderConfig() ProviderConfig {
@@ -166,6 +186,14 @@ func defaultProviderConfig() ProviderConfig {
 		KeysConfig:  defaultKeysConfig(),
 		PublicAddr:  ":8080",
 		AdminAddr:   "127.0.0.1:8081",
+
+		Issuer:         "http://127.0.0.1:8080",
+		AccessTokenTTL: time.Hour,
+		AccessTokenAlg: keys.ES256,
+		ClientCacheTTL: 30 * time.Second,
+		Argon2Time:     int(provider.DefaultArgon2.Time),
+		Argon2Memory:   int(provider.DefaultArgon2.Memory),
+		Argon2Threads:  int(provider.DefaultArgon2.Threads),
 	}
 }
 
@@ -286,6 +314,25 @@ func (c *ProviderConfig) Validate() error {
 	c.KeysConfig.validate(&p)
 	p.addr("public_addr", c.PublicAddr)
 	p.addr("admin_addr", c.AdminAddr)
+	if err := provider.ValidateIssuer(c.Issuer, c.InsecureHTTP); err != nil {
+		p.add("issuer", "%v", err)
+	}
+	p.positive("access_token_ttl", c.AccessTokenTTL)
+	p.positive("client_cache_ttl", c.ClientCacheTTL)
+	if !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) && c.AccessTokenAlg != keys.RS256 {
+		p.add("access_token_alg", "%q is not one of --signing-algs %v", c.AccessTokenAlg, c.SigningAlgs)
+	}
+	if c.KeyRetireGrace < c.AccessTokenTTL {
+		p.add("key_retire_grace", "must be at least --access-token-ttl (%s), or tokens outlive their key in the JWKS", c.AccessTokenTTL)
+	}
+	if c.Argon2Time < 1 || c.Argon2Time > 1<<16 || c.Argon2Memory < 8*1024 || c.Argon2Memory > 4<<20 || c.Argon2Threads < 1 || c.Argon2Threads > 255 {
+		p.add("argon2_time", "argon2id needs 1 ≤ time ≤ 65536, 8192 ≤ memory KiB ≤ 4 GiB, 1 ≤ threads ≤ 255")
+	}
+	if c.Bootstrap != "" {
+		if _, err := os.Stat(c.Bootstrap); err != nil {
+			p.add("bootstrap", "%v", err)
+		}
+	}
 	return p.err()
 }
 

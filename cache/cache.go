@@ -1,0 +1,70 @@
+package cache
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Cache maps string keys to values of type V with a TTL per entry.
+type Cache[V any] struct {
+	c *ristretto.Cache[string, V]
+}
+
+// Config sizes a cache.
+type Config struct {
+	// Name labels its metrics (cache="NAME"); a fixed, bounded set.
+	Name string
+	// MaxItems is the most entries kept; each Set costs 1.
+	MaxItems int64
+}
+
+// New builds a cache and registers its hit and miss counters with reg.
+func New[V any](cfg Config, reg prometheus.Registerer) (*Cache[V], error) {
+	if cfg.MaxItems <= 0 || cfg.Name == "" {
+		return nil, fmt.Errorf("cache: a name and a positive MaxItems are required")
+	}
+	c, err := ristretto.NewCache(&ristretto.Config[string, V]{
+		NumCounters: 10 * cfg.MaxItems, // ristretto's advice: 10× the items kept
+		MaxCost:     cfg.MaxItems,
+		BufferItems: 64,
+		// Costs count entries, not bytes.
+		IgnoreInternalCost: true,
+		Metrics:            true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", cfg.Name, err)
+	}
+	labels := prometheus.Labels{"cache": cfg.Name}
+	for _, m := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "oidcgate_cache_hits_total",
+			Help: "Cache lookups that found a live entry.", ConstLabels: labels}, func() float64 { return float64(c.Metrics.Hits()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "oidcgate_cache_misses_total",
+			Help: "Cache lookups that found nothing.", ConstLabels: labels}, func() float64 { return float64(c.Metrics.Misses()) }),
+	} {
+		if err := reg.Register(m); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cache %s: register metrics: %w", cfg.Name, err)
+		}
+	}
+	return &Cache[V]{c: c}, nil
+}
+
+// Get returns the live entry for key.
+func (c *Cache[V]) Get(key string) (V, bool) { return c.c.Get(key) }
+
+// Set stores v for ttl (> 0). It may be dropped; see the package doc.
+func (c *Cache[V]) Set(key string, v V, ttl time.Duration) {
+	c.c.SetWithTTL(key, v, 1, ttl)
+}
+
+// Del removes key at once.
+func (c *Cache[V]) Del(key string) { c.c.Del(key) }
+
+// Wait blocks until earlier Sets are applied (for tests).
+func (c *Cache[V]) Wait() { c.c.Wait() }
+
+// Close stops the cache's goroutines.
+func (c *Cache[V]) Close() { c.c.Close() }

@@ -1,0 +1,120 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// Bootstrap declares clients and users applied at start, idempotently, the
+// way Dex's static configuration is: a deployment can declare its clients.
+type Bootstrap struct {
+	Clients []ClientSpec `yaml:"clients"`
+	Users   []UserSpec   `yaml:"users"`
+}
+
+// LoadBootstrap reads a bootstrap file strictly (unknown keys are errors).
+// A confidential client must declare its secret (secret or secret_file).
+func LoadBootstrap(path string) (*Bootstrap, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	var b Bootstrap
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&b); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("bootstrap %s: %w", path, err)
+	}
+	var errs []error
+	for i := range b.Clients {
+		c := &b.Clients[i]
+		if c.SecretFile != "" {
+			s, err := os.ReadFile(c.SecretFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("client %s: %w", c.ID, err))
+				continue
+			}
+			c.Secret = strings.TrimRight(string(s), "\r\n")
+		}
+		if !c.Public && c.Secret == "" {
+			errs = append(errs, fmt.Errorf("client %s: a confidential client needs secret or secret_file", c.ID))
+		}
+	}
+	for _, u := range b.Users {
+		if !ValidUsername(u.Username) || u.Password == "" {
+			errs = append(errs, fmt.Errorf("user %q: needs a username and a password", u.Username))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("bootstrap %s: %w", path, errors.Join(errs...))
+	}
+	return &b, nil
+}
+
+// BootstrapStore is what applying a bootstrap needs.
+type BootstrapStore interface {
+	storage.Clients
+	storage.Users
+}
+
+// ApplyBootstrap makes the store hold what b declares: clients are created
+// or updated to match; users are created, or have their claims, disabled
+// flag and (if it no longer matches) password updated. IDs of existing
+// users never change.
+func ApplyBootstrap(ctx context.Context, s BootstrapStore, b *Bootstrap, cost Argon2Params, now time.Time) error {
+	for _, spec := range b.Clients {
+		c, _, err := spec.Build(now)
+		if err != nil {
+			return fmt.Errorf("bootstrap client %s: %w", spec.ID, err)
+		}
+		old, err := s.GetClient(ctx, c.ID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			err = s.CreateClient(ctx, c)
+		case err == nil:
+			c.CreatedAt = old.CreatedAt
+			err = s.UpdateClient(ctx, c)
+		}
+		if err != nil {
+			return fmt.Errorf("bootstrap client %s: %w", spec.ID, err)
+		}
+	}
+	for _, spec := range b.Users {
+		old, err := s.GetUserByUsername(ctx, spec.Username)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			hash, err := HashPassword(spec.Password, cost)
+			if err != nil {
+				return err
+			}
+			err = s.CreateUser(ctx, &storage.User{ID: NewUserID(), Username: spec.Username, PasswordHash: hash,
+				Claims: spec.Claims, Disabled: spec.Disabled, CreatedAt: now, UpdatedAt: now})
+			if err != nil {
+				return fmt.Errorf("bootstrap user %s: %w", spec.Username, err)
+			}
+		case err != nil:
+			return fmt.Errorf("bootstrap user %s: %w", spec.Username, err)
+		default:
+			old.Claims, old.Disabled, old.UpdatedAt = spec.Claims, spec.Disabled, now
+			if ok, _ := VerifyPassword(old.PasswordHash, spec.Password); !ok {
+				if old.PasswordHash, err = HashPassword(spec.Password, cost); err != nil {
+					return err
+				}
+			}
+			if err := s.UpdateUser(ctx, old); err != nil {
+				return fmt.Errorf("bootstrap user %s: %w", spec.Username, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// introspection is an RFC 7662 §2.2 response. Inactive tokens carry only
+// active=false.
+type introspection struct {
+	Active    bool          `json:"active"`
+	Scope     string        `json:"scope,omitempty"`
+	ClientID  string        `json:"client_id,omitempty"`
+	Sub       string        `json:"sub,omitempty"`
+	Aud       audienceClaim `json:"aud,omitempty"`
+	Iss       string        `json:"iss,omitempty"`
+	Exp       int64         `json:"exp,omitempty"`
+	Iat       int64         `json:"iat,omitempty"`
+	Jti       string        `json:"jti,omitempty"`
+	TokenType string        `json:"token_type,omitempty"` // "Bearer" for access tokens
+	TokenUse  string        `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
+}
+
+var inactive = &introspection{Active: false}
+
+// authenticatedForm reads a form and authenticates its client: introspection
+// and revocation require a client that can authenticate (not "none").
+func (p *Provider) authenticatedForm(ctx *fasthttp.RequestCtx, sctx context.Context) (form, *storage.Client, error) {
+	f, err := readForm(ctx)
+	if err != nil {
+		return f, nil, err
+	}
+	creds, err := parseCredentials(ctx.Request.Header.Peek("Authorization"), f.get("client_id"), f.get("client_secret"))
+	if err != nil {
+		return f, nil, err
+	}
+	if creds.method == authNone {
+		return f, nil, ErrInvalidClient(false, "this endpoint requires client authentication")
+	}
+	c, err := p.authenticate(sctx, creds)
+	if err != nil {
+		return f, nil, err
+	}
+	if len(f.get("token")) == 0 {
+		return f, nil, ErrInvalidRequest("token is required")
+	}
+	return f, c, nil
+}
+
+// introspect is RFC 7662.
+func (p *Provider) introspect(ctx *fasthttp.RequestCtx) (err error) {
+	defer func() {
+		if err != nil {
+			p.metrics.introspection.WithLabelValues(outcome(err)).Inc()
+		}
+	}()
+	sctx, cancel := requestCtx()
+	defer cancel()
+	f, caller, err := p.authenticatedForm(ctx, sctx)
+	if err != nil {
+		return err
+	}
+	res, err := p.inspect(sctx, caller, f.str("token"))
+	if err != nil {
+		return err
+	}
+	p.metrics.introspection.WithLabelValues(map[bool]string{true: "active", false: "inactive"}[res.Active]).Inc()
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	return writeJSON(ctx, fasthttp.StatusOK, res)
+}
+
+// looksLikeJWT: a compact JWS has exactly two dots; opaque tokens none.
+func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
+
+// verifyAccessJWT checks a JWT access token's signature and issuer and
+// returns its claims; expiry is the caller's to judge.
+func (p *Provider) verifyAccessJWT(token string) (*accessClaims, error) {
+	payload, h, err := p.verifier.Verify([]byte(token))
+	if err != nil {
+		return nil, err
+	}
+	if h.Typ != "at+jwt" {
+		return nil, errors.New("not an access token")
+	}
+	var c accessClaims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.Iss != p.cfg.Issuer {
+		return nil, errors.New("another issuer")
+	}
+	return &c, nil
+}
+
+// visible: a client sees its own tokens; a resource server registered to
+// introspect any token sees all.
+func visible(caller *storage.Client, owner string) bool {
+	return caller.IntrospectAny || caller.ID == owner
+}
+
+// inspect is introspection without HTTP. Anything unknown, expired,
+// revoked or not visible to the caller is simply inactive.
+func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token string) (*introspection, error) {
+	now := p.now()
+	if looksLikeJWT(token) {
+		c, err := p.verifyAccessJWT(token)
+		if err != nil || c.Exp <= now.Unix() || !visible(caller, c.ClientID) {
+			return inactive, nil
+		}
+		revoked, err := p.store.IsRevoked(ctx, c.Jti)
+		if err != nil {
+			return nil, ErrUnavailable(err)
+		}
+		if revoked {
+			return inactive, nil
+		}
+		return &introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
+			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: "Bearer", TokenUse: "access_token"}, nil
+	}
+	h := storage.HashOf(token)
+	at, err := p.store.GetAccessToken(ctx, h)
+	switch {
+	case err == nil:
+		if !visible(caller, at.ClientID) {
+			return inactive, nil
+		}
+		return &introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
+			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
+			TokenType: "Bearer", TokenUse: "access_token"}, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, ErrUnavailable(err)
+	}
+	rt, err := p.store.GetRefreshToken(ctx, h)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return inactive, nil
+	case err != nil:
+		return nil, ErrUnavailable(err)
+	case !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || !visible(caller, rt.ClientID):
+		return inactive, nil
+	}
+	return &introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.UserID,
+		Aud: rt.Audience, Iss: p.cfg.Issuer, Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), TokenUse: "refresh_token"}, nil
+}
+
+// revoke is RFC 7009: 200 whether or not the token was known.
+func (p *Provider) revoke(ctx *fasthttp.RequestCtx) (err error) {
+	what := ""
+	defer func() {
+		if err != nil {
+			what = outcome(err)
+		}
+		p.metrics.revocation.WithLabelValues(what).Inc()
+	}()
+	sctx, cancel := requestCtx()
+	defer cancel()
+	f, caller, err := p.authenticatedForm(ctx, sctx)
+	if err != nil {
+		return err
+	}
+	if what, err = p.revokeToken(sctx, caller, f.str("token")); err != nil {
+		return err
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	return nil
+}
+
+var errNotYours = ErrUnauthorizedClient("the token was not issued to this client")
+
+// revokeToken revokes token if the caller owns it and says what it was.
+// The token type hint only orders a search, so it is not needed.
+func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, token string) (string, error) {
+	now := p.now()
+	if looksLikeJWT(token) {
+		c, err := p.verifyAccessJWT(token)
+		if err != nil || c.Exp <= now.Unix() {
+			return "unknown", nil // forged, foreign or already expired: nothing to do
+		}
+		if c.ClientID != caller.ID {
+			return "", errNotYours
+		}
+		if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: c.Jti, ExpiresAt: time.Unix(c.Exp, 0)}); err != nil {
+			return "", ErrUnavailable(err)
+		}
+		return "jwt_access_token", nil
+	}
+	h := storage.HashOf(token)
+	at, err := p.store.GetAccessToken(ctx, h)
+	switch {
+	case err == nil:
+		if at.ClientID != caller.ID {
+			return "", errNotYours
+		}
+		if err := p.store.DeleteAccessToken(ctx, h); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return "", ErrUnavailable(err)
+		}
+		return "opaque_access_token", nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return "", ErrUnavailable(err)
+	}
+	rt, err := p.store.GetRefreshToken(ctx, h)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return "unknown", nil
+	case err != nil:
+		return "", ErrUnavailable(err)
+	case rt.ClientID != caller.ID:
+		return "", errNotYours
+	}
+	if err := p.store.RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
+		return "", ErrUnavailable(err)
+	}
+	return "refresh_token", nil
+}

@@ -1,0 +1,62 @@
+package provider
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// providerMetrics are the protocol counters. Label values come from bounded
+// sets (grant types, formats, RFC error codes), never from client IDs or
+// tokens.
+type providerMetrics struct {
+	issued        *prometheus.CounterVec   // grant, format
+	tokenDuration *prometheus.HistogramVec // grant, outcome
+	introspection *prometheus.CounterVec   // outcome
+	revocation    *prometheus.CounterVec   // outcome
+}
+
+func newProviderMetrics(reg prometheus.Registerer) (*providerMetrics, error) {
+	m := &providerMetrics{
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_tokens_issued_total",
+			Help: "Access tokens issued, by grant type and format (jwt, opaque).",
+		}, []string{"grant", "format"}),
+		tokenDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "oidcgate_token_request_duration_seconds",
+			Help:    "Token endpoint latency, by grant type and outcome (ok or the OAuth error code).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"grant", "outcome"}),
+		introspection: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_introspections_total",
+			Help: "Introspection requests, by outcome (active, inactive, or the OAuth error code).",
+		}, []string{"outcome"}),
+		revocation: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_revocations_total",
+			Help: "Revocation requests, by outcome (what was revoked, unknown, or the OAuth error code).",
+		}, []string{"outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.issued, m.tokenDuration, m.introspection, m.revocation} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// grantLabel keeps the grant label bounded: anything unknown is "other".
+func grantLabel(g string) string {
+	switch g {
+	case grantClientCredentials, grantAuthorizationCode, grantRefreshToken:
+		return g
+	}
+	return "other"
+}
+
+// outcome is "ok" or the error's OAuth code (a bounded set).
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return asError(err).Code
+}

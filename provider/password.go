@@ -1,0 +1,66 @@
+package provider
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Argon2Params are the argon2id cost parameters for new password hashes
+// (RFC 9106 §4). Existing hashes keep the parameters they were made with.
+type Argon2Params struct {
+	Time    uint32 // passes
+	Memory  uint32 // KiB
+	Threads uint8
+}
+
+// DefaultArgon2 is RFC 9106's second recommended option, scaled to two passes.
+var DefaultArgon2 = Argon2Params{Time: 2, Memory: 64 * 1024, Threads: 2}
+
+// Validate reports unusable parameters.
+func (p Argon2Params) Validate() error {
+	if p.Time < 1 || p.Memory < 8*1024 || p.Threads < 1 {
+		return fmt.Errorf("argon2id needs time ≥ 1, memory ≥ 8192 KiB and threads ≥ 1, got %d, %d, %d", p.Time, p.Memory, p.Threads)
+	}
+	return nil
+}
+
+var b64raw = base64.RawStdEncoding
+
+// HashPassword returns the PHC-format argon2id hash of password.
+func HashPassword(password string, p Argon2Params) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		b64raw.EncodeToString(salt), b64raw.EncodeToString(key)), nil
+}
+
+var errBadHash = errors.New("not a PHC argon2id hash")
+
+// VerifyPassword reports whether password matches the PHC hash, comparing
+// in constant time.
+func VerifyPassword(hash, password string) (bool, error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return false, errBadHash
+	}
+	var p Argon2Params
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil || p.Validate() != nil {
+		return false, errBadHash
+	}
+	salt, err1 := b64raw.DecodeString(parts[4])
+	want, err2 := b64raw.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) < 16 {
+		return false, errBadHash
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}

@@ -1,0 +1,214 @@
+package provider
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// Grant types (RFC 6749, OIDC Core).
+const (
+	grantClientCredentials = "client_credentials"
+	grantAuthorizationCode = "authorization_code"
+	grantRefreshToken      = "refresh_token"
+)
+
+// Access token formats.
+const (
+	formatJWT    = "jwt"
+	formatOpaque = "opaque"
+)
+
+// ClientSpec is a client as an operator declares it: in the bootstrap
+// file, on the command line, or through the admin API.
+type ClientSpec struct {
+	ID   string `yaml:"id" json:"client_id"`
+	Name string `yaml:"name" json:"client_name"`
+	// Secret is for confidential clients: at least 32 characters. Empty
+	// on a new confidential client: one is generated and shown once.
+	Secret string `yaml:"secret" json:"client_secret,omitempty"`
+	// SecretFile names a file holding Secret (bootstrap files).
+	SecretFile               string        `yaml:"secret_file" json:"-"`
+	Public                   bool          `yaml:"public" json:"public"`
+	TokenEndpointAuthMethod  string        `yaml:"token_endpoint_auth_method" json:"token_endpoint_auth_method"`
+	RedirectURIs             []string      `yaml:"redirect_uris" json:"redirect_uris"`
+	PostLogoutRedirectURIs   []string      `yaml:"post_logout_redirect_uris" json:"post_logout_redirect_uris"`
+	GrantTypes               []string      `yaml:"grant_types" json:"grant_types"`
+	Scopes                   []string      `yaml:"scopes" json:"scopes"`
+	Audiences                []string      `yaml:"audiences" json:"audiences"`
+	DefaultAudience          string        `yaml:"default_audience" json:"default_audience"`
+	AccessTokenFormat        string        `yaml:"access_token_format" json:"access_token_format"`
+	AccessTokenTTL           time.Duration `yaml:"access_token_ttl" json:"access_token_ttl"`
+	RefreshTokenTTL          time.Duration `yaml:"refresh_token_ttl" json:"refresh_token_ttl"`
+	IDTokenTTL               time.Duration `yaml:"id_token_ttl" json:"id_token_ttl"`
+	FirstParty               bool          `yaml:"first_party" json:"first_party"`
+	IDTokenSignedResponseAlg string        `yaml:"id_token_signed_response_alg" json:"id_token_signed_response_alg"`
+	IntrospectAny            bool          `yaml:"introspect_any" json:"introspect_any"`
+}
+
+// MinSecretLength is the shortest operator-supplied client secret.
+const MinSecretLength = 32
+
+// GenerateSecret returns 256 random bits, base64url.
+func GenerateSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func validClientID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// validScopeToken is RFC 6749 §3.3's scope-token.
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// Build validates spec and returns the client record and, for a
+// confidential client without a given secret, the generated secret (to show
+// once). Every problem is reported.
+func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !validClientID(spec.ID) {
+		bad("client id %q: 1-128 characters of A-Z a-z 0-9 - . _ ~", spec.ID)
+	}
+	method := spec.TokenEndpointAuthMethod
+	switch {
+	case method == "" && spec.Public:
+		method = authNone
+	case method == "":
+		method = authSecretBasic
+	case method == authNone && !spec.Public, method != authNone && spec.Public:
+		bad("token_endpoint_auth_method %s does not fit a %s client", method, map[bool]string{true: "public", false: "confidential"}[spec.Public])
+	case method != authSecretBasic && method != authSecretPost && method != authNone:
+		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none, got %q", method)
+	}
+	secret := spec.Secret
+	generated := ""
+	switch {
+	case spec.Public && secret != "":
+		bad("a public client has no secret")
+	case !spec.Public && secret == "":
+		secret = GenerateSecret()
+		generated = secret
+	case !spec.Public && len(secret) < MinSecretLength:
+		bad("client secret must be at least %d characters", MinSecretLength)
+	}
+	grants := spec.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{grantClientCredentials}
+		if spec.Public {
+			grants = []string{grantAuthorizationCode, grantRefreshToken}
+		}
+	}
+	for _, g := range grants {
+		switch {
+		case g != grantClientCredentials && g != grantAuthorizationCode && g != grantRefreshToken:
+			bad("grant type %q is not supported", g)
+		case g == grantClientCredentials && spec.Public:
+			bad("a public client cannot use client_credentials")
+		}
+	}
+	for _, s := range spec.Scopes {
+		if !validScopeToken(s) {
+			bad("scope %q is not a valid scope token", s)
+		}
+	}
+	for _, a := range spec.Audiences {
+		if !validScopeToken(a) {
+			bad("audience %q must be non-empty without spaces", a)
+		}
+	}
+	if spec.DefaultAudience != "" && !slices.Contains(spec.Audiences, spec.DefaultAudience) {
+		bad("default audience %q is not one of the client's audiences", spec.DefaultAudience)
+	}
+	for _, u := range append(slices.Clone(spec.RedirectURIs), spec.PostLogoutRedirectURIs...) {
+		if pu, err := url.Parse(u); err != nil || !pu.IsAbs() || pu.Fragment != "" {
+			bad("redirect URI %q must be an absolute URI without a fragment", u)
+		}
+	}
+	format := spec.AccessTokenFormat
+	if format == "" {
+		format = formatJWT
+	}
+	if format != formatJWT && format != formatOpaque {
+		bad("access_token_format must be jwt or opaque, got %q", format)
+	}
+	for name, d := range map[string]time.Duration{"access_token_ttl": spec.AccessTokenTTL, "refresh_token_ttl": spec.RefreshTokenTTL, "id_token_ttl": spec.IDTokenTTL} {
+		if d < 0 {
+			bad("%s must not be negative", name)
+		}
+	}
+	if a := spec.IDTokenSignedResponseAlg; a != "" && !keys.Supported(a) {
+		bad("id_token_signed_response_alg %q is not supported", a)
+	}
+	if len(errs) > 0 {
+		return nil, "", errors.Join(errs...)
+	}
+	name := spec.Name
+	if name == "" {
+		name = spec.ID
+	}
+	c := &storage.Client{
+		ID: spec.ID, Name: name, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
+		GrantTypes: grants, TokenEndpointAuthMethod: method, Scopes: spec.Scopes, Audiences: spec.Audiences,
+		DefaultAudience: spec.DefaultAudience, AccessTokenFormat: format, AccessTokenTTL: spec.AccessTokenTTL,
+		RefreshTokenTTL: spec.RefreshTokenTTL, IDTokenTTL: spec.IDTokenTTL, FirstParty: spec.FirstParty,
+		IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg, IntrospectAny: spec.IntrospectAny,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {
+		c.ResponseTypes = []string{"code"}
+	}
+	if !spec.Public {
+		c.SecretHash = hashSecret(secret)
+	}
+	return c, generated, nil
+}
+
+// UserSpec is a user as an operator declares one.
+type UserSpec struct {
+	Username string         `yaml:"username" json:"username"`
+	Password string         `yaml:"password" json:"-"`
+	Claims   map[string]any `yaml:"claims" json:"claims"`
+	Disabled bool           `yaml:"disabled" json:"disabled"`
+}
+
+// NewUserID returns a stable, opaque subject identifier.
+func NewUserID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ValidUsername reports whether u can name a user.
+func ValidUsername(u string) bool {
+	return u != "" && len(u) <= 256 && strings.TrimSpace(u) == u && !strings.ContainsAny(u, "\x00\r\n")
+}

@@ -1,0 +1,277 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// tokenRequest is what a grant handler needs from the request.
+type tokenRequest struct {
+	scope     []string // nil: not given
+	resources []string // RFC 8707 resource parameters
+	audience  []string // the space-separated audience parameter
+}
+
+// tokenResponse is RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// grantHandler issues tokens for one grant type to an authenticated client.
+type grantHandler func(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error)
+
+// grants is the one switch on grant_type.
+func (p *Provider) grants() map[string]grantHandler {
+	return map[string]grantHandler{
+		grantClientCredentials: p.clientCredentials,
+	}
+}
+
+// requestCtx bounds the store calls of one request: a fasthttp RequestCtx
+// has no deadline of its own.
+func requestCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+// token is the token endpoint (RFC 6749 §3.2).
+func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
+	start := time.Now()
+	grantType := ""
+	defer func() {
+		p.metrics.tokenDuration.WithLabelValues(grantLabel(grantType), outcome(err)).Observe(time.Since(start).Seconds())
+	}()
+	f, err := readForm(ctx)
+	if err != nil {
+		return err
+	}
+	grantType = f.str("grant_type")
+	handler, ok := p.grantHandlers[grantType]
+	switch {
+	case grantType == "":
+		return ErrInvalidRequest("grant_type is required")
+	case !ok:
+		return ErrUnsupportedGrantType("grant_type %q is not supported", grantType)
+	}
+	creds, err := parseCredentials(ctx.Request.Header.Peek("Authorization"), f.get("client_id"), f.get("client_secret"))
+	if err != nil {
+		return err
+	}
+	req := tokenRequest{resources: f.all("resource")}
+	if s := f.get("scope"); len(s) > 0 {
+		req.scope = strings.Fields(string(s))
+	}
+	if a := f.get("audience"); len(a) > 0 {
+		req.audience = strings.Fields(string(a))
+	}
+
+	sctx, cancel := requestCtx()
+	defer cancel()
+	client, err := p.authenticate(sctx, creds)
+	if err != nil {
+		return err
+	}
+	resp, err := handler(sctx, client, req)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Pragma", "no-cache")
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+	return nil
+}
+
+// clientCredentials is RFC 6749 §4.4: a confidential client gets an access
+// token for itself.
+func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
+	if c.TokenEndpointAuthMethod == authNone || !slices.Contains(c.GrantTypes, grantClientCredentials) {
+		return nil, ErrUnauthorizedClient("this client may not use client_credentials")
+	}
+	scopes, err := grantedScopes(c, req.scope)
+	if err != nil {
+		return nil, err
+	}
+	aud, err := audiences(c, req)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	token, ttl, err := p.issueAccessToken(ctx, accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud}, now)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics.issued.WithLabelValues(grantClientCredentials, c.AccessTokenFormat).Inc()
+	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")}, nil
+}
+
+// grantedScopes checks requested scopes against the client's; none
+// requested means all the client may have (RFC 6749 §3.3's pre-defined
+// default).
+func grantedScopes(c *storage.Client, requested []string) ([]string, error) {
+	if requested == nil {
+		return c.Scopes, nil
+	}
+	for _, s := range requested {
+		if !slices.Contains(c.Scopes, s) {
+			return nil, ErrInvalidScope("scope %q is not allowed for this client", s)
+		}
+	}
+	return requested, nil
+}
+
+// audiences resolves RFC 8707 resource and audience parameters against
+// the client's allowed audiences, falling back to its default.
+func audiences(c *storage.Client, req tokenRequest) ([]string, error) {
+	var out []string
+	for _, r := range req.resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return nil, ErrInvalidTarget("resource %q must be an absolute URI without a fragment", r)
+		}
+	}
+	for _, a := range append(req.resources, req.audience...) {
+		if !slices.Contains(c.Audiences, a) {
+			return nil, ErrInvalidTarget("%q is not an audience this client may request", a)
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	switch {
+	case c.DefaultAudience != "":
+		return []string{c.DefaultAudience}, nil
+	case len(c.Audiences) == 1:
+		return c.Audiences, nil
+	}
+	return nil, ErrInvalidTarget("no resource or audience requested, and this client has no default audience")
+}
+
+// accessGrant is what an access token is issued for.
+type accessGrant struct {
+	client   *storage.Client
+	subject  string
+	scopes   []string
+	audience []string
+	familyID string
+}
+
+// audienceClaim is aud: a string for one audience, an array for more
+// (RFC 7519 §4.1.3).
+type audienceClaim []string
+
+func (a audienceClaim) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+func (a *audienceClaim) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audienceClaim{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("aud is neither a string nor an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// accessClaims is an RFC 9068 §2.2 JWT access token.
+type accessClaims struct {
+	Iss      string        `json:"iss"`
+	Sub      string        `json:"sub"`
+	Aud      audienceClaim `json:"aud"`
+	Exp      int64         `json:"exp"`
+	Iat      int64         `json:"iat"`
+	Jti      string        `json:"jti"`
+	ClientID string        `json:"client_id"`
+	Scope    string        `json:"scope,omitempty"`
+}
+
+// randomToken is 256 bits, base64url: opaque tokens and their kin.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newJTI is a 128-bit token identifier.
+func newJTI() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// issueAccessToken makes a JWT (RFC 9068) or an opaque token, per client.
+func (p *Provider) issueAccessToken(ctx context.Context, g accessGrant, now time.Time) (string, time.Duration, error) {
+	ttl := g.client.AccessTokenTTL
+	if ttl == 0 {
+		ttl = p.cfg.AccessTokenTTL
+	}
+	exp := now.Add(ttl)
+	if g.client.AccessTokenFormat == formatOpaque {
+		tok := randomToken()
+		err := p.store.CreateAccessToken(ctx, &storage.AccessToken{
+			Hash: storage.HashOf(tok), ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
+			Audience: g.audience, FamilyID: g.familyID, CreatedAt: now, ExpiresAt: exp,
+		})
+		if err != nil {
+			return "", 0, ErrUnavailable(err)
+		}
+		return tok, ttl, nil
+	}
+	payload, err := json.Marshal(accessClaims{
+		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
+		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "),
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	tok, err := p.ring.Sign(p.cfg.AccessTokenAlg, "at+jwt", payload)
+	if err != nil {
+		return "", 0, err
+	}
+	return tok, ttl, nil
+}
+
+// client returns a client record, from the cache when it can.
+func (p *Provider) client(ctx context.Context, id string) (*storage.Client, error) {
+	if c, ok := p.clients.Get(id); ok {
+		return c, nil
+	}
+	c, err := p.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p.clients.Set(id, c, p.cfg.ClientCacheTTL)
+	return c, nil
+}
+
+// ForgetClient drops a client from the cache after this process changed it.
+func (p *Provider) ForgetClient(id string) { p.clients.Del(id) }
