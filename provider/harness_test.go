@@ -1,0 +1,143 @@
+package provider_test
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/storage"
+	"github.com/oidcgate/oidcgate/provider/storage/memory"
+	"github.com/oidcgate/oidcgate/provider/storage/postgres"
+	"github.com/oidcgate/oidcgate/provider/storage/postgres/pgtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const (
+	secret       = "s3cret-s3cret-s3cret-s3cret-s3cret-42"
+	otherSecret  = "another-secret-another-secret-0123456"
+	api          = "https://api.example.com"
+	maxBody      = 16 << 10
+	testAccessTT = 5 * time.Minute
+)
+
+// server is a provider behind a real loopback listener.
+type server struct {
+	issuer string
+	store  storage.Storage
+	p      *provider.Provider
+	ring   *keys.Ring
+	reg    *prometheus.Registry
+}
+
+type backend struct {
+	name string
+	open func(t testing.TB) storage.Storage
+}
+
+func backends() []backend {
+	return []backend{
+		{"memory", func(t testing.TB) storage.Storage { return memory.New(time.Now) }},
+		{"postgres", func(t testing.TB) storage.Storage {
+			s, err := postgres.Open(context.Background(), postgres.Config{URL: pgtest.SchemaURL(t), AutoMigrate: true}, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+	}
+}
+
+type option func(*provider.Config)
+
+func withAlg(alg string) option { return func(c *provider.Config) { c.AccessTokenAlg = alg } }
+
+// start runs a provider over store on a loopback port, with the standard
+// test clients registered.
+func start(t testing.TB, store storage.Storage, opts ...option) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	kek := make([]byte, keys.KEKSize)
+	rand.Read(kek)
+	ring, err := keys.NewRing(context.Background(), keys.Config{
+		Algs: []string{keys.ES256, keys.RS256, keys.EdDSA}, RSABits: 2048, RotationPeriod: 720 * time.Hour,
+		PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second, KEK: kek,
+	}, store, discard, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := provider.Config{Issuer: issuer, AccessTokenTTL: testAccessTT, AccessTokenAlg: keys.ES256,
+		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	p, err := provider.New(cfg, store, ring, discard, reg, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: p.Public(), ErrorHandler: provider.RejectMalformed, MaxRequestBodySize: maxBody,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(); p.Close() })
+	s := &server{issuer: issuer, store: store, p: p, ring: ring, reg: reg}
+	s.register(t, provider.ClientSpec{ID: "svc", Secret: secret, Scopes: []string{"read", "write"},
+		Audiences: []string{api, "https://billing.example.com"}, DefaultAudience: api})
+	s.register(t, provider.ClientSpec{ID: "svc-post", Secret: secret, TokenEndpointAuthMethod: "client_secret_post",
+		Scopes: []string{"read"}, Audiences: []string{api}})
+	s.register(t, provider.ClientSpec{ID: "opaque", Secret: secret, Scopes: []string{"read"}, Audiences: []string{api},
+		AccessTokenFormat: "opaque"})
+	s.register(t, provider.ClientSpec{ID: "other", Secret: otherSecret, Scopes: []string{"read"}, Audiences: []string{api}})
+	s.register(t, provider.ClientSpec{ID: "resource-server", Secret: secret, IntrospectAny: true, Audiences: []string{api}})
+	s.register(t, provider.ClientSpec{ID: "spa", Public: true, RedirectURIs: []string{"https://spa.example.com/cb"}})
+	return s
+}
+
+func (s *server) register(t testing.TB, spec provider.ClientSpec) {
+	t.Helper()
+	c, _, err := spec.Build(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.CreateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != string(got) {
+		t.Errorf("%s differs from the golden file:\n got: %s\nwant: %s", name, got, want)
+	}
+}
