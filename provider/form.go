@@ -28,17 +28,16 @@ func readForm(ctx *fasthttp.RequestCtx) (form, error) {
 
 // repeated finds a parameter given twice. Requests carry a handful of
 // parameters, so the quadratic scan is cheaper than a map.
-func repeated(args *fasthttp.Args) (string, bool) {
+func repeated(args *fasthttp.Args) (name string, found bool) {
 	var keys [16][]byte
 	n := 0
-	found := ""
 	args.VisitAll(func(k, _ []byte) {
-		if found != "" || string(k) == "resource" {
+		if found || string(k) == "resource" {
 			return
 		}
 		for _, seen := range keys[:min(n, len(keys))] {
 			if bytes.Equal(seen, k) {
-				found = string(k)
+				name, found = string(k), true
 				return
 			}
 		}
@@ -47,20 +46,20 @@ func repeated(args *fasthttp.Args) (string, bool) {
 		}
 		n++
 	})
-	if found == "" && n > len(keys) {
+	if !found && n > len(keys) {
 		// More parameters than any endpoint takes: check the rest slowly.
 		seen := map[string]bool{}
 		args.VisitAll(func(k, _ []byte) {
-			if string(k) == "resource" {
+			if found || string(k) == "resource" {
 				return
 			}
-			if seen[string(k)] && found == "" {
-				found = string(k)
+			if seen[string(k)] {
+				name, found = string(k), true
 			}
 			seen[string(k)] = true
 		})
 	}
-	return found, found != ""
+	return name, found
 }
 
 // get returns a parameter; an empty value counts as absent (RFC 6749 §3.1).
