@@ -13,8 +13,9 @@ import (
 
 // The admin API: JSON over the admin listener, for operators and scripts.
 
-// clientView is a client as the admin API shows it: never the secret hash.
-type clientView struct {
+// ClientView is a client as operators see it (admin API, CLI): never the
+// secret hash.
+type ClientView struct {
 	ID                      string   `json:"client_id"`
 	Name                    string   `json:"client_name"`
 	Confidential            bool     `json:"confidential"`
@@ -23,15 +24,28 @@ type clientView struct {
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	Scopes                  []string `json:"scopes,omitempty"`
 	Audiences               []string `json:"audiences,omitempty"`
+	DefaultAudience         string   `json:"default_audience,omitempty"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
+	AccessTokenFormat       string   `json:"access_token_format"`
+	AccessTokenTTL          string   `json:"access_token_ttl,omitempty"`
+	FirstParty              bool     `json:"first_party"`
+	IntrospectAny           bool     `json:"introspect_any"`
 	CreatedAt               string   `json:"created_at"`
 }
 
-func viewClient(c *storage.Client) clientView {
-	return clientView{
+// ViewClient is c as operators see it.
+func ViewClient(c *storage.Client) ClientView {
+	v := ClientView{
 		ID: c.ID, Name: c.Name, Confidential: len(c.SecretHash) > 0, RedirectURIs: c.RedirectURIs,
 		GrantTypes: c.GrantTypes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Scopes: c.Scopes,
-		Audiences: c.Audiences, CreatedAt: c.CreatedAt.Format(time.RFC3339),
+		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		AccessTokenFormat: c.AccessTokenFormat, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
+		CreatedAt: c.CreatedAt.Format(time.RFC3339),
 	}
+	if c.AccessTokenTTL > 0 {
+		v.AccessTokenTTL = c.AccessTokenTTL.String()
+	}
+	return v
 }
 
 func (p *Provider) adminRoutes(a *adapter) fasthttp.RequestHandler {
@@ -62,9 +76,9 @@ func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	out := make([]clientView, len(clients))
+	out := make([]ClientView, len(clients))
 	for i, c := range clients {
-		out[i] = viewClient(c)
+		out[i] = ViewClient(c)
 	}
 	return writeJSON(ctx, http.StatusOK, out)
 }
@@ -77,7 +91,7 @@ func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	return writeJSON(ctx, http.StatusOK, viewClient(c))
+	return writeJSON(ctx, http.StatusOK, ViewClient(c))
 }
 
 func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
@@ -87,6 +101,7 @@ func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
 	if err := p.store.DeleteClient(sctx, id); err != nil {
 		return storeErr(err)
 	}
+	p.ForgetClient(id)
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
 }

@@ -35,6 +35,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"provider", "run the OpenID Connect provider", runProvider},
+		{"clients", "create, list, get or delete clients (create --client-id ID … | list | get ID | delete ID)", runClients},
+		{"users", "create, list or delete users, or set a password (create NAME | list | delete NAME | set-password NAME)", runUsers},
 		{"keys", "list, rotate or revoke signing keys (list | rotate [--alg ALG] | revoke KID)", runKeys},
 		{"migrate", "apply, revert or list PostgreSQL schema migrations (up|down|status)", runMigrate},
 		{"version", "print the version", func(_ context.Context, _ []string, io stdio) error {

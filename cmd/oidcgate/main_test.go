@@ -45,11 +45,17 @@ func env(kv ...string) func(string) string {
 // runCmd runs one command line in-process.
 func runCmd(t *testing.T, environ func(string) string, args ...string) (int, string, string) {
 	t.Helper()
+	return runCmdInput(t, environ, "", args...)
+}
+
+// runCmdInput runs one command line in-process with stdin.
+func runCmdInput(t *testing.T, environ func(string) string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	if environ == nil {
 		environ = env()
 	}
-	code := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: &errb, env: environ})
+	code := run(context.Background(), args, stdio{in: strings.NewReader(stdin), out: &out, err: &errb, env: environ})
 	return code, out.String(), errb.String()
 }
 

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// ClientsCommandConfig configures `oidcgate clients`.
+type ClientsCommandConfig struct {
+	StoreConfig `yaml:",inline"`
+	JSON        bool `yaml:"json" help:"print machine-readable JSON"`
+
+	ClientID               string        `yaml:"client_id" help:"create: the client's ID (1-128 of A-Z a-z 0-9 - . _ ~)"`
+	ClientName             string        `yaml:"client_name" help:"create: a display name"`
+	Public                 bool          `yaml:"public" help:"create: a public client (no secret; PKCE)"`
+	AuthMethod             string        `yaml:"auth_method" help:"create: client_secret_basic (default), client_secret_post, or none for public clients"`
+	SecretFile             string        `yaml:"secret_file" help:"create: read the client secret (32+ characters) from this file; - reads standard input; default: generate one"`
+	GrantTypes             []string      `yaml:"grant_types" help:"create: client_credentials, authorization_code, refresh_token (default: client_credentials, or code+refresh for public)"`
+	Scopes                 []string      `yaml:"scopes" help:"create: scopes the client may request"`
+	Audiences              []string      `yaml:"audiences" help:"create: audiences (RFC 8707 resources) the client may request"`
+	DefaultAudience        string        `yaml:"default_audience" help:"create: audience when none is requested"`
+	RedirectURIs           []string      `yaml:"redirect_uris" help:"create: registered redirect URIs (exact match)"`
+	PostLogoutRedirectURIs []string      `yaml:"post_logout_redirect_uris" help:"create: registered post-logout redirect URIs"`
+	TokenFormat            string        `yaml:"token_format" help:"create: access token format, jwt or opaque"`
+	AccessTokenTTL         time.Duration `yaml:"client_access_token_ttl" help:"create: access token lifetime (0: the provider's default)"`
+	FirstParty             bool          `yaml:"first_party" help:"create: skip the consent page"`
+	IntrospectAny          bool          `yaml:"introspect_any" help:"create: a resource server that may introspect every client's tokens"`
+}
+
+func (c *ClientsCommandConfig) Validate() error {
+	var p problems
+	c.StoreConfig.validate(&p)
+	return p.err()
+}
+
+func (c *ClientsCommandConfig) spec(in io.Reader) (provider.ClientSpec, error) {
+	s := provider.ClientSpec{
+		ID: c.ClientID, Name: c.ClientName, Public: c.Public, TokenEndpointAuthMethod: c.AuthMethod,
+		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences, DefaultAudience: c.DefaultAudience,
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AccessTokenFormat: c.TokenFormat,
+		AccessTokenTTL: c.AccessTokenTTL, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
+	}
+	if c.SecretFile != "" {
+		secret, err := readSecret(c.SecretFile, in)
+		if err != nil {
+			return s, err
+		}
+		if secret == "" {
+			return s, errors.New("the secret is empty")
+		}
+		s.Secret = secret
+	}
+	return s, nil
+}
+
+// readSecret reads one line from a file, or from in when path is "-".
+func readSecret(path string, in io.Reader) (string, error) {
+	if path != "-" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func runClients(ctx context.Context, args []string, io stdio) error {
+	cfg := ClientsCommandConfig{StoreConfig: defaultStoreConfig()}
+	rest, err := load("clients", &cfg, args, io.env, io.out)
+	if err != nil {
+		return err
+	}
+	verb := ""
+	if len(rest) > 0 {
+		verb = rest[0]
+	}
+	switch {
+	case verb == "create" && len(rest) == 1, verb == "list" && len(rest) == 1,
+		verb == "get" && len(rest) == 2, verb == "delete" && len(rest) == 2:
+	default:
+		return ConfigError{"want one of: create --client-id ID [settings], list, get ID, delete ID"}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var spec provider.ClientSpec
+	if verb == "create" {
+		if spec, err = cfg.spec(io.in); err != nil {
+			return ConfigError{"--secret-file: " + err.Error()}
+		}
+	}
+	store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, io.err))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	switch verb {
+	case "create":
+		c, generated, err := spec.Build(time.Now())
+		if err != nil {
+			return ConfigError(strings.Split(err.Error(), "\n"))
+		}
+		if err := store.CreateClient(ctx, c); err != nil {
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("client %q already exists", c.ID)
+			}
+			return err
+		}
+		if cfg.JSON {
+			return printJSON(io.out, struct {
+				provider.ClientView
+				Secret string `json:"client_secret,omitempty"`
+			}{provider.ViewClient(c), generated})
+		}
+		fmt.Fprintf(io.out, "created client %s\n", c.ID)
+		if generated != "" {
+			fmt.Fprintf(io.out, "client_secret: %s\n(shown once: it is stored only as a hash)\n", generated)
+		}
+		return nil
+	case "get":
+		c, err := store.GetClient(ctx, rest[1])
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no client %q", rest[1])
+		}
+		if err != nil {
+			return err
+		}
+		return printJSON(io.out, provider.ViewClient(c))
+	case "delete":
+		if err := store.DeleteClient(ctx, rest[1]); errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no client %q", rest[1])
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "deleted client %s (running providers forget it within --client-cache-ttl)\n", rest[1])
+		return nil
+	default:
+		list, err := store.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		views := make([]provider.ClientView, len(list))
+		for i, c := range list {
+			views[i] = provider.ViewClient(c)
+		}
+		if cfg.JSON {
+			return printJSON(io.out, views)
+		}
+		w := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "CLIENT ID\tNAME\tTYPE\tGRANTS\tSCOPES")
+		for _, v := range views {
+			kind := "public"
+			if v.Confidential {
+				kind = "confidential"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, kind, strings.Join(v.GrantTypes, ","), strings.Join(v.Scopes, " "))
+		}
+		return w.Flush()
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
