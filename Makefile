@@ -19,17 +19,22 @@ build: ## build bin/oidcgate
 
 DEMO := docs/demo/bootstrap.yaml
 
-run: build ## run the provider on 127.0.0.1 with the embedded store in ./data and the demo clients
+run: build ## run provider + edge (oidcgate all) on 127.0.0.1 with the demo clients, a demo upstream, state in ./data
 	@echo "oidcgate demo"
 	@echo "  issuer:         http://127.0.0.1:8080   (discovery: http://127.0.0.1:8080/.well-known/openid-configuration)"
 	@echo "  client:         demo / demo-secret-0123456789abcdefghijklmnop   (client_credentials, JWT access tokens)"
 	@echo "  opaque client:  demo-opaque / demo-opaque-secret-0123456789abcdefghij"
 	@echo "  public client:  demo-spa   (redirect http://127.0.0.1:5555/callback)"
 	@echo "  user:           alice / alice-demo-password"
-	@echo "  try:            curl -u demo:demo-secret-0123456789abcdefghijklmnop -d grant_type=client_credentials http://127.0.0.1:8080/token"
+	@echo "  protected API:  http://127.0.0.1:8000/  (the edge, in front of a demo upstream on 127.0.0.1:8001)"
+	@echo "  try:            curl -i http://127.0.0.1:8000/hello                                     # 401"
+	@echo "                  TOKEN=\$$(curl -s -u demo:demo-secret-0123456789abcdefghijklmnop -d grant_type=client_credentials http://127.0.0.1:8080/token | jq -r .access_token)"
+	@echo "                  curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8000/hello      # 200"
 	@echo "  admin API:      http://127.0.0.1:8081/admin/v1/clients    metrics: http://127.0.0.1:9090/metrics"
-	./$(BIN) provider --issuer http://127.0.0.1:8080 --public-addr 127.0.0.1:8080 --admin-addr 127.0.0.1:8081 \
-		--ops-addr 127.0.0.1:9090 --bootstrap $(DEMO)
+	./$(BIN) echo --addr 127.0.0.1:8001 & echo_pid=$$!; trap 'kill $$echo_pid 2>/dev/null' EXIT INT TERM; \
+	./$(BIN) all --issuer http://127.0.0.1:8080 --public-addr 127.0.0.1:8080 --admin-addr 127.0.0.1:8081 \
+		--ops-addr 127.0.0.1:9090 --edge-addr 127.0.0.1:8000 --upstream http://127.0.0.1:8001 \
+		--audience https://api.example.com --bootstrap $(DEMO)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -8,9 +8,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Cache maps string keys to values of type V with a TTL per entry.
-type Cache[V any] struct {
-	c *ristretto.Cache[string, V]
+// Cache maps keys to values of type V with a TTL per entry. A uint64 key
+// is used as its own hash: callers that key by a digest (of a token, say)
+// pay no allocation or hashing on lookup, and must confirm a hit against
+// the full digest kept in the value.
+type Cache[K ristretto.Key, V any] struct {
+	c *ristretto.Cache[K, V]
 }
 
 // Config sizes a cache.
@@ -22,11 +25,11 @@ type Config struct {
 }
 
 // New builds a cache and registers its hit and miss counters with reg.
-func New[V any](cfg Config, reg prometheus.Registerer) (*Cache[V], error) {
+func New[K ristretto.Key, V any](cfg Config, reg prometheus.Registerer) (*Cache[K, V], error) {
 	if cfg.MaxItems <= 0 || cfg.Name == "" {
 		return nil, fmt.Errorf("cache: a name and a positive MaxItems are required")
 	}
-	c, err := ristretto.NewCache(&ristretto.Config[string, V]{
+	c, err := ristretto.NewCache(&ristretto.Config[K, V]{
 		NumCounters: 10 * cfg.MaxItems, // ristretto's advice: 10× the items kept
 		MaxCost:     cfg.MaxItems,
 		BufferItems: 64,
@@ -49,22 +52,22 @@ func New[V any](cfg Config, reg prometheus.Registerer) (*Cache[V], error) {
 			return nil, fmt.Errorf("cache %s: register metrics: %w", cfg.Name, err)
 		}
 	}
-	return &Cache[V]{c: c}, nil
+	return &Cache[K, V]{c: c}, nil
 }
 
 // Get returns the live entry for key.
-func (c *Cache[V]) Get(key string) (V, bool) { return c.c.Get(key) }
+func (c *Cache[K, V]) Get(key K) (V, bool) { return c.c.Get(key) }
 
 // Set stores v for ttl (> 0). It may be dropped; see the package doc.
-func (c *Cache[V]) Set(key string, v V, ttl time.Duration) {
+func (c *Cache[K, V]) Set(key K, v V, ttl time.Duration) {
 	c.c.SetWithTTL(key, v, 1, ttl)
 }
 
 // Del removes key at once.
-func (c *Cache[V]) Del(key string) { c.c.Del(key) }
+func (c *Cache[K, V]) Del(key K) { c.c.Del(key) }
 
 // Wait blocks until earlier Sets are applied (for tests).
-func (c *Cache[V]) Wait() { c.c.Wait() }
+func (c *Cache[K, V]) Wait() { c.c.Wait() }
 
 // Close stops the cache's goroutines.
-func (c *Cache[V]) Close() { c.c.Close() }
+func (c *Cache[K, V]) Close() { c.c.Close() }

@@ -12,7 +12,7 @@ import (
 
 func TestSetGetDelAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c, err := cache.New[string](cache.Config{Name: "test", MaxItems: 100}, reg)
+	c, err := cache.New[string, string](cache.Config{Name: "test", MaxItems: 100}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestSetGetDelAndMetrics(t *testing.T) {
 }
 
 func TestTTLExpires(t *testing.T) {
-	c, err := cache.New[int](cache.Config{Name: "ttl", MaxItems: 10}, prometheus.NewRegistry())
+	c, err := cache.New[string, int](cache.Config{Name: "ttl", MaxItems: 10}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestTTLExpires(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := cache.New[int](cache.Config{Name: "x"}, prometheus.NewRegistry()); err == nil {
+	if _, err := cache.New[string, int](cache.Config{Name: "x"}, prometheus.NewRegistry()); err == nil {
 		t.Error("MaxItems 0 accepted")
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
-// introspection is an RFC 7662 §2.2 response. Inactive tokens carry only
+// Introspection is an RFC 7662 §2.2 response. Inactive tokens carry only
 // active=false.
-type introspection struct {
+type Introspection struct {
 	Active    bool          `json:"active"`
 	Scope     string        `json:"scope,omitempty"`
 	ClientID  string        `json:"client_id,omitempty"`
@@ -29,7 +29,7 @@ type introspection struct {
 	TokenUse  string        `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
 }
 
-var inactive = &introspection{Active: false}
+var inactive = &Introspection{Active: false}
 
 // authenticatedForm reads a form and authenticates its client: introspection
 // and revocation require a client that can authenticate (not "none").
@@ -77,6 +77,19 @@ func (p *Provider) introspect(ctx *fasthttp.RequestCtx) (err error) {
 	return writeJSON(ctx, fasthttp.StatusOK, res)
 }
 
+// resourceServer is the caller an in-process edge introspects as.
+var resourceServer = &storage.Client{ID: "oidcgate-edge", IntrospectAny: true}
+
+// Inspect introspects token for an in-process edge, which may see every
+// client's tokens.
+func (p *Provider) Inspect(ctx context.Context, token string) (*Introspection, error) {
+	return p.inspect(ctx, resourceServer, token)
+}
+
+// OnRevoke registers fn to hear of every token this process revokes (an
+// in-process edge drops it from its caches). Call it before serving.
+func (p *Provider) OnRevoke(fn func(token string)) { p.onRevoke = append(p.onRevoke, fn) }
+
 // looksLikeJWT: a compact JWS has exactly two dots; opaque tokens none.
 func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
 
@@ -109,7 +122,7 @@ func visible(caller *storage.Client, owner string) bool {
 
 // inspect is introspection without HTTP. Anything unknown, expired,
 // revoked or not visible to the caller is simply inactive.
-func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token string) (*introspection, error) {
+func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token string) (*Introspection, error) {
 	now := p.now()
 	if looksLikeJWT(token) {
 		c, err := p.verifyAccessJWT(token)
@@ -123,7 +136,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		if revoked {
 			return inactive, nil
 		}
-		return &introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
+		return &Introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
 			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: "Bearer", TokenUse: "access_token"}, nil
 	}
 	h := storage.HashOf(token)
@@ -133,7 +146,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		if !visible(caller, at.ClientID) {
 			return inactive, nil
 		}
-		return &introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
+		return &Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
 			TokenType: "Bearer", TokenUse: "access_token"}, nil
 	case !errors.Is(err, storage.ErrNotFound):
@@ -148,7 +161,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 	case !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || !visible(caller, rt.ClientID):
 		return inactive, nil
 	}
-	return &introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.UserID,
+	return &Introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.UserID,
 		Aud: rt.Audience, Iss: p.cfg.Issuer, Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), TokenUse: "refresh_token"}, nil
 }
 
@@ -167,8 +180,14 @@ func (p *Provider) revoke(ctx *fasthttp.RequestCtx) (err error) {
 	if err != nil {
 		return err
 	}
-	if what, err = p.revokeToken(sctx, caller, f.str("token")); err != nil {
+	token := f.str("token")
+	if what, err = p.revokeToken(sctx, caller, token); err != nil {
 		return err
+	}
+	if what != "unknown" {
+		for _, fn := range p.onRevoke {
+			fn(token)
+		}
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(fasthttp.StatusOK)

@@ -27,11 +27,12 @@ type Provider struct {
 	jwksCacheControl string
 	issuerPath       string // the issuer URL's path: every endpoint's prefix
 	verifier         *keys.Verifier
-	clients          *cache.Cache[*storage.Client]
+	clients          *cache.Cache[string, *storage.Client]
 	discovery        []byte // OIDC Discovery document, rendered once
 	asMetadata       []byte // RFC 8414 metadata, rendered once
 	metrics          *providerMetrics
 	grantHandlers    map[string]grantHandler
+	onRevoke         []func(token string)
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -53,7 +54,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	if err != nil {
 		return nil, err
 	}
-	clients, err := cache.New[*storage.Client](cache.Config{Name: "clients", MaxItems: 100_000}, reg)
+	clients, err := cache.New[string, *storage.Client](cache.Config{Name: "clients", MaxItems: 100_000}, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"provider", "run the OpenID Connect provider", runProvider},
+		{"edge", "run the edge gateway: token validation, reverse proxy and forward-auth", runEdge},
+		{"all", "run the provider and an edge in one process", runAll},
+		{"echo", "run a tiny upstream that echoes the identity headers it gets (for demos)", runEcho},
 		{"clients", "create, list, get or delete clients (create --client-id ID … | list | get ID | delete ID)", runClients},
 		{"users", "create, list or delete users, or set a password (create NAME | list | delete NAME | set-password NAME)", runUsers},
 		{"keys", "list, rotate or revoke signing keys (list | rotate [--alg ALG] | revoke KID)", runKeys},

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/edge"
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage"
@@ -44,6 +45,95 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// providerParts is a constructed provider with what it stands on.
+type providerParts struct {
+	store    storage.Storage
+	ring     *keys.Ring
+	p        *provider.Provider
+	checks   []readiness
+	warnings []string
+	certs    *certReloader
+}
+
+func (pp *providerParts) close() {
+	if pp.p != nil {
+		pp.p.Close()
+	}
+	pp.store.Close()
+}
+
+// buildProvider opens the store, loads the key ring, applies the bootstrap
+// file and constructs the provider.
+func buildProvider(ctx context.Context, cfg *ProviderConfig, log *slog.Logger, reg prometheus.Registerer) (*providerParts, error) {
+	store, err := openStore(ctx, cfg.StoreConfig, log)
+	if err != nil {
+		return nil, err
+	}
+	pp := &providerParts{store: store}
+	fail := func(err error) (*providerParts, error) {
+		pp.close()
+		return nil, err
+	}
+	ringCfg, kekWarning, err := cfg.KeysConfig.ringConfig(cfg.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	if kekWarning != "" {
+		log.Warn("!!! " + kekWarning)
+		pp.warnings = append(pp.warnings, kekWarning)
+	}
+	if pp.ring, err = keys.NewRing(ctx, ringCfg, store, log, time.Now); err != nil {
+		return fail(err)
+	}
+	if cfg.Bootstrap != "" {
+		b, err := provider.LoadBootstrap(cfg.Bootstrap)
+		if err != nil {
+			return fail(err)
+		}
+		if err := provider.ApplyBootstrap(ctx, store, b, cfg.providerConfig().Argon2, time.Now()); err != nil {
+			return fail(err)
+		}
+		log.Info("bootstrap applied", "file", cfg.Bootstrap, "clients", len(b.Clients), "users", len(b.Users))
+	}
+	if pp.p, err = provider.New(cfg.providerConfig(), store, pp.ring, log, reg, time.Now); err != nil {
+		return fail(err)
+	}
+	if cfg.TLSCert != "" {
+		if pp.certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return fail(err)
+		}
+	}
+	pp.checks = []readiness{
+		{name: "store", check: store.Ping},
+		{name: "keys", check: func(context.Context) error { return pp.ring.Ready() }},
+	}
+	return pp, nil
+}
+
+// listener is one address to serve.
+type listener struct {
+	name, addr  string
+	h           fasthttp.RequestHandler
+	onMalformed func(*fasthttp.RequestCtx, error)
+	cfg         ServeConfig
+}
+
+// listenAll binds every listener, or none.
+func listenAll(ls []listener, certs *certReloader, log *slog.Logger) ([]*server, error) {
+	var servers []*server
+	for _, l := range ls {
+		s, err := listen(l.name, l.addr, l.h, l.onMalformed, l.cfg, certs, log)
+		if err != nil {
+			for _, s := range servers {
+				s.ln.Close()
+			}
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
 func runProvider(ctx context.Context, args []string, io stdio) error {
 	cfg := defaultProviderConfig()
 	if _, err := load("provider", &cfg, args, io.env, io.out); err != nil {
@@ -53,83 +143,98 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	log := newLogger(cfg.ServeConfig, io.err)
-
-	store, err := openStore(ctx, cfg.StoreConfig, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	ringCfg, kekWarning, err := cfg.KeysConfig.ringConfig(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	if kekWarning != "" {
-		log.Warn("!!! " + kekWarning)
-	}
-	ring, err := keys.NewRing(ctx, ringCfg, store, log, time.Now)
-	if err != nil {
-		return err
-	}
-
-	if cfg.Bootstrap != "" {
-		b, err := provider.LoadBootstrap(cfg.Bootstrap)
-		if err != nil {
-			return err
-		}
-		pc := cfg.providerConfig()
-		if err := provider.ApplyBootstrap(ctx, store, b, pc.Argon2, time.Now()); err != nil {
-			return err
-		}
-		log.Info("bootstrap applied", "file", cfg.Bootstrap, "clients", len(b.Clients), "users", len(b.Users))
-	}
-
 	reg := newRegistry()
-	p, err := provider.New(cfg.providerConfig(), store, ring, log, reg, time.Now)
+	pp, err := buildProvider(ctx, &cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-
-	var certs *certReloader
-	if cfg.TLSCert != "" {
-		if certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, log); err != nil {
-			return err
-		}
+	defer pp.close()
+	servers, err := listenAll([]listener{
+		{"public", cfg.PublicAddr, pp.p.Public(), provider.RejectMalformed, cfg.ServeConfig},
+		{"admin", cfg.AdminAddr, pp.p.Admin(), provider.RejectMalformed, cfg.ServeConfig},
+		{"ops", cfg.OpsAddr, opsHandler(reg, pp.checks, pp.warnings), nil, cfg.ServeConfig},
+	}, pp.certs, log)
+	if err != nil {
+		return err
 	}
-	checks := []readiness{
-		{name: "store", check: store.Ping},
-		{name: "keys", check: func(context.Context) error { return ring.Ready() }},
-	}
-	var warnings []string
-	if kekWarning != "" {
-		warnings = append(warnings, kekWarning)
-	}
-	var servers []*server
-	for _, l := range []struct {
-		name, addr string
-		h          func() fasthttp.RequestHandler
-	}{
-		{"public", cfg.PublicAddr, p.Public},
-		{"admin", cfg.AdminAddr, p.Admin},
-		{"ops", cfg.OpsAddr, func() fasthttp.RequestHandler { return opsHandler(reg, checks, warnings) }},
-	} {
-		s, err := listen(l.name, l.addr, l.h(), provider.RejectMalformed, cfg.ServeConfig, certs, log)
-		if err != nil {
-			for _, s := range servers {
-				s.ln.Close()
-			}
-			return err
-		}
-		servers = append(servers, s)
-	}
-
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go p.Run(runCtx)
-	go ring.Run(runCtx)
+	go pp.p.Run(runCtx)
+	go pp.ring.Run(runCtx)
 	log.Info("oidcgate provider started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
 	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
 	log.Info("oidcgate provider stopped")
+	return err
+}
+
+// AllConfig configures `oidcgate all`: the provider and an edge in one
+// process, the edge verifying with the provider's own key ring.
+type AllConfig struct {
+	ProviderConfig `yaml:",inline"`
+	EdgeSettings   `yaml:",inline"`
+}
+
+// Validate reports every bad setting at once.
+func (c *AllConfig) Validate() error {
+	var p problems
+	if err := c.ProviderConfig.Validate(); err != nil {
+		p = append(p, err.(ConfigError)...)
+	}
+	c.EdgeSettings.validate(&p)
+	return p.err()
+}
+
+// inProcess is the provider answering the edge's introspection directly.
+type inProcess struct{ p *provider.Provider }
+
+func (i inProcess) Introspect(ctx context.Context, token string) (*edge.Introspection, error) {
+	r, err := i.p.Inspect(ctx, token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", edge.ErrUnavailable, err)
+	}
+	return &edge.Introspection{Active: r.Active, Scope: r.Scope, ClientID: r.ClientID, Sub: r.Sub, Aud: []string(r.Aud),
+		Iss: r.Iss, Exp: r.Exp}, nil
+}
+
+func runAll(ctx context.Context, args []string, io stdio) error {
+	cfg := AllConfig{ProviderConfig: defaultProviderConfig(), EdgeSettings: defaultEdgeSettings()}
+	if _, err := load("all", &cfg, args, io.env, io.out); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(cfg.ServeConfig, io.err)
+	reg := newRegistry()
+	pp, err := buildProvider(ctx, &cfg.ProviderConfig, log, reg)
+	if err != nil {
+		return err
+	}
+	defer pp.close()
+	e, v, err := cfg.EdgeSettings.newEdge(cfg.Issuer, pp.ring, pp.store, inProcess{pp.p}, log, reg)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	pp.p.OnRevoke(v.Forget)
+
+	edgeServe := cfg.ServeConfig
+	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
+	servers, err := listenAll([]listener{
+		{"public", cfg.PublicAddr, pp.p.Public(), provider.RejectMalformed, cfg.ServeConfig},
+		{"admin", cfg.AdminAddr, pp.p.Admin(), provider.RejectMalformed, cfg.ServeConfig},
+		{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe},
+		{"ops", cfg.OpsAddr, opsHandler(reg, pp.checks, pp.warnings), nil, cfg.ServeConfig},
+	}, pp.certs, log)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go pp.p.Run(runCtx)
+	go pp.ring.Run(runCtx)
+	log.Info("oidcgate all started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer, "upstream", cfg.Upstream)
+	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+	log.Info("oidcgate all stopped")
 	return err
 }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// EchoConfig configures `oidcgate echo`.
+type EchoConfig struct {
+	ServeConfig `yaml:",inline"`
+	Addr        string `yaml:"addr" help:"address of the echo upstream"`
+}
+
+// runEcho serves a demo upstream: every request gets its method, path and
+// X-Auth-* headers back as JSON, so a newcomer sees what the edge forwards.
+func runEcho(ctx context.Context, args []string, io stdio) error {
+	cfg := EchoConfig{ServeConfig: defaultServeConfig(), Addr: "127.0.0.1:8001"}
+	if _, err := load("echo", &cfg, args, io.env, io.out); err != nil {
+		return err
+	}
+	var p problems
+	p.addr("addr", cfg.Addr)
+	cfg.ServeConfig.validate(&p)
+	if err := p.err(); err != nil {
+		return err
+	}
+	log := newLogger(cfg.ServeConfig, io.err)
+	h := func(ctx *fasthttp.RequestCtx) {
+		out := map[string]any{"method": string(ctx.Method()), "path": string(ctx.Path())}
+		ids := map[string]string{}
+		ctx.Request.Header.VisitAll(func(k, v []byte) {
+			if strings.HasPrefix(strings.ToLower(string(k)), "x-auth-") {
+				ids[string(k)] = string(v)
+			}
+		})
+		out["identity"] = ids
+		b, _ := json.MarshalIndent(out, "", "  ")
+		ctx.SetContentType("application/json")
+		ctx.SetBody(append(b, '\n'))
+	}
+	servers, err := listenAll([]listener{{"echo", cfg.Addr, h, nil, cfg.ServeConfig}}, nil, log)
+	if err != nil {
+		return err
+	}
+	return serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+}

@@ -1,0 +1,292 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+)
+
+// Headers names the identity headers sent upstream (proxy) or returned
+// (forward-auth). Any header of these names a client sends is removed.
+type Headers struct {
+	Subject  string
+	ClientID string
+	Scopes   string
+	Audience string
+	// Claims, when set, carries the token's claims as base64url JSON.
+	Claims string
+}
+
+// DefaultHeaders are the X-Auth-* names.
+var DefaultHeaders = Headers{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes",
+	Audience: "X-Auth-Audience", Claims: "X-Auth-Claims"}
+
+// Config is the edge's HTTP behaviour.
+type Config struct {
+	// Upstream is the proxied app, e.g. http://127.0.0.1:3000; empty: the
+	// edge serves forward-auth only.
+	Upstream        string
+	UpstreamTimeout time.Duration
+	// ForwardAuthPath is the forward-auth endpoint; requests below it
+	// (Envoy ext_authz's path_prefix) are checked for the rest of the path.
+	ForwardAuthPath string
+	Headers         Headers
+	// SendClaims adds the Claims header.
+	SendClaims bool
+	// PassAuthorization forwards the Authorization header upstream.
+	PassAuthorization bool
+}
+
+// Edge serves the proxy and the forward-auth endpoint.
+type Edge struct {
+	cfg       Config
+	validator *Validator
+	routes    *Routes
+	upstream  *fasthttp.HostClient
+	upHost    string
+	log       *slog.Logger
+
+	decisions *prometheus.CounterVec
+	upLatency prometheus.Histogram
+	strip     [][]byte // identity header names, removed from client requests
+}
+
+// New builds the edge.
+func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometheus.Registerer) (*Edge, error) {
+	e := &Edge{cfg: cfg, validator: v, routes: routes, log: log,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_edge_decisions_total",
+			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route).",
+		}, []string{"reason"}),
+		upLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "oidcgate_edge_upstream_duration_seconds",
+			Help:    "Time the upstream took to answer proxied requests.",
+			Buckets: prometheus.DefBuckets,
+		}),
+	}
+	for _, h := range []string{cfg.Headers.Subject, cfg.Headers.ClientID, cfg.Headers.Scopes, cfg.Headers.Audience, cfg.Headers.Claims} {
+		if h != "" {
+			e.strip = append(e.strip, []byte(h))
+		}
+	}
+	if cfg.Upstream != "" {
+		u, err := url.Parse(cfg.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("edge: upstream %q must be an http(s) URL", cfg.Upstream)
+		}
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		}
+		e.upHost = u.Host
+		e.upstream = &fasthttp.HostClient{Addr: addr, IsTLS: u.Scheme == "https", Name: "oidcgate-edge",
+			ReadTimeout: cfg.UpstreamTimeout, WriteTimeout: cfg.UpstreamTimeout, MaxConns: 4096,
+			DisableHeaderNamesNormalizing: true, DisablePathNormalizing: true}
+	}
+	for _, c := range []prometheus.Collector{e.decisions, e.upLatency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	// Pre-create the label values so the hot path only looks them up.
+	for _, r := range []string{ReasonOK, ReasonPublic, ReasonMissing, ReasonMalformed, ReasonExpired, ReasonBadSignature,
+		ReasonUnknownKID, ReasonWrongIssuer, ReasonWrongAudience, ReasonInsufficientScope, ReasonInactive, ReasonUnavailable, ReasonNoRoute} {
+		e.decisions.WithLabelValues(r)
+	}
+	return e, nil
+}
+
+// Handler serves forward-auth at ForwardAuthPath and proxies the rest.
+func (e *Edge) Handler() fasthttp.RequestHandler {
+	prefix := []byte(e.cfg.ForwardAuthPath)
+	return func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Path()
+		if bytes.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/') {
+			e.forwardAuth(ctx, path[len(prefix):])
+			return
+		}
+		if e.upstream == nil {
+			ctx.Error("not found\n", fasthttp.StatusNotFound)
+			return
+		}
+		e.proxy(ctx)
+	}
+}
+
+// decide matches the route and checks the token.
+func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, path []byte) (*Identity, Decision) {
+	r := e.routes.Match(method, path)
+	var id *Identity
+	d := deny(ReasonNoRoute, "no route allows this request")
+	if r != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		id, d = e.validator.Check(cctx, ctx.Request.Header.Peek("Authorization"), r)
+		cancel()
+	}
+	e.decisions.WithLabelValues(d.Reason).Inc()
+	return id, d
+}
+
+// forwardAuth answers nginx auth_request (X-Original-URI/-Method), Traefik
+// forwardAuth (X-Forwarded-Uri/-Method) and Envoy ext_authz HTTP (the
+// original path after the endpoint's path, the original method).
+func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
+	method, uri := ctx.Method(), rest
+	switch h := &ctx.Request.Header; {
+	case len(h.Peek("X-Original-URI")) > 0:
+		uri = h.Peek("X-Original-URI")
+		if m := h.Peek("X-Original-Method"); len(m) > 0 {
+			method = m
+		}
+	case len(h.Peek("X-Forwarded-Uri")) > 0:
+		uri = h.Peek("X-Forwarded-Uri")
+		if m := h.Peek("X-Forwarded-Method"); len(m) > 0 {
+			method = m
+		}
+	}
+	if len(uri) == 0 {
+		uri = []byte("/")
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	id, d := e.decide(ctx, method, uri)
+	if d.Status != 200 {
+		e.reject(ctx, d)
+		return
+	}
+	// Set the identity headers even when empty (a public route): a proxy
+	// that copies them onto the upstream request then overwrites any the
+	// client sent.
+	e.setIdentity(&ctx.Response.Header, id)
+	ctx.SetStatusCode(fasthttp.StatusOK)
+}
+
+// hopByHop are the RFC 9110 §7.6.1 connection-specific headers.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"TE", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func stripHopByHop(h interface {
+	Peek(string) []byte
+	Del(string)
+}) {
+	if c := h.Peek("Connection"); len(c) > 0 {
+		for _, name := range strings.Split(string(c), ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// proxy forwards an allowed request upstream with the verified identity.
+func (e *Edge) proxy(ctx *fasthttp.RequestCtx) {
+	req := &ctx.Request
+	// Spoofed identity headers go first, whatever the decision.
+	for _, h := range e.strip {
+		req.Header.DelBytes(h)
+	}
+	id, d := e.decide(ctx, ctx.Method(), ctx.Path())
+	if d.Status != 200 {
+		e.reject(ctx, d)
+		return
+	}
+	if id != nil {
+		e.setIdentity(&req.Header, id)
+	}
+	if !e.cfg.PassAuthorization {
+		req.Header.Del("Authorization")
+	}
+	stripHopByHop(&req.Header)
+	clientIP := ctx.RemoteIP().String()
+	if prior := req.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
+		clientIP = string(prior) + ", " + clientIP
+	}
+	req.Header.Set("X-Forwarded-For", clientIP)
+	proto := "http"
+	if ctx.IsTLS() {
+		proto = "https"
+	}
+	req.Header.Set("X-Forwarded-Proto", proto)
+	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
+	req.Header.SetHost(e.upHost)
+
+	start := time.Now()
+	err := e.upstream.DoTimeout(req, &ctx.Response, e.cfg.UpstreamTimeout)
+	e.upLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		status := fasthttp.StatusBadGateway
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			status = fasthttp.StatusGatewayTimeout
+		}
+		e.log.Warn("upstream request failed", "error", err, "status", status)
+		ctx.Response.Reset()
+		ctx.Error(fasthttp.StatusMessage(status)+"\n", status)
+		return
+	}
+	stripHopByHop(&ctx.Response.Header)
+}
+
+func (e *Edge) setIdentity(h interface{ Set(string, string) }, id *Identity) {
+	if id == nil {
+		id = &Identity{}
+	}
+	hs := e.cfg.Headers
+	h.Set(hs.Subject, id.Subject)
+	h.Set(hs.ClientID, id.ClientID)
+	h.Set(hs.Scopes, id.Scope)
+	h.Set(hs.Audience, strings.Join(id.Audience, ","))
+	if e.cfg.SendClaims && hs.Claims != "" {
+		h.Set(hs.Claims, base64.RawURLEncoding.EncodeToString(id.Claims))
+	}
+}
+
+// reject renders a denial: RFC 6750 §3 WWW-Authenticate and a JSON body.
+func (e *Edge) reject(ctx *fasthttp.RequestCtx, d Decision) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(d.Status)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	code := ""
+	switch d.Status {
+	case 401:
+		challenge := `Bearer realm="oidcgate"`
+		if d.Reason != ReasonMissing {
+			code = "invalid_token"
+			challenge += `, error="invalid_token", error_description="` + d.Description + `"`
+		}
+		ctx.Response.Header.Set("WWW-Authenticate", challenge)
+	case 403:
+		code = "insufficient_scope"
+		if d.Reason == ReasonNoRoute {
+			code = "access_denied"
+		} else {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="oidcgate", error="insufficient_scope", scope="`+d.Scope+`"`)
+		}
+	case 503:
+		code = "temporarily_unavailable"
+		ctx.Response.Header.Set("Retry-After", "5")
+	}
+	if code == "" {
+		return
+	}
+	ctx.SetContentType("application/json")
+	b, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{code, d.Description})
+	ctx.SetBody(b)
+}

@@ -1,0 +1,415 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/oidcgate/oidcgate/cache"
+	"github.com/oidcgate/oidcgate/keys"
+)
+
+// Decision reasons: the label values of oidcgate_edge_decisions_total.
+const (
+	ReasonOK                = "ok"
+	ReasonPublic            = "public"
+	ReasonMissing           = "missing"
+	ReasonMalformed         = "malformed"
+	ReasonExpired           = "expired"
+	ReasonBadSignature      = "bad_signature"
+	ReasonUnknownKID        = "unknown_kid"
+	ReasonWrongIssuer       = "wrong_issuer"
+	ReasonWrongAudience     = "wrong_audience"
+	ReasonInsufficientScope = "insufficient_scope"
+	ReasonInactive          = "inactive"
+	ReasonUnavailable       = "unavailable"
+	ReasonNoRoute           = "no_route"
+)
+
+// Decision is the outcome for one request.
+type Decision struct {
+	Reason      string
+	Status      int    // 200, 401, 403 or 503
+	Description string // for error_description: plain ASCII, no quotes
+	Scope       string // with insufficient_scope: what the route needs
+}
+
+var (
+	allowed = Decision{Reason: ReasonOK, Status: 200}
+	public  = Decision{Reason: ReasonPublic, Status: 200}
+)
+
+func deny(reason, description string) Decision {
+	status := 401
+	switch reason {
+	case ReasonUnavailable:
+		status = 503
+	case ReasonNoRoute:
+		status = 403
+	}
+	return Decision{Reason: reason, Status: status, Description: description}
+}
+
+// Identity is what a valid token says, forwarded upstream in headers.
+type Identity struct {
+	Subject  string
+	ClientID string
+	Scopes   []string
+	Scope    string // as in the token: space-separated
+	Audience []string
+	Expires  time.Time
+	Claims   []byte // the JWT payload, or the introspection response
+}
+
+func (id *Identity) hasAudience(aud string) bool {
+	for _, a := range id.Audience {
+		if a == aud {
+			return true
+		}
+	}
+	return false
+}
+
+func (id *Identity) hasScopes(need []string) bool {
+	for _, s := range need {
+		found := false
+		for _, have := range id.Scopes {
+			if have == s {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// entry is a cached verdict. sum confirms a hit against the whole token:
+// the cache key is only the first 64 bits of it.
+type entry struct {
+	sum    [sha256.Size]byte
+	id     *Identity // nil: inactive (introspection's negative answer)
+	reason string    // why inactive
+}
+
+// ValidatorConfig is the token policy.
+type ValidatorConfig struct {
+	Issuer string
+	Algs   []string
+	// Leeway tolerates clock skew on exp, nbf and iat.
+	Leeway time.Duration
+	// RequireTyp demands typ at+jwt (RFC 9068 §2.1) on JWTs.
+	RequireTyp bool
+	// CacheTTL caps how long a verified token is trusted without checking
+	// its signature again; CacheSize bounds the entries.
+	CacheTTL  time.Duration
+	CacheSize int64
+	// IntrospectionTTL caps how long an active introspection result is
+	// cached; NegativeTTL is how long an inactive one is.
+	IntrospectionTTL time.Duration
+	NegativeTTL      time.Duration
+	// KeepClaims keeps each token's claims for the claims header; off, a
+	// cached token costs a few hundred bytes less.
+	KeepClaims bool
+}
+
+// RevocationList reports revoked JWT IDs; in `oidcgate all` the provider's
+// store is one.
+type RevocationList interface {
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// Validator decides on bearer tokens.
+type Validator struct {
+	cfg          ValidatorConfig
+	verifier     *keys.Verifier
+	revocations  RevocationList // optional
+	introspector Introspector   // optional: without one, opaque tokens are refused
+	verified     *cache.Cache[uint64, *entry]
+	introspected *cache.Cache[uint64, *entry]
+	sf           singleflight.Group
+	now          func() time.Time
+}
+
+// NewValidator builds a validator over a key set.
+func NewValidator(cfg ValidatorConfig, ks keys.KeySet, revocations RevocationList, introspector Introspector,
+	reg prometheus.Registerer, now func() time.Time) (*Validator, error) {
+	v, err := keys.NewVerifier(ks, cfg.Algs)
+	if err != nil {
+		return nil, err
+	}
+	verified, err := cache.New[uint64, *entry](cache.Config{Name: "edge_verified_tokens", MaxItems: cfg.CacheSize}, reg)
+	if err != nil {
+		return nil, err
+	}
+	introspected, err := cache.New[uint64, *entry](cache.Config{Name: "edge_introspection", MaxItems: cfg.CacheSize}, reg)
+	if err != nil {
+		verified.Close()
+		return nil, err
+	}
+	return &Validator{cfg: cfg, verifier: v, revocations: revocations, introspector: introspector,
+		verified: verified, introspected: introspected, now: now}, nil
+}
+
+// Close stops the caches.
+func (v *Validator) Close() {
+	v.verified.Close()
+	v.introspected.Close()
+}
+
+// bearer extracts the token of an `Authorization: Bearer` header (RFC 6750
+// §2.1): the scheme is case-insensitive, the token a b64token.
+func bearer(authorization []byte) ([]byte, bool) {
+	const scheme = "bearer "
+	if len(authorization) <= len(scheme) || !bytes.EqualFold(authorization[:len(scheme)], []byte(scheme)) {
+		return nil, false
+	}
+	tok := bytes.TrimLeft(authorization[len(scheme):], " ")
+	if len(tok) == 0 || len(tok) > keys.MaxTokenSize {
+		return nil, false
+	}
+	i := 0
+	for ; i < len(tok); i++ {
+		c := tok[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	for j := i; j < len(tok); j++ {
+		if tok[j] != '=' {
+			return nil, false
+		}
+	}
+	return tok, i > 0
+}
+
+func cacheKey(sum *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
+
+// Check decides on the Authorization header of a request matched to r.
+func (v *Validator) Check(ctx context.Context, authorization []byte, r *Route) (*Identity, Decision) {
+	if r.Public {
+		return nil, public
+	}
+	if len(authorization) == 0 {
+		return nil, deny(ReasonMissing, "")
+	}
+	tok, ok := bearer(authorization)
+	if !ok {
+		return nil, deny(ReasonMalformed, "the Authorization header is not a Bearer token")
+	}
+	isJWT := bytes.Count(tok, []byte(".")) == 2
+	switch {
+	case isJWT && r.Token == TokenOpaque:
+		return nil, deny(ReasonMalformed, "this route takes opaque tokens")
+	case !isJWT && r.Token == TokenJWT:
+		return nil, deny(ReasonMalformed, "this route takes JWT access tokens")
+	}
+	sum := sha256.Sum256(tok)
+	var id *Identity
+	var d Decision
+	if isJWT {
+		id, d = v.checkJWT(ctx, tok, &sum)
+	} else {
+		id, d = v.checkOpaque(ctx, tok, &sum)
+	}
+	if d.Status != 200 {
+		return nil, d
+	}
+	return id, v.authorize(id, r)
+}
+
+// authorize applies the route's audience and scopes; it runs on every
+// request, cached or not.
+func (v *Validator) authorize(id *Identity, r *Route) Decision {
+	if r.Audience != "" && !id.hasAudience(r.Audience) {
+		return deny(ReasonWrongAudience, "the token is not for this audience")
+	}
+	if !id.hasScopes(r.Scopes) {
+		return Decision{Reason: ReasonInsufficientScope, Status: 403, Description: "the token lacks a scope this route needs", Scope: r.scope}
+	}
+	return allowed
+}
+
+// alive checks exp against now with leeway.
+func (v *Validator) alive(id *Identity, now time.Time) bool {
+	return now.Before(id.Expires.Add(v.cfg.Leeway))
+}
+
+// jwtClaims is what the edge reads of an RFC 9068 access token.
+type jwtClaims struct {
+	Iss      string        `json:"iss"`
+	Sub      string        `json:"sub"`
+	Aud      audienceClaim `json:"aud"`
+	Exp      *int64        `json:"exp"`
+	Nbf      *int64        `json:"nbf"`
+	Iat      *int64        `json:"iat"`
+	Jti      string        `json:"jti"`
+	ClientID string        `json:"client_id"`
+	Scope    string        `json:"scope"`
+}
+
+func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]byte) (*Identity, Decision) {
+	now := v.now()
+	key := cacheKey(sum)
+	if e, ok := v.verified.Get(key); ok && e.sum == *sum {
+		if !v.alive(e.id, now) {
+			v.verified.Del(key)
+			return nil, deny(ReasonExpired, "the token has expired")
+		}
+		return e.id, allowed
+	}
+	payload, hdr, err := v.verifier.Verify(tok)
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return nil, deny(ReasonUnavailable, "no verification keys are available")
+	case errors.Is(err, keys.ErrUnknownKey):
+		return nil, deny(ReasonUnknownKID, "the token is signed by an unknown key")
+	case errors.Is(err, keys.ErrSignature), errors.Is(err, keys.ErrAlgorithm):
+		return nil, deny(ReasonBadSignature, "the token signature is invalid")
+	case err != nil:
+		return nil, deny(ReasonMalformed, "the token is malformed")
+	}
+	if v.cfg.RequireTyp && !strings.EqualFold(hdr.Typ, "at+jwt") && !strings.EqualFold(hdr.Typ, "application/at+jwt") {
+		return nil, deny(ReasonMalformed, "the token is not an access token (typ)")
+	}
+	var c jwtClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, deny(ReasonMalformed, "the token claims are not a JSON object")
+	}
+	if c.Iss != v.cfg.Issuer {
+		return nil, deny(ReasonWrongIssuer, "the token is from another issuer")
+	}
+	lw := int64(v.cfg.Leeway / time.Second)
+	switch {
+	case c.Exp == nil:
+		return nil, deny(ReasonMalformed, "the token has no exp")
+	case now.Unix() >= *c.Exp+lw:
+		return nil, deny(ReasonExpired, "the token has expired")
+	case c.Nbf != nil && now.Unix() < *c.Nbf-lw, c.Iat != nil && now.Unix() < *c.Iat-lw:
+		return nil, deny(ReasonExpired, "the token is not valid yet")
+	}
+	if v.revocations != nil && c.Jti != "" {
+		revoked, err := v.revocations.IsRevoked(ctx, c.Jti)
+		if err != nil {
+			return nil, deny(ReasonUnavailable, "the revocation list is unavailable")
+		}
+		if revoked {
+			return nil, deny(ReasonInactive, "the token was revoked")
+		}
+	}
+	id := &Identity{Subject: c.Sub, ClientID: c.ClientID, Scope: c.Scope, Scopes: strings.Fields(c.Scope),
+		Audience: c.Aud, Expires: time.Unix(*c.Exp, 0)}
+	if v.cfg.KeepClaims {
+		id.Claims = payload
+	}
+	if ttl := min(id.Expires.Sub(now), v.cfg.CacheTTL); ttl > 0 {
+		v.verified.Set(key, &entry{sum: *sum, id: id}, ttl)
+	}
+	return id, allowed
+}
+
+func (v *Validator) checkOpaque(ctx context.Context, tok []byte, sum *[sha256.Size]byte) (*Identity, Decision) {
+	if v.introspector == nil {
+		return nil, deny(ReasonMalformed, "opaque tokens are not accepted")
+	}
+	now := v.now()
+	key := cacheKey(sum)
+	e, ok := v.introspected.Get(key)
+	if !ok || e.sum != *sum {
+		// Concurrent requests with one token share one introspection.
+		res, err, _ := v.sf.Do(string(sum[:]), func() (any, error) {
+			return v.introspect(ctx, string(tok), sum, now)
+		})
+		if err != nil {
+			return nil, deny(ReasonUnavailable, "the token cannot be introspected now")
+		}
+		e = res.(*entry)
+	}
+	if e.id == nil {
+		return nil, deny(ReasonInactive, e.reason)
+	}
+	if !v.alive(e.id, now) {
+		v.introspected.Del(key)
+		return nil, deny(ReasonExpired, "the token has expired")
+	}
+	return e.id, allowed
+}
+
+func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Size]byte, now time.Time) (*entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := v.introspector.Introspect(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	key := cacheKey(sum)
+	e := &entry{sum: *sum}
+	switch {
+	case !res.Active:
+		e.reason = "the token is not active"
+	case res.Iss != "" && res.Iss != v.cfg.Issuer:
+		e.reason = "the token is from another issuer"
+	case res.Exp != 0 && now.Unix() >= res.Exp:
+		e.reason = "the token has expired"
+	}
+	if e.reason != "" {
+		v.introspected.Set(key, e, v.cfg.NegativeTTL)
+		return e, nil
+	}
+	exp := now.Add(v.cfg.IntrospectionTTL)
+	if res.Exp != 0 {
+		exp = time.Unix(res.Exp, 0)
+	}
+	e.id = &Identity{Subject: res.Sub, ClientID: res.ClientID, Scope: res.Scope, Scopes: strings.Fields(res.Scope),
+		Audience: res.Aud, Expires: exp}
+	if v.cfg.KeepClaims {
+		e.id.Claims, _ = json.Marshal(res)
+	}
+	if ttl := min(exp.Sub(now), v.cfg.IntrospectionTTL); ttl > 0 {
+		v.introspected.Set(key, e, ttl)
+	}
+	return e, nil
+}
+
+// Forget drops a token from the caches (after its revocation in-process).
+func (v *Validator) Forget(token string) {
+	sum := sha256.Sum256([]byte(token))
+	v.verified.Del(cacheKey(&sum))
+	v.introspected.Del(cacheKey(&sum))
+}
+
+// audienceClaim reads aud as a string or an array (RFC 7519 §4.1.3).
+type audienceClaim []string
+
+func (a *audienceClaim) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audienceClaim{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("aud is neither a string nor an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// MarshalJSON writes aud back as received in shape: one string or an array.
+func (a audienceClaim) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
