@@ -61,7 +61,7 @@ type Edge struct {
 	decisions *prometheus.CounterVec
 	byReason  map[string]prometheus.Counter // resolved once: no label hashing per request
 	upLatency prometheus.Histogram
-	strip     [][]byte // identity header names, removed from client requests
+	strip     [][]byte  // identity header names, removed from client requests
 	names     [5][]byte // identity header names, canonical: subject, client, scopes, audience, claims
 }
 
