@@ -48,9 +48,10 @@ test: lint ## run every test, the fuzz seed corpora, and -race on the concurrent
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -v $(RACE_PKGS) 2>&1 | grep -E '^(--- |ok |FAIL|panic:|\s+pgtest.go)|^\s+--- (FAIL|SKIP)'
 
-bench: ## run the micro-benchmarks, and the keys table of oidcgate ÷ raw crypto ratios
+bench: ## run the micro-benchmarks, then the ratio tables of docs/benchmarks.md (keys, edge)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) test -run '^$$' -bench 'Sign|Verify' -benchmem -count 8 -cpu 1 ./keys | tee /dev/stderr | awk -f bench/ratio.awk
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -cpu 1 ./edge | tee /dev/stderr | awk -f bench/ratio.awk
 
 fuzz: ## fuzz every Fuzz target for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \
