@@ -147,16 +147,38 @@ func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, path []byte) (*Identity,
 // original path after the endpoint's path, the original method).
 func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	method, uri := ctx.Method(), rest
-	switch h := &ctx.Request.Header; {
-	case len(h.Peek("X-Original-URI")) > 0:
-		uri = h.Peek("X-Original-URI")
-		if m := h.Peek("X-Original-Method"); len(m) > 0 {
-			method = m
+	// One pass over the headers instead of a look-up per name.
+	var origURI, origMethod, fwdURI, fwdMethod []byte
+	ctx.Request.Header.VisitAll(func(k, v []byte) {
+		switch len(k) {
+		case len("X-Original-URI"):
+			if bytes.EqualFold(k, []byte("X-Original-URI")) {
+				origURI = v
+			}
+		case len("X-Forwarded-Uri"):
+			if bytes.EqualFold(k, []byte("X-Forwarded-Uri")) {
+				fwdURI = v
+			}
+		case len("X-Original-Method"):
+			if bytes.EqualFold(k, []byte("X-Original-Method")) {
+				origMethod = v
+			}
+		case len("X-Forwarded-Method"):
+			if bytes.EqualFold(k, []byte("X-Forwarded-Method")) {
+				fwdMethod = v
+			}
 		}
-	case len(h.Peek("X-Forwarded-Uri")) > 0:
-		uri = h.Peek("X-Forwarded-Uri")
-		if m := h.Peek("X-Forwarded-Method"); len(m) > 0 {
-			method = m
+	})
+	switch {
+	case len(origURI) > 0:
+		uri = origURI
+		if len(origMethod) > 0 {
+			method = origMethod
+		}
+	case len(fwdURI) > 0:
+		uri = fwdURI
+		if len(fwdMethod) > 0 {
+			method = fwdMethod
 		}
 	}
 	if len(uri) == 0 {
