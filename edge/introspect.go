@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/keys"
 )
 
 // Introspection is what the edge needs of an RFC 7662 §2.2 response.
@@ -17,7 +19,7 @@ type Introspection struct {
 	Scope    string        `json:"scope"`
 	ClientID string        `json:"client_id"`
 	Sub      string        `json:"sub"`
-	Aud      audienceClaim `json:"aud"`
+	Aud      keys.Audience `json:"aud"`
 	Iss      string        `json:"iss"`
 	Exp      int64         `json:"exp"`
 }

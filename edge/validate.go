@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -275,7 +274,7 @@ func (v *Validator) alive(id *Identity, now time.Time) bool {
 type jwtClaims struct {
 	Iss      string        `json:"iss"`
 	Sub      string        `json:"sub"`
-	Aud      audienceClaim `json:"aud"`
+	Aud      keys.Audience `json:"aud"`
 	Exp      *int64        `json:"exp"`
 	Nbf      *int64        `json:"nbf"`
 	Iat      *int64        `json:"iat"`
@@ -424,31 +423,6 @@ func (v *Validator) Forget(token string) {
 	sum := sha256.Sum256([]byte(token))
 	v.verified.Del(cacheKey(&sum))
 	v.introspected.Del(cacheKey(&sum))
-}
-
-// audienceClaim reads aud as a string or an array (RFC 7519 §4.1.3).
-type audienceClaim []string
-
-func (a *audienceClaim) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audienceClaim{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("aud is neither a string nor an array of strings")
-	}
-	*a = many
-	return nil
-}
-
-// MarshalJSON writes aud back as received in shape: one string or an array.
-func (a audienceClaim) MarshalJSON() ([]byte, error) {
-	if len(a) == 1 {
-		return json.Marshal(a[0])
-	}
-	return json.Marshal([]string(a))
 }
 
 // WaitForCache blocks until earlier cache inserts are applied (tests and

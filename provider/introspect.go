@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -20,7 +21,7 @@ type Introspection struct {
 	Scope     string        `json:"scope,omitempty"`
 	ClientID  string        `json:"client_id,omitempty"`
 	Sub       string        `json:"sub,omitempty"`
-	Aud       audienceClaim `json:"aud,omitempty"`
+	Aud       keys.Audience `json:"aud,omitempty"`
 	Iss       string        `json:"iss,omitempty"`
 	Exp       int64         `json:"exp,omitempty"`
 	Iat       int64         `json:"iat,omitempty"`

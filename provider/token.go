@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -177,36 +177,11 @@ type accessGrant struct {
 	familyID string
 }
 
-// audienceClaim is aud: a string for one audience, an array for more
-// (RFC 7519 §4.1.3).
-type audienceClaim []string
-
-func (a audienceClaim) MarshalJSON() ([]byte, error) {
-	if len(a) == 1 {
-		return json.Marshal(a[0])
-	}
-	return json.Marshal([]string(a))
-}
-
-func (a *audienceClaim) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audienceClaim{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("aud is neither a string nor an array of strings")
-	}
-	*a = many
-	return nil
-}
-
 // accessClaims is an RFC 9068 §2.2 JWT access token.
 type accessClaims struct {
 	Iss      string        `json:"iss"`
 	Sub      string        `json:"sub"`
-	Aud      audienceClaim `json:"aud"`
+	Aud      keys.Audience `json:"aud"`
 	Exp      int64         `json:"exp"`
 	Iat      int64         `json:"iat"`
 	Jti      string        `json:"jti"`
