@@ -86,15 +86,10 @@ func runClients(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	verb := ""
-	if len(rest) > 0 {
-		verb = rest[0]
-	}
-	switch {
-	case verb == "create" && len(rest) == 1, verb == "list" && len(rest) == 1,
-		verb == "get" && len(rest) == 2, verb == "delete" && len(rest) == 2:
-	default:
-		return ConfigError{"want one of: create --client-id ID [settings], list, get ID, delete ID"}
+	verb, err := parseVerb(rest, map[string]int{"create": 0, "list": 0, "get": 1, "delete": 1},
+		"create --client-id ID [settings], list, get ID, delete ID")
+	if err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -274,3 +274,14 @@ func printUsage(w io.Writer, cmd string, cfg any) {
 		}
 	}
 }
+
+// parseVerb checks a subcommand's positional arguments: rest[0] must be one of
+// arity's verbs, followed by exactly that many more arguments.
+func parseVerb(rest []string, arity map[string]int, usage string) (string, error) {
+	if len(rest) > 0 {
+		if n, ok := arity[rest[0]]; ok && len(rest) == n+1 {
+			return rest[0], nil
+		}
+	}
+	return "", ConfigError{"want one of: " + usage}
+}

@@ -17,14 +17,9 @@ func runKeys(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	verb := ""
-	if len(rest) > 0 {
-		verb = rest[0]
-	}
-	switch {
-	case verb == "list" && len(rest) == 1, verb == "rotate" && len(rest) == 1, verb == "revoke" && len(rest) == 2:
-	default:
-		return ConfigError{"want one of: list, rotate [--alg ALG], revoke KID"}
+	verb, err := parseVerb(rest, map[string]int{"list": 0, "rotate": 0, "revoke": 1}, "list, rotate [--alg ALG], revoke KID")
+	if err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -149,11 +149,22 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	defer pp.close()
-	servers, err := listenAll([]listener{
+	return pp.serve(ctx, "provider", &cfg, pp.listeners(&cfg, reg), log)
+}
+
+// listeners are the provider's public, admin and ops listeners.
+func (pp *providerParts) listeners(cfg *ProviderConfig, gatherer prometheus.Gatherer) []listener {
+	return []listener{
 		{"public", cfg.PublicAddr, pp.p.Public(), provider.RejectMalformed, cfg.ServeConfig},
 		{"admin", cfg.AdminAddr, pp.p.Admin(), provider.RejectMalformed, cfg.ServeConfig},
-		{"ops", cfg.OpsAddr, opsHandler(reg, pp.checks, pp.warnings), nil, cfg.ServeConfig},
-	}, pp.certs, log)
+		{"ops", cfg.OpsAddr, opsHandler(gatherer, pp.checks, pp.warnings), nil, cfg.ServeConfig},
+	}
+}
+
+// serve binds ls, runs the provider's background loops (GC, key ring) and
+// serves until ctx ends.
+func (pp *providerParts) serve(ctx context.Context, mode string, cfg *ProviderConfig, ls []listener, log *slog.Logger) error {
+	servers, err := listenAll(ls, pp.certs, log)
 	if err != nil {
 		return err
 	}
@@ -161,9 +172,9 @@ func runProvider(ctx context.Context, args []string, io stdio) error {
 	defer stop()
 	go pp.p.Run(runCtx)
 	go pp.ring.Run(runCtx)
-	log.Info("oidcgate provider started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
+	log.Info("oidcgate "+mode+" started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
 	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
-	log.Info("oidcgate provider stopped")
+	log.Info("oidcgate " + mode + " stopped")
 	return err
 }
 
@@ -220,21 +231,8 @@ func runAll(ctx context.Context, args []string, io stdio) error {
 
 	edgeServe := cfg.ServeConfig
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
-	servers, err := listenAll([]listener{
-		{"public", cfg.PublicAddr, pp.p.Public(), provider.RejectMalformed, cfg.ServeConfig},
-		{"admin", cfg.AdminAddr, pp.p.Admin(), provider.RejectMalformed, cfg.ServeConfig},
-		{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe},
-		{"ops", cfg.OpsAddr, opsHandler(reg, pp.checks, pp.warnings), nil, cfg.ServeConfig},
-	}, pp.certs, log)
-	if err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go pp.p.Run(runCtx)
-	go pp.ring.Run(runCtx)
-	log.Info("oidcgate all started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer, "upstream", cfg.Upstream)
-	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
-	log.Info("oidcgate all stopped")
-	return err
+	ls := pp.listeners(&cfg.ProviderConfig, reg)
+	ls = append(ls, listener{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe})
+	log.Info("edge in front of the upstream", "upstream", cfg.Upstream)
+	return pp.serve(ctx, "all", &cfg.ProviderConfig, ls, log)
 }

@@ -67,15 +67,10 @@ func runUsers(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	verb := ""
-	if len(rest) > 0 {
-		verb = rest[0]
-	}
-	switch {
-	case verb == "create" && len(rest) == 2, verb == "list" && len(rest) == 1,
-		verb == "delete" && len(rest) == 2, verb == "set-password" && len(rest) == 2:
-	default:
-		return ConfigError{"want one of: create USERNAME, list, delete USERNAME, set-password USERNAME (passwords from standard input or --password-file)"}
+	verb, err := parseVerb(rest, map[string]int{"create": 1, "list": 0, "delete": 1, "set-password": 1},
+		"create USERNAME, list, delete USERNAME, set-password USERNAME (passwords from standard input or --password-file)")
+	if err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBinary runs the oidcgate binary and returns the listener addresses
+// it logs; it is stopped with SIGTERM when the test ends.
+func startBinary(t *testing.T, dir string, want int, args ...string) map[string]string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	addrs := map[string]string{}
+	re := regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
+	lines := bufio.NewScanner(stderr)
+	var log strings.Builder
+	for len(addrs) < want && lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+		if m := re.FindStringSubmatch(lines.Text()); m != nil {
+			addrs[m[1]] = m[2]
+		}
+	}
+	if len(addrs) < want {
+		t.Fatalf("%v: only %v listening; log:\n%s", args, addrs, log.String())
+	}
+	go io.Copy(io.Discard, stderr)
+	return addrs
+}
+
+func demoToken(t *testing.T, issuer string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", issuer+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("demo", "demo-secret-0123456789abcdefghijklmnop")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	tok, _ := m["access_token"].(string)
+	if tok == "" {
+		t.Fatalf("no token: %v", m)
+	}
+	return tok
+}
+
+func edgeGet(t *testing.T, url, token string) (int, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+// TestAllAndEdgeModes runs `oidcgate all` with the demo bootstrap in front
+// of an upstream, then a standalone `oidcgate edge` that discovers the same
+// provider: both refuse a request without a token and pass one with.
+func TestAllAndEdgeModes(t *testing.T) {
+	var seen atomic.Value // the X-Auth-Client-Id the upstream last saw
+	seen.Store("")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("X-Auth-Client-Id"))
+		w.Write([]byte("upstream"))
+	}))
+	defer up.Close()
+	wd, _ := os.Getwd()
+	bootstrap := filepath.Join(wd, "..", "..", "docs", "demo", "bootstrap.yaml")
+	public := freePort(t)
+	issuer := "http://" + public
+	addrs := startBinary(t, t.TempDir(), 4, "all", "--issuer", issuer, "--public-addr", public,
+		"--admin-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0",
+		"--upstream", up.URL, "--audience", "https://api.example.com", "--bootstrap", bootstrap,
+		"--argon2-memory-kib", "8192", "--argon2-time", "1")
+	allEdge := "http://" + addrs["edge"]
+	if code, h := edgeGet(t, allEdge+"/x", ""); code != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("all: no token: %d %v", code, h)
+	}
+	tok := demoToken(t, issuer)
+	if code, _ := edgeGet(t, allEdge+"/x", tok); code != 200 || seen.Load() != "demo" {
+		t.Fatalf("all: with a token: %d, upstream saw client %q", code, seen.Load())
+	}
+
+	eaddrs := startBinary(t, t.TempDir(), 2, "edge", "--issuer", issuer, "--edge-addr", "127.0.0.1:0",
+		"--ops-addr", "127.0.0.1:0", "--upstream", up.URL, "--audience", "https://api.example.com")
+	edgeURL := "http://" + eaddrs["edge"]
+	// Its first JWKS fetch runs in the background: wait for /readyz.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + eaddrs["ops"] + "/readyz")
+		if err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	seen.Store("")
+	if code, _ := edgeGet(t, edgeURL+"/y", tok); code != 200 || seen.Load() != "demo" {
+		t.Fatalf("edge: %d, upstream saw %q", code, seen.Load())
+	}
+	if code, _ := edgeGet(t, edgeURL+"/y", tok+"x"); code != 401 {
+		t.Fatalf("edge: tampered token: %d", code)
+	}
+}
