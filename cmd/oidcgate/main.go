@@ -41,6 +41,7 @@ func commands() []command {
 		{"clients", "create, list, get or delete clients (create --client-id ID … | list | get ID | delete ID)", runClients},
 		{"users", "create, list or delete users, or set a password (create NAME | list | delete NAME | set-password NAME)", runUsers},
 		{"keys", "list, rotate or revoke signing keys (list | rotate [--alg ALG] | revoke KID)", runKeys},
+		{"bench", "load-test a provider or an edge: token, introspect, jwks, discovery, edge (exits non-zero on any unexpected answer)", runBench},
 		{"migrate", "apply, revert or list PostgreSQL schema migrations (up|down|status)", runMigrate},
 		{"version", "print the version", func(_ context.Context, _ []string, io stdio) error {
 			fmt.Fprintf(io.out, "oidcgate %s (%s)\n", version, runtime.Version())

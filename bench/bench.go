@@ -1,0 +1,385 @@
+// Package bench is oidcgate's end-to-end load generator: a closed loop of
+// connections, each sending its next request as soon as the last answer
+// arrived, against the provider (token, introspect, jwks, discovery) or the
+// edge. Every answer is checked — status and body — so a fast failure can
+// never pass for a fast success.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Scenarios.
+const (
+	Token      = "token"
+	Introspect = "introspect"
+	JWKS       = "jwks"
+	Discovery  = "discovery"
+	Edge       = "edge"
+)
+
+// Scenarios lists them, for help and validation.
+var Scenarios = []string{Token, Introspect, JWKS, Discovery, Edge}
+
+// Config is one load run.
+type Config struct {
+	Scenario string
+	// Target is the base URL under load: the issuer for the provider
+	// scenarios, the edge for Edge.
+	Target string
+	// Issuer issues the tokens the edge and introspect scenarios need
+	// (default: Target).
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// Scope is sent with token requests when set.
+	Scope string
+	// Path is the edge path to request; ForwardAuth sends it as
+	// X-Original-URI to the forward-auth endpoint instead.
+	Path        string
+	ForwardAuth string
+	// UniqueTokens is how many different tokens the edge scenario cycles
+	// through (it sets the verified-token cache hit rate).
+	UniqueTokens int
+	Connections  int
+	Duration     time.Duration
+	Warmup       time.Duration
+	// Progress, when set, gets a line a second.
+	Progress io.Writer
+}
+
+// Result is what a run measured.
+type Result struct {
+	Scenario   string                   `json:"scenario"`
+	Requests   int64                    `json:"requests"`
+	Unexpected int64                    `json:"unexpected"` // wrong status or body
+	Errors     int64                    `json:"errors"`     // transport errors
+	Statuses   map[int]int64            `json:"statuses"`
+	Elapsed    time.Duration            `json:"elapsed_ns"`
+	RPS        float64                  `json:"rps"`
+	Latency    map[string]time.Duration `json:"latency_ns"` // p50, p90, p99, p99.9
+	FirstBad   string                   `json:"first_bad,omitempty"`
+}
+
+// OK reports whether every answer was the expected one.
+func (r *Result) OK() bool { return r.Unexpected == 0 && r.Errors == 0 && r.Requests > 0 }
+
+// Validate reports every bad setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if !slices.Contains(Scenarios, c.Scenario) {
+		errs = append(errs, fmt.Errorf("scenario must be one of %s", strings.Join(Scenarios, ", ")))
+	}
+	if u, err := url.Parse(c.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("target %q must be an http(s) URL", c.Target))
+	}
+	if (c.Scenario == Token || c.Scenario == Introspect || c.Scenario == Edge) && (c.ClientID == "" || c.ClientSecret == "") {
+		errs = append(errs, fmt.Errorf("the %s scenario needs a client ID and secret", c.Scenario))
+	}
+	if c.Connections < 1 || c.Duration <= 0 || c.Warmup < 0 {
+		errs = append(errs, errors.New("connections must be ≥ 1, duration > 0 and warm-up ≥ 0"))
+	}
+	if c.Scenario == Edge && c.UniqueTokens < 1 {
+		errs = append(errs, errors.New("the edge scenario needs at least one unique token"))
+	}
+	return errors.Join(errs...)
+}
+
+// request is one prepared request and how to judge its answer.
+type request struct {
+	method, path string
+	headers      [][2]string
+	body         string
+	wantStatus   int
+	wantBody     []byte // must appear in the body
+}
+
+// Run runs the scenario and returns what it measured.
+func Run(ctx context.Context, c Config) (*Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Issuer == "" {
+		c.Issuer = c.Target
+	}
+	reqs, err := prepare(c)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(c.Target)
+	client := &fasthttp.HostClient{Addr: hostPort(u), IsTLS: u.Scheme == "https", MaxConns: c.Connections,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxResponseBodySize: 1 << 20, Name: "oidcgate-bench"}
+	// Check each kind of request once before timing anything.
+	for _, r := range reqs[:min(len(reqs), 3)] {
+		if status, body, err := send(client, u.Host, r); err != nil || !expected(r, status, body) {
+			return nil, fmt.Errorf("the %s scenario's first request got %d %q (%v): not what it expects", c.Scenario, status, trim(body), err)
+		}
+	}
+
+	var (
+		recording  atomic.Bool
+		stop       atomic.Bool
+		requests   atomic.Int64
+		unexpected atomic.Int64
+		errs       atomic.Int64
+		mu         sync.Mutex
+		statuses   = map[int]int64{}
+		firstBad   string
+		samples    [][]time.Duration
+	)
+	var wg sync.WaitGroup
+	for w := range c.Connections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			local := map[int]int64{}
+			for i := w; !stop.Load(); i += c.Connections {
+				r := reqs[i%len(reqs)]
+				start := time.Now()
+				status, body, err := send(client, u.Host, r)
+				took := time.Since(start)
+				if !recording.Load() {
+					continue
+				}
+				requests.Add(1)
+				mine = append(mine, took)
+				switch {
+				case err != nil:
+					errs.Add(1)
+					mu.Lock()
+					if firstBad == "" {
+						firstBad = err.Error()
+					}
+					mu.Unlock()
+				case !expected(r, status, body):
+					unexpected.Add(1)
+					local[status]++
+					mu.Lock()
+					if firstBad == "" {
+						firstBad = fmt.Sprintf("%d %s", status, trim(body))
+					}
+					mu.Unlock()
+				default:
+					local[status]++
+				}
+			}
+			mu.Lock()
+			samples = append(samples, mine)
+			for s, n := range local {
+				statuses[s] += n
+			}
+			mu.Unlock()
+		}()
+	}
+
+	wait := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	wait(c.Warmup)
+	recording.Store(true)
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	deadline := time.After(c.Duration)
+	var last int64
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-deadline:
+			break loop
+		case <-tick.C:
+			if c.Progress != nil {
+				n := requests.Load()
+				fmt.Fprintf(c.Progress, "%s %5.0fs  %9d requests  %8d/s  %d unexpected  %d errors\n", c.Scenario,
+					time.Since(start).Seconds(), n, n-last, unexpected.Load(), errs.Load())
+				last = n
+			}
+		}
+	}
+	tick.Stop()
+	elapsed := time.Since(start)
+	recording.Store(false)
+	stop.Store(true)
+	wg.Wait()
+
+	all := slices.Concat(samples...)
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	res := &Result{Scenario: c.Scenario, Requests: requests.Load(), Unexpected: unexpected.Load(), Errors: errs.Load(),
+		Statuses: statuses, Elapsed: elapsed, RPS: float64(requests.Load()) / elapsed.Seconds(),
+		Latency: map[string]time.Duration{}, FirstBad: firstBad}
+	for name, q := range map[string]float64{"p50": 0.50, "p90": 0.90, "p99": 0.99, "p99.9": 0.999} {
+		if len(all) > 0 {
+			res.Latency[name] = all[min(len(all)-1, int(q*float64(len(all))))]
+		}
+	}
+	return res, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return u.Hostname() + ":443"
+	}
+	return u.Hostname() + ":80"
+}
+
+func trim(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
+}
+
+func expected(r *request, status int, body []byte) bool {
+	return status == r.wantStatus && bytes.Contains(body, r.wantBody)
+}
+
+// send does one request; the body is copied out.
+func send(client *fasthttp.HostClient, host string, r *request) (int, []byte, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(r.method)
+	req.SetRequestURI(r.path)
+	req.Header.SetHost(host)
+	for _, h := range r.headers {
+		req.Header.Set(h[0], h[1])
+	}
+	if r.body != "" {
+		req.Header.SetContentType("application/x-www-form-urlencoded")
+		req.SetBodyString(r.body)
+	}
+	if err := client.Do(req, resp); err != nil {
+		return 0, nil, err
+	}
+	// Only the expected fragment is needed for the check; copy little.
+	body := resp.Body()
+	if i := bytes.Index(body, r.wantBody); i >= 0 && len(r.wantBody) > 0 {
+		return resp.StatusCode(), r.wantBody, nil
+	}
+	return resp.StatusCode(), append([]byte(nil), body...), nil
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+// prepare builds the requests a scenario cycles through, fetching the
+// tokens it needs first.
+func prepare(c Config) ([]*request, error) {
+	path := func(base, p string) string {
+		u, _ := url.Parse(base)
+		return strings.TrimSuffix(u.Path, "/") + p
+	}
+	tokenForm := "grant_type=client_credentials"
+	if c.Scope != "" {
+		tokenForm += "&scope=" + url.QueryEscape(c.Scope)
+	}
+	auth := [2]string{"Authorization", basic(c.ClientID, c.ClientSecret)}
+	switch c.Scenario {
+	case Token:
+		return []*request{{method: "POST", path: path(c.Target, "/token"), headers: [][2]string{auth}, body: tokenForm,
+			wantStatus: 200, wantBody: []byte(`"token_type":"Bearer"`)}}, nil
+	case JWKS:
+		return []*request{{method: "GET", path: path(c.Target, "/jwks"), wantStatus: 200, wantBody: []byte(`"keys":[{`)}}, nil
+	case Discovery:
+		return []*request{{method: "GET", path: path(c.Target, "/.well-known/openid-configuration"), wantStatus: 200,
+			wantBody: []byte(`"issuer":`)}}, nil
+	}
+	n := 1
+	if c.Scenario == Edge {
+		n = c.UniqueTokens
+	}
+	tokens, err := fetchTokens(c, tokenForm, n)
+	if err != nil {
+		return nil, err
+	}
+	var reqs []*request
+	for _, tok := range tokens {
+		switch c.Scenario {
+		case Introspect:
+			reqs = append(reqs, &request{method: "POST", path: path(c.Target, "/introspect"), headers: [][2]string{auth},
+				body: "token=" + url.QueryEscape(tok), wantStatus: 200, wantBody: []byte(`"active":true`)})
+		case Edge:
+			r := &request{method: "GET", path: path(c.Target, c.Path), wantStatus: 200,
+				headers: [][2]string{{"Authorization", "Bearer " + tok}}}
+			if c.ForwardAuth != "" {
+				r.path = path(c.Target, c.ForwardAuth)
+				r.headers = append(r.headers, [2]string{"X-Original-URI", c.Path}, [2]string{"X-Original-Method", "GET"})
+			}
+			reqs = append(reqs, r)
+		}
+	}
+	return reqs, nil
+}
+
+// fetchTokens gets n access tokens from the issuer.
+func fetchTokens(c Config, form string, n int) ([]string, error) {
+	out := make([]string, 0, n)
+	client := &fasthttp.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	for len(out) < n {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(strings.TrimSuffix(c.Issuer, "/") + "/token")
+		req.Header.SetMethod("POST")
+		req.Header.Set("Authorization", basic(c.ClientID, c.ClientSecret))
+		req.Header.SetContentType("application/x-www-form-urlencoded")
+		req.SetBodyString(form)
+		err := client.Do(req, resp)
+		var tr struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err == nil && resp.StatusCode() == 200 {
+			err = json.Unmarshal(resp.Body(), &tr)
+		} else if err == nil {
+			err = fmt.Errorf("status %d: %s", resp.StatusCode(), trim(resp.Body()))
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+		if err != nil || tr.AccessToken == "" {
+			return nil, fmt.Errorf("getting tokens from %s: %v", c.Issuer, err)
+		}
+		out = append(out, tr.AccessToken)
+	}
+	return out, nil
+}
+
+// Print writes a result as a short table.
+func Print(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "%-10s %10d requests in %.1fs  %9.0f req/s  p50 %v  p90 %v  p99 %v  p99.9 %v\n", r.Scenario, r.Requests,
+		r.Elapsed.Seconds(), r.RPS, r.Latency["p50"], r.Latency["p90"], r.Latency["p99"], r.Latency["p99.9"])
+	codes := make([]int, 0, len(r.Statuses))
+	for s := range r.Statuses {
+		codes = append(codes, s)
+	}
+	sort.Ints(codes)
+	for _, s := range codes {
+		fmt.Fprintf(w, "           status %d: %d\n", s, r.Statuses[s])
+	}
+	if r.Errors > 0 || r.Unexpected > 0 {
+		fmt.Fprintf(w, "           %d unexpected answers, %d transport errors; first: %s\n", r.Unexpected, r.Errors, r.FirstBad)
+	}
+}

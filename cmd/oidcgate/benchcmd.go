@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/oidcgate/oidcgate/bench"
+)
+
+// BenchConfig configures `oidcgate bench`.
+type BenchConfig struct {
+	Scenario     string        `yaml:"scenario" help:"token, introspect, jwks, discovery or edge"`
+	Target       string        `yaml:"target" help:"base URL under load: the issuer, or the edge for the edge scenario"`
+	Issuer       string        `yaml:"bench_issuer" help:"where the edge and introspect scenarios get their tokens (default: --target)"`
+	ClientID     string        `yaml:"client_id" help:"client for token requests (and introspection)"`
+	ClientSecret string        `yaml:"client_secret" secret:"true" help:"its secret"`
+	Scope        string        `yaml:"scope" help:"scope to request (default: the client's)"`
+	Path         string        `yaml:"path" help:"edge: the path to request"`
+	ForwardAuth  string        `yaml:"forward_auth" help:"edge: send --path as X-Original-URI to this forward-auth path instead of requesting it"`
+	UniqueTokens int           `yaml:"unique_tokens" help:"edge: how many different tokens to cycle through (sets the verified-token cache hit rate)"`
+	Connections  int           `yaml:"connections" help:"concurrent connections, each a closed loop"`
+	Duration     time.Duration `yaml:"duration" help:"how long to measure"`
+	Warmup       time.Duration `yaml:"warmup" help:"how long to send before measuring"`
+	JSON         bool          `yaml:"json" help:"print the result as JSON"`
+}
+
+func runBench(ctx context.Context, args []string, io stdio) error {
+	cfg := BenchConfig{Scenario: bench.Token, Target: "http://127.0.0.1:8080", Path: "/", UniqueTokens: 100,
+		Connections: 16, Duration: 10 * time.Second, Warmup: 2 * time.Second}
+	if _, err := load("bench", &cfg, args, io.env, io.out); err != nil {
+		return err
+	}
+	bc := bench.Config{Scenario: cfg.Scenario, Target: cfg.Target, Issuer: cfg.Issuer, ClientID: cfg.ClientID,
+		ClientSecret: cfg.ClientSecret, Scope: cfg.Scope, Path: cfg.Path, ForwardAuth: cfg.ForwardAuth,
+		UniqueTokens: cfg.UniqueTokens, Connections: cfg.Connections, Duration: cfg.Duration, Warmup: cfg.Warmup, Progress: io.err}
+	if err := bc.Validate(); err != nil {
+		return ConfigError(strings.Split(err.Error(), "\n"))
+	}
+	res, err := bench.Run(ctx, bc)
+	if err != nil {
+		return err
+	}
+	if cfg.JSON {
+		if err := printJSON(io.out, res); err != nil {
+			return err
+		}
+	} else {
+		bench.Print(io.out, res)
+	}
+	if !res.OK() {
+		return fmt.Errorf("%d unexpected answers and %d errors out of %d requests", res.Unexpected, res.Errors, res.Requests)
+	}
+	return nil
+}
