@@ -6,10 +6,10 @@ BIN := bin/oidcgate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Packages with concurrent code: run under the race detector in `make test`.
-RACE_PKGS := ./provider/... ./migrations/... ./keys/...
+RACE_PKGS := ./provider/... ./migrations/... ./keys/... ./edge/... ./cache/...
 FUZZTIME ?= 30s
 
-.PHONY: help build run test lint bench fuzz clean
+.PHONY: help build run test lint bench bench-compare fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: ## run the micro-benchmarks, then the ratio tables of docs/benchmarks.md 
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) test -run '^$$' -bench 'Sign|Verify' -benchmem -count 8 -cpu 1 ./keys | tee /dev/stderr | awk -f bench/ratio.awk
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 -cpu 1 ./edge | tee /dev/stderr | awk -f bench/ratio.awk
+
+bench-compare: ## oidcgate beside the Node oidc-provider, pinned to separate CPUs; writes bench/compare/results.md
+	bash bench/compare/run.sh
 
 fuzz: ## fuzz every Fuzz target for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \

@@ -22,6 +22,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/edge"
+	"github.com/oidcgate/oidcgate/keys"
 )
 
 // Scenarios.
@@ -288,47 +291,90 @@ func basic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
 
+// endpoints are what a provider's discovery document names.
+type endpoints struct {
+	Issuer        string `json:"issuer"`
+	Token         string `json:"token_endpoint"`
+	Introspection string `json:"introspection_endpoint"`
+	JWKS          string `json:"jwks_uri"`
+}
+
+var httpClient = &fasthttp.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxResponseBodySize: 1 << 20}
+
+// discover reads base's discovery document, so every peer is driven at its
+// own endpoint paths.
+func discover(base string) (*endpoints, error) {
+	status, body, err := httpClient.Get(nil, strings.TrimSuffix(base, "/")+"/.well-known/openid-configuration")
+	if err == nil && status != 200 {
+		err = fmt.Errorf("status %d", status)
+	}
+	var e endpoints
+	if err == nil {
+		err = json.Unmarshal(body, &e)
+	}
+	if err != nil || e.Token == "" || e.JWKS == "" {
+		return nil, fmt.Errorf("discovery at %s: %v", base, err)
+	}
+	return &e, nil
+}
+
+// pathOf is the path (and query) of an endpoint URL.
+func pathOf(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return endpoint
+	}
+	return u.RequestURI()
+}
+
 // prepare builds the requests a scenario cycles through, fetching the
 // tokens it needs first.
 func prepare(c Config) ([]*request, error) {
-	path := func(base, p string) string {
-		u, _ := url.Parse(base)
-		return strings.TrimSuffix(u.Path, "/") + p
+	if c.Scenario == Discovery {
+		u, _ := url.Parse(c.Target)
+		return []*request{{method: "GET", path: strings.TrimSuffix(u.Path, "/") + "/.well-known/openid-configuration",
+			wantStatus: 200, wantBody: []byte(`"issuer":`)}}, nil
+	}
+	ep, err := discover(c.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if c.Scenario == JWKS {
+		return []*request{{method: "GET", path: pathOf(ep.JWKS), wantStatus: 200, wantBody: []byte(`"keys":[{`)}}, nil
 	}
 	tokenForm := "grant_type=client_credentials"
 	if c.Scope != "" {
 		tokenForm += "&scope=" + url.QueryEscape(c.Scope)
 	}
 	auth := [2]string{"Authorization", basic(c.ClientID, c.ClientSecret)}
-	switch c.Scenario {
-	case Token:
-		return []*request{{method: "POST", path: path(c.Target, "/token"), headers: [][2]string{auth}, body: tokenForm,
-			wantStatus: 200, wantBody: []byte(`"token_type":"Bearer"`)}}, nil
-	case JWKS:
-		return []*request{{method: "GET", path: path(c.Target, "/jwks"), wantStatus: 200, wantBody: []byte(`"keys":[{`)}}, nil
-	case Discovery:
-		return []*request{{method: "GET", path: path(c.Target, "/.well-known/openid-configuration"), wantStatus: 200,
-			wantBody: []byte(`"issuer":`)}}, nil
-	}
 	n := 1
 	if c.Scenario == Edge {
 		n = c.UniqueTokens
 	}
-	tokens, err := fetchTokens(c, tokenForm, n)
+	tokens, err := fetchTokens(c, ep, tokenForm, n)
 	if err != nil {
 		return nil, err
+	}
+	if c.Scenario == Token {
+		return []*request{{method: "POST", path: pathOf(ep.Token), headers: [][2]string{auth}, body: tokenForm,
+			wantStatus: 200, wantBody: []byte(`"token_type":"Bearer"`)}}, nil
+	}
+	if c.Scenario == Introspect && ep.Introspection == "" {
+		return nil, fmt.Errorf("%s advertises no introspection endpoint", c.Issuer)
 	}
 	var reqs []*request
 	for _, tok := range tokens {
 		switch c.Scenario {
 		case Introspect:
-			reqs = append(reqs, &request{method: "POST", path: path(c.Target, "/introspect"), headers: [][2]string{auth},
+			reqs = append(reqs, &request{method: "POST", path: pathOf(ep.Introspection), headers: [][2]string{auth},
 				body: "token=" + url.QueryEscape(tok), wantStatus: 200, wantBody: []byte(`"active":true`)})
 		case Edge:
-			r := &request{method: "GET", path: path(c.Target, c.Path), wantStatus: 200,
+			u, _ := url.Parse(c.Target)
+			base := strings.TrimSuffix(u.Path, "/")
+			r := &request{method: "GET", path: base + c.Path, wantStatus: 200,
 				headers: [][2]string{{"Authorization", "Bearer " + tok}}}
 			if c.ForwardAuth != "" {
-				r.path = path(c.Target, c.ForwardAuth)
+				r.path = base + c.ForwardAuth
 				r.headers = append(r.headers, [2]string{"X-Original-URI", c.Path}, [2]string{"X-Original-Method", "GET"})
 			}
 			reqs = append(reqs, r)
@@ -337,18 +383,19 @@ func prepare(c Config) ([]*request, error) {
 	return reqs, nil
 }
 
-// fetchTokens gets n access tokens from the issuer.
-func fetchTokens(c Config, form string, n int) ([]string, error) {
+// fetchTokens gets n access tokens from the issuer. The first, when it is a
+// JWT, must verify against the issuer's JWKS: a peer that signs badly is
+// not measured.
+func fetchTokens(c Config, ep *endpoints, form string, n int) ([]string, error) {
 	out := make([]string, 0, n)
-	client := &fasthttp.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	for len(out) < n {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		req.SetRequestURI(strings.TrimSuffix(c.Issuer, "/") + "/token")
+		req.SetRequestURI(ep.Token)
 		req.Header.SetMethod("POST")
 		req.Header.Set("Authorization", basic(c.ClientID, c.ClientSecret))
 		req.Header.SetContentType("application/x-www-form-urlencoded")
 		req.SetBodyString(form)
-		err := client.Do(req, resp)
+		err := httpClient.Do(req, resp)
 		var tr struct {
 			AccessToken string `json:"access_token"`
 		}
@@ -360,11 +407,59 @@ func fetchTokens(c Config, form string, n int) ([]string, error) {
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
 		if err != nil || tr.AccessToken == "" {
-			return nil, fmt.Errorf("getting tokens from %s: %v", c.Issuer, err)
+			return nil, fmt.Errorf("getting tokens from %s: %v", ep.Token, err)
+		}
+		if len(out) == 0 {
+			if err := VerifyJWT(ep, tr.AccessToken); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, tr.AccessToken)
 	}
 	return out, nil
+}
+
+// VerifyJWT checks a JWT access token against the issuer's JWKS and
+// issuer; opaque tokens pass.
+func VerifyJWT(ep *endpoints, token string) error {
+	if strings.Count(token, ".") != 2 {
+		return nil
+	}
+	status, body, err := httpClient.Get(nil, ep.JWKS)
+	if err == nil && status != 200 {
+		err = fmt.Errorf("status %d", status)
+	}
+	if err != nil {
+		return fmt.Errorf("JWKS %s: %v", ep.JWKS, err)
+	}
+	set, err := edge.ParseJWKS(body)
+	if err != nil {
+		return err
+	}
+	v, err := keys.NewVerifier(staticKeys(set), []string{keys.ES256, keys.RS256, keys.PS256, keys.EdDSA})
+	if err != nil {
+		return err
+	}
+	payload, _, err := v.Verify([]byte(token))
+	if err != nil {
+		return fmt.Errorf("the issuer's token does not verify against its JWKS: %w", err)
+	}
+	var claims struct {
+		Iss string `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Iss != ep.Issuer {
+		return fmt.Errorf("the issuer's token names issuer %q, not %q", claims.Iss, ep.Issuer)
+	}
+	return nil
+}
+
+type staticKeys map[string]*keys.PublicKey
+
+func (s staticKeys) PublicKey(kid string) (*keys.PublicKey, error) {
+	if k, ok := s[kid]; ok {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%w: %q", keys.ErrUnknownKey, kid)
 }
 
 // Print writes a result as a short table.

@@ -12,6 +12,7 @@ import (
 type EchoConfig struct {
 	ServeConfig `yaml:",inline"`
 	Addr        string `yaml:"addr" help:"address of the echo upstream"`
+	Bare        bool   `yaml:"bare" help:"answer every request with an empty 200 (the ceiling in benchmarks)"`
 }
 
 // runEcho serves a demo upstream: every request gets its method, path and
@@ -40,6 +41,9 @@ func runEcho(ctx context.Context, args []string, io stdio) error {
 		b, _ := json.MarshalIndent(out, "", "  ")
 		ctx.SetContentType("application/json")
 		ctx.SetBody(append(b, '\n'))
+	}
+	if cfg.Bare {
+		h = func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) }
 	}
 	servers, err := listenAll([]listener{{"echo", cfg.Addr, h, nil, cfg.ServeConfig}}, nil, log)
 	if err != nil {
