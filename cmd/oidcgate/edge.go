@@ -282,6 +282,11 @@ func runEdge(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := startProfile(cfg.CPUProfile, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go remote.Run(runCtx)

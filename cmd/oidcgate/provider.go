@@ -168,6 +168,11 @@ func (pp *providerParts) serve(ctx context.Context, mode string, cfg *ProviderCo
 	if err != nil {
 		return err
 	}
+	stopProfile, err := startProfile(cfg.CPUProfile, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go pp.p.Run(runCtx)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -127,6 +128,26 @@ func listen(name, addr string, h fasthttp.RequestHandler, onMalformed func(*fast
 type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Printf(format string, args ...any) { p.log.Warn(fmt.Sprintf(format, args...)) }
+
+// startProfile starts the CPU profile asked for, returning its stop.
+func startProfile(path string, log *slog.Logger) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	log.Info("writing a CPU profile", "file", path)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
 
 // serveAll runs every server until ctx is cancelled or one of them fails,
 // then shuts all down, draining in-flight requests for up to drain.

@@ -35,6 +35,8 @@ type ServeConfig struct {
 
 	LogFormat string `yaml:"log_format" help:"log format: text or json"`
 	LogLevel  string `yaml:"log_level" help:"log level: debug, info, warn or error"`
+
+	CPUProfile string `yaml:"cpuprofile" help:"write a CPU profile to this file from start to shutdown (go tool pprof reads it)"`
 }
 
 func defaultServeConfig() ServeConfig {

@@ -67,6 +67,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	db.MaxBatchDelay = time.Millisecond
 	return &Store{db: db, now: now}, nil
 }
 
@@ -112,7 +113,12 @@ func list[T any](b *bbolt.Bucket) ([]*T, error) {
 
 func pair(a, b string) []byte { return []byte(a + "\x00" + b) }
 
-func (s *Store) update(fn func(tx *bbolt.Tx) error) error { return s.db.Update(fn) }
+// update runs a write. Concurrent writes share one transaction and one
+// fsync (bbolt's Batch): a write then waits at most MaxBatchDelay for
+// company, instead of paying a disk flush of its own. fn may run twice (a
+// failed batch is retried write by write after its rollback), so it keeps no
+// state outside the transaction but its results.
+func (s *Store) update(fn func(tx *bbolt.Tx) error) error { return s.db.Batch(fn) }
 func (s *Store) view(fn func(tx *bbolt.Tx) error) error   { return s.db.View(fn) }
 
 // CreateClient implements storage.Clients.
