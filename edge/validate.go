@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -66,20 +68,13 @@ type Identity struct {
 	Scopes   []string
 	Scope    string // as in the token: space-separated
 	Audience []string
-	Expires  time.Time
-	Claims   []byte // the JWT payload, or the introspection response
+	Claims   []byte // the JWT payload, or the introspection response (only with KeepClaims)
 
 	audienceHeader string
 }
 
-// audience is Audience comma-joined, for the audience header; computed
-// once per verified token.
-func (id *Identity) audience() string {
-	if id.audienceHeader == "" && len(id.Audience) > 0 {
-		return strings.Join(id.Audience, ",")
-	}
-	return id.audienceHeader
-}
+// audience is Audience comma-joined, for the audience header.
+func (id *Identity) audience() string { return id.audienceHeader }
 
 func (id *Identity) hasAudience(aud string) bool {
 	for _, a := range id.Audience {
@@ -110,9 +105,17 @@ func (id *Identity) hasScopes(need []string) bool {
 // the cache key is only the first 64 bits of it.
 type entry struct {
 	sum    [sha256.Size]byte
-	id     *Identity // nil: inactive (introspection's negative answer)
-	reason string    // why inactive
+	id     *Identity // nil: inactive (introspection's negative answer); shared between tokens
+	exp    time.Time
+	reason string // why inactive
 }
+
+// identityKey is what makes two tokens' identities the same.
+type identityKey struct{ sub, client, scope, audience string }
+
+// maxSharedIdentities bounds the table of identities shared between cached
+// tokens; past it, identities are simply not shared.
+const maxSharedIdentities = 100_000
 
 // ValidatorConfig is the token policy.
 type ValidatorConfig struct {
@@ -151,6 +154,12 @@ type Validator struct {
 	introspected *cache.Cache[uint64, *entry]
 	sf           singleflight.Group
 	now          func() time.Time
+
+	// identities holds one Identity per distinct (sub, client, scope,
+	// audience): a service's thousands of cached tokens then cost a few
+	// dozen bytes each instead of a copy of every string.
+	identities sync.Map // identityKey → *Identity
+	shared     atomic.Int64
 }
 
 // NewValidator builds a validator over a key set.
@@ -266,8 +275,27 @@ func (v *Validator) authorize(id *Identity, r *Route) Decision {
 }
 
 // alive checks exp against now with leeway.
-func (v *Validator) alive(id *Identity, now time.Time) bool {
-	return now.Before(id.Expires.Add(v.cfg.Leeway))
+func (v *Validator) alive(exp, now time.Time) bool {
+	return now.Before(exp.Add(v.cfg.Leeway))
+}
+
+// identity returns the (shared, when it can be) identity of a token.
+func (v *Validator) identity(sub, client, scope string, aud []string, claims []byte) *Identity {
+	k := identityKey{sub, client, scope, strings.Join(aud, ",")}
+	if claims == nil {
+		if id, ok := v.identities.Load(k); ok {
+			return id.(*Identity)
+		}
+	}
+	id := &Identity{Subject: sub, ClientID: client, Scope: scope, Scopes: strings.Fields(scope), Audience: aud,
+		Claims: claims, audienceHeader: k.audience}
+	if claims == nil && v.shared.Load() < maxSharedIdentities {
+		if prior, loaded := v.identities.LoadOrStore(k, id); loaded {
+			return prior.(*Identity)
+		}
+		v.shared.Add(1)
+	}
+	return id
 }
 
 // jwtClaims is what the edge reads of an RFC 9068 access token.
@@ -287,7 +315,7 @@ func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]
 	now := v.now()
 	key := cacheKey(sum)
 	if e, ok := v.verified.Get(key); ok && e.sum == *sum {
-		if !v.alive(e.id, now) {
+		if !v.alive(e.exp, now) {
 			v.verified.Del(key)
 			return nil, deny(ReasonExpired, "the token has expired")
 		}
@@ -339,14 +367,14 @@ func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]
 			return nil, deny(ReasonInactive, "the token was revoked")
 		}
 	}
-	id := &Identity{Subject: c.Sub, ClientID: c.ClientID, Scope: c.Scope, Scopes: strings.Fields(c.Scope),
-		Audience: c.Aud, Expires: time.Unix(*c.Exp, 0)}
+	var claims []byte
 	if v.cfg.KeepClaims {
-		id.Claims = payload
+		claims = payload
 	}
-	id.audienceHeader = strings.Join(id.Audience, ",")
-	if ttl := min(id.Expires.Sub(now), v.cfg.CacheTTL); ttl > 0 {
-		v.verified.Set(key, &entry{sum: *sum, id: id}, ttl)
+	id := v.identity(c.Sub, c.ClientID, c.Scope, c.Aud, claims)
+	exp := time.Unix(*c.Exp, 0)
+	if ttl := min(exp.Sub(now), v.cfg.CacheTTL); ttl > 0 {
+		v.verified.Set(key, &entry{sum: *sum, id: id, exp: exp}, ttl)
 	}
 	return id, allowed
 }
@@ -374,7 +402,7 @@ func (v *Validator) checkOpaque(ctx context.Context, tok []byte, sum *[sha256.Si
 	if e.id == nil {
 		return nil, deny(ReasonInactive, e.reason)
 	}
-	if !v.alive(e.id, now) {
+	if !v.alive(e.exp, now) {
 		v.introspected.Del(key)
 		return nil, deny(ReasonExpired, "the token has expired")
 	}
@@ -406,12 +434,11 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 	if res.Exp != 0 {
 		exp = time.Unix(res.Exp, 0)
 	}
-	e.id = &Identity{Subject: res.Sub, ClientID: res.ClientID, Scope: res.Scope, Scopes: strings.Fields(res.Scope),
-		Audience: res.Aud, Expires: exp}
+	var claims []byte
 	if v.cfg.KeepClaims {
-		e.id.Claims, _ = json.Marshal(res)
+		claims, _ = json.Marshal(res)
 	}
-	e.id.audienceHeader = strings.Join(e.id.Audience, ",")
+	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, claims), exp
 	if ttl := min(exp.Sub(now), v.cfg.IntrospectionTTL); ttl > 0 {
 		v.introspected.Set(key, e, ttl)
 	}
