@@ -110,7 +110,7 @@ provider() {
   wait_http http://127.0.0.1:19090/readyz
 }
 
-echo "== oidcgate $($bin version) on CPU $SERVER_CPU, embedded store"
+echo "== $($bin version) on CPU $SERVER_CPU, embedded store"
 provider
 sleep 1
 o_idle=$(rss $prov_pid)
@@ -178,7 +178,7 @@ stop_all
   echo "# make bench-compare"
   echo
   echo "- Machine: $(nproc) CPUs ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs)), $(free -g | awk '/Mem/ {print $2}') GiB; $(uname -sr)."
-  echo "- Date: $(date -u +%F). oidcgate $($bin version); oidc-provider 9.13.3 on Node $(node --version)."
+  echo "- Date: $(date -u +%F). $($bin version); oidc-provider 9.13.3 on Node $(node --version)."
   echo "- Servers pinned to CPU $SERVER_CPU (oidcgate with GOMAXPROCS=1), load generator (oidcgate bench, GOMAXPROCS=1) to CPU $LOAD_CPU;"
   echo "  $CONNECTIONS connections, $WARMUP warm-up, $DURATION measured per scenario; every answer checked."
   echo
