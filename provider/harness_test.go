@@ -38,6 +38,7 @@ const (
 // server is a provider behind a real loopback listener.
 type server struct {
 	issuer string
+	admin  string
 	store  storage.Storage
 	p      *provider.Provider
 	ring   *keys.Ring
@@ -98,8 +99,14 @@ func start(t testing.TB, store storage.Storage, opts ...option) *server {
 	srv := &fasthttp.Server{Handler: p.Public(), ErrorHandler: provider.RejectMalformed, MaxRequestBodySize: maxBody,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(); p.Close() })
-	s := &server{issuer: issuer, store: store, p: p, ring: ring, reg: reg}
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asrv := &fasthttp.Server{Handler: p.Admin()}
+	go asrv.Serve(aln)
+	t.Cleanup(func() { srv.Shutdown(); asrv.Shutdown(); p.Close() })
+	s := &server{issuer: issuer, admin: "http://" + aln.Addr().String(), store: store, p: p, ring: ring, reg: reg}
 	s.register(t, provider.ClientSpec{ID: "svc", Secret: secret, Scopes: []string{"read", "write"},
 		Audiences: []string{api, "https://billing.example.com"}, DefaultAudience: api})
 	s.register(t, provider.ClientSpec{ID: "svc-post", Secret: secret, TokenEndpointAuthMethod: "client_secret_post",

@@ -195,7 +195,7 @@ func (p *Provider) revoke(ctx *fasthttp.RequestCtx) (err error) {
 	return nil
 }
 
-var errNotYours = ErrUnauthorizedClient("the token was not issued to this client")
+func errNotYours() *Error { return ErrUnauthorizedClient("the token was not issued to this client") }
 
 // revokeToken revokes token if the caller owns it and says what it was.
 // The token type hint only orders a search, so it is not needed.
@@ -207,7 +207,7 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 			return "unknown", nil // forged, foreign or already expired: nothing to do
 		}
 		if c.ClientID != caller.ID {
-			return "", errNotYours
+			return "", errNotYours()
 		}
 		if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: c.Jti, ExpiresAt: time.Unix(c.Exp, 0)}); err != nil {
 			return "", ErrUnavailable(err)
@@ -219,7 +219,7 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 	switch {
 	case err == nil:
 		if at.ClientID != caller.ID {
-			return "", errNotYours
+			return "", errNotYours()
 		}
 		if err := p.store.DeleteAccessToken(ctx, h); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return "", ErrUnavailable(err)
@@ -235,7 +235,7 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 	case err != nil:
 		return "", ErrUnavailable(err)
 	case rt.ClientID != caller.ID:
-		return "", errNotYours
+		return "", errNotYours()
 	}
 	if err := p.store.RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
 		return "", ErrUnavailable(err)
