@@ -66,7 +66,7 @@ func TestProxyUpstreamFailures(t *testing.T) {
 func TestProxyPreservesRequestAndStripsHopByHop(t *testing.T) {
 	type seen struct {
 		method, uri, body string
-		header             http.Header
+		header            http.Header
 	}
 	got := make(chan seen, 1)
 	up := serve(t, func(ctx *fasthttp.RequestCtx) {
