@@ -45,9 +45,5 @@ func runEcho(ctx context.Context, args []string, io stdio) error {
 	if cfg.Bare {
 		h = func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) }
 	}
-	servers, err := listenAll([]listener{{"echo", cfg.Addr, h, nil, cfg.ServeConfig}}, nil, log)
-	if err != nil {
-		return err
-	}
-	return serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+	return runListeners(ctx, []listener{{"echo", cfg.Addr, h, nil, cfg.ServeConfig}}, nil, cfg.ServeConfig, log)
 }

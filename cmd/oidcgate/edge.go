@@ -275,21 +275,9 @@ func runEdge(ctx context.Context, args []string, io stdio) error {
 	checks := []readiness{{name: "jwks", check: func(context.Context) error { return remote.Ready() }}}
 	edgeServe := cfg.ServeConfig
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
-	servers, err := listenAll([]listener{
+	log.Info("oidcgate edge starting", "version", version, "issuer", cfg.Issuer, "jwks_uri", jwksURI, "upstream", cfg.Upstream)
+	return runListeners(ctx, []listener{
 		{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe},
 		{"ops", cfg.OpsAddr, opsHandler(reg, checks, nil), nil, cfg.ServeConfig},
-	}, certs, log)
-	if err != nil {
-		return err
-	}
-	stopProfile, err := startProfile(cfg.CPUProfile, log)
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go remote.Run(runCtx)
-	log.Info("oidcgate edge started", "version", version, "issuer", cfg.Issuer, "jwks_uri", jwksURI, "upstream", cfg.Upstream)
-	return serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+	}, certs, cfg.ServeConfig, log, remote.Run)
 }

@@ -164,21 +164,8 @@ func (pp *providerParts) listeners(cfg *ProviderConfig, gatherer prometheus.Gath
 // serve binds ls, runs the provider's background loops (GC, key ring) and
 // serves until ctx ends.
 func (pp *providerParts) serve(ctx context.Context, mode string, cfg *ProviderConfig, ls []listener, log *slog.Logger) error {
-	servers, err := listenAll(ls, pp.certs, log)
-	if err != nil {
-		return err
-	}
-	stopProfile, err := startProfile(cfg.CPUProfile, log)
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go pp.p.Run(runCtx)
-	go pp.ring.Run(runCtx)
-	log.Info("oidcgate "+mode+" started", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
-	err = serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+	log.Info("oidcgate "+mode+" starting", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
+	err := runListeners(ctx, ls, pp.certs, cfg.ServeConfig, log, pp.p.Run, pp.ring.Run)
 	log.Info("oidcgate " + mode + " stopped")
 	return err
 }

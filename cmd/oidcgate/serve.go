@@ -149,6 +149,27 @@ func startProfile(path string, log *slog.Logger) (func(), error) {
 	}, nil
 }
 
+// runListeners binds ls, starts the CPU profile if one is asked for and the
+// background loops, and serves until ctx ends: every serving mode's tail.
+func runListeners(ctx context.Context, ls []listener, certs *certReloader, cfg ServeConfig, log *slog.Logger,
+	loops ...func(context.Context)) error {
+	servers, err := listenAll(ls, certs, log)
+	if err != nil {
+		return err
+	}
+	stopProfile, err := startProfile(cfg.CPUProfile, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for _, loop := range loops {
+		go loop(loopCtx)
+	}
+	return serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+}
+
 // serveAll runs every server until ctx is cancelled or one of them fails,
 // then shuts all down, draining in-flight requests for up to drain.
 func serveAll(ctx context.Context, servers []*server, drain time.Duration, log *slog.Logger) error {
