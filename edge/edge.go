@@ -181,13 +181,14 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 			method = fwdMethod
 		}
 	}
-	if len(uri) == 0 {
-		uri = []byte("/")
-	}
-	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
-	}
-	id, d := e.decide(ctx, method, uri)
+	// Match routes on the path as the upstream will see it: percent-decoded,
+	// dot segments and repeated slashes resolved — else /%61dmin or
+	// /public/../admin would dodge an /admin rule. (The proxy path and
+	// Envoy's rest come from ctx.Path(), which fasthttp already normalised.)
+	u := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(u)
+	u.SetPathBytes(pathOnly(uri))
+	id, d := e.decide(ctx, method, u.Path())
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
@@ -197,6 +198,17 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	// client sent.
 	e.setIdentity(&ctx.Response.Header, id)
 	ctx.SetStatusCode(fasthttp.StatusOK)
+}
+
+// pathOnly is a request target without its query.
+func pathOnly(uri []byte) []byte {
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	if len(uri) == 0 {
+		return []byte("/")
+	}
+	return uri
 }
 
 // hopByHop are the RFC 9110 §7.6.1 connection-specific headers.

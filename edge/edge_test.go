@@ -308,7 +308,12 @@ func TestForwardAuthConventions(t *testing.T) {
 		{"nginx no token", "/_oidcgate/auth", "GET", []string{"X-Original-URI", "/api/x"}, 401},
 		{"traefik allowed", "/_oidcgate/auth", "GET", append(bearer(tok), "X-Forwarded-Uri", "/api/things", "X-Forwarded-Method", "GET"), 200},
 		{"traefik needs scope", "/_oidcgate/auth", "GET", append(bearer(tok), "X-Forwarded-Uri", "/admin/x", "X-Forwarded-Method", "GET"), 403},
+		{"nginx encoded path", "/_oidcgate/auth", "GET", append(bearer(tok), "X-Original-URI", "/%61dmin/x"), 403},
+		{"nginx dot segments", "/_oidcgate/auth", "GET", append(bearer(tok), "X-Original-URI", "/public/../admin"), 403},
+		{"nginx double slash", "/_oidcgate/auth", "GET", append(bearer(tok), "X-Original-URI", "//admin"), 403},
+		{"traefik encoded path", "/_oidcgate/auth", "GET", append(bearer(tok), "X-Forwarded-Uri", "/api/..%2Fadmin"), 403},
 		{"envoy allowed", "/_oidcgate/auth/api/things", "POST", bearer(tok), 200},
+		{"envoy dot segments", "/_oidcgate/auth/public/../admin", "GET", bearer(tok), 403},
 		{"envoy needs scope", "/_oidcgate/auth/admin", "GET", bearer(tok), 403},
 		{"envoy no token", "/_oidcgate/auth/api/things", "GET", nil, 401},
 	}
