@@ -129,6 +129,7 @@ func TestInvalidTokensAreRejected(t *testing.T) {
 		{"method not in route", "/api/x", good, "", 403, "no route"}, // sent as DELETE below
 		{"no route", "/nowhere", good, "", 403, "no route"},
 		{"garbage", "/api/x", "abc.def.ghi", "", 401, "malformed"},
+		{"header injection in sub", "/api/x", w.sign(t, keys.ES256, map[string]any{"sub": "user\r\nX-Auth-Scopes: admin"}), "", 401, "control characters"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -279,9 +279,24 @@ func (v *Validator) alive(exp, now time.Time) bool {
 	return now.Before(exp.Add(v.cfg.Leeway))
 }
 
-// identity returns the (shared, when it can be) identity of a token.
+// headerSafe reports whether s can go into a header value as it is: no
+// control characters (a CR or LF would split the header).
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 && s[i] != '\t' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// identity returns the (shared, when it can be) identity of a token, or
+// nil when a claim could not be forwarded safely in a header.
 func (v *Validator) identity(sub, client, scope string, aud []string, claims []byte) *Identity {
 	k := identityKey{sub, client, scope, strings.Join(aud, ",")}
+	if !headerSafe(k.sub) || !headerSafe(k.client) || !headerSafe(k.scope) || !headerSafe(k.audience) {
+		return nil
+	}
 	if claims == nil {
 		if id, ok := v.identities.Load(k); ok {
 			return id.(*Identity)
@@ -372,6 +387,9 @@ func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]
 		claims = payload
 	}
 	id := v.identity(c.Sub, c.ClientID, c.Scope, c.Aud, claims)
+	if id == nil {
+		return nil, deny(ReasonMalformed, "the token claims hold control characters")
+	}
 	exp := time.Unix(*c.Exp, 0)
 	if ttl := min(exp.Sub(now), v.cfg.CacheTTL); ttl > 0 {
 		v.verified.Set(key, &entry{sum: *sum, id: id, exp: exp}, ttl)
@@ -439,6 +457,11 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 		claims, _ = json.Marshal(res)
 	}
 	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, claims), exp
+	if e.id == nil {
+		e.reason = "the token claims hold control characters"
+		v.introspected.Set(key, e, v.cfg.NegativeTTL)
+		return e, nil
+	}
 	if ttl := min(exp.Sub(now), v.cfg.IntrospectionTTL); ttl > 0 {
 		v.introspected.Set(key, e, ttl)
 	}
