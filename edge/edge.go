@@ -185,10 +185,14 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	// dot segments and repeated slashes resolved — else /%61dmin or
 	// /public/../admin would dodge an /admin rule. (The proxy path and
 	// Envoy's rest come from ctx.Path(), which fasthttp already normalised.)
-	u := fasthttp.AcquireURI()
-	defer fasthttp.ReleaseURI(u)
-	u.SetPathBytes(pathOnly(uri))
-	id, d := e.decide(ctx, method, u.Path())
+	path := pathOnly(uri)
+	if needsNormalizing(path) {
+		u := fasthttp.AcquireURI()
+		defer fasthttp.ReleaseURI(u)
+		u.SetPathBytes(path)
+		path = u.Path()
+	}
+	id, d := e.decide(ctx, method, path)
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
@@ -209,6 +213,13 @@ func pathOnly(uri []byte) []byte {
 		return []byte("/")
 	}
 	return uri
+}
+
+// needsNormalizing: a path with no percent-encoding, no dot segment and no
+// empty segment is already what normalising would make of it.
+func needsNormalizing(p []byte) bool {
+	return bytes.IndexByte(p, '%') >= 0 || bytes.Contains(p, []byte("/.")) || bytes.Contains(p, []byte("//")) ||
+		bytes.IndexByte(p, '\\') >= 0
 }
 
 // hopByHop are the RFC 9110 §7.6.1 connection-specific headers.
