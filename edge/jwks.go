@@ -2,6 +2,10 @@ package edge
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -208,12 +212,26 @@ func ParseJWKS(body []byte) (map[string]*keys.PublicKey, error) {
 				alg = keys.RS256
 			}
 		}
-		if !keys.Supported(alg) {
+		if !keys.Supported(alg) || !fits(alg, raw) {
 			continue
 		}
 		out[k.KeyID()] = &keys.PublicKey{ID: k.KeyID(), Alg: alg, Key: raw}
 	}
 	return out, nil
+}
+
+// fits reports whether a public key is of the type its alg needs (an oct
+// or private key, or a curve other than P-256, never is).
+func fits(alg string, key any) bool {
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		return alg == keys.ES256 && k.Curve == elliptic.P256()
+	case *rsa.PublicKey:
+		return (alg == keys.RS256 || alg == keys.PS256) && k.N.BitLen() >= 2048
+	case ed25519.PublicKey:
+		return alg == keys.EdDSA && len(k) == ed25519.PublicKeySize
+	}
+	return false
 }
 
 // maxAge reads Cache-Control max-age; 0 when absent.
@@ -222,7 +240,7 @@ func maxAge(cc []byte) time.Duration {
 		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if ok && strings.EqualFold(name, "max-age") {
 			if n, err := strconv.Atoi(strings.Trim(v, `"`)); err == nil && n >= 0 {
-				return time.Duration(n) * time.Second
+				return time.Duration(min(n, 86400)) * time.Second // a day at most
 			}
 		}
 	}
