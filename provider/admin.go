@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -56,12 +55,6 @@ func (p *Provider) adminRoutes(a *adapter) fasthttp.RequestHandler {
 	return r.Handler
 }
 
-// storeCtx bounds a store call made for a request: a fasthttp RequestCtx
-// has no deadline of its own.
-func storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 5*time.Second)
-}
-
 func storeErr(err error) error {
 	if errors.Is(err, storage.ErrNotFound) {
 		return newError(http.StatusNotFound, "not_found", "no such record")
@@ -70,7 +63,7 @@ func storeErr(err error) error {
 }
 
 func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
-	sctx, cancel := storeCtx()
+	sctx, cancel := requestCtx()
 	defer cancel()
 	clients, err := p.store.ListClients(sctx)
 	if err != nil {
@@ -85,7 +78,7 @@ func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
 
 func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
 	id, _ := ctx.UserValue("id").(string)
-	sctx, cancel := storeCtx()
+	sctx, cancel := requestCtx()
 	defer cancel()
 	c, err := p.store.GetClient(sctx, id)
 	if err != nil {
@@ -96,7 +89,7 @@ func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
 
 func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
 	id, _ := ctx.UserValue("id").(string)
-	sctx, cancel := storeCtx()
+	sctx, cancel := requestCtx()
 	defer cancel()
 	if err := p.store.DeleteClient(sctx, id); err != nil {
 		return storeErr(err)
