@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -150,5 +151,45 @@ func TestOversizedBodyRejected(t *testing.T) {
 	}
 	if resp.StatusCode() != fasthttp.StatusBadRequest || !strings.Contains(string(resp.Body()), `"error":"invalid_request"`) {
 		t.Errorf("oversized body: %d %s, want 400 invalid_request", resp.StatusCode(), resp.Body())
+	}
+}
+
+// TestShutdownDrainsInFlight: on shutdown the listener stops accepting, a
+// request already being served still gets its answer, and serveAll returns.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	started := make(chan struct{})
+	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		ctx.SetBodyString("finished")
+	}, nil, defaultServeConfig(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- serveAll(ctx, []*server{s}, 5*time.Second, log) }()
+	addr := s.ln.Addr().String()
+
+	got := make(chan string, 1)
+	go func() {
+		status, body, err := fasthttp.Get(nil, "http://"+addr+"/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- fmt.Sprint(status, " ", string(body))
+	}()
+	<-started
+	cancel() // SIGTERM, as main delivers it
+	if r := <-got; r != "200 finished" {
+		t.Errorf("in-flight request got %q, want it finished", r)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serveAll: %v", err)
+	}
+	if _, _, err := fasthttp.Get(nil, "http://"+addr+"/"); err == nil {
+		t.Error("a new connection was accepted after shutdown")
 	}
 }
