@@ -74,7 +74,9 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	}
 	req := tokenRequest{resources: f.all("resource")}
 	if s := f.get("scope"); len(s) > 0 {
-		req.scope = strings.Fields(string(s))
+		if req.scope, err = parseScope(string(s)); err != nil {
+			return err
+		}
 	}
 	if a := f.get("audience"); len(a) > 0 {
 		req.audience = strings.Fields(string(a))

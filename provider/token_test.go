@@ -284,6 +284,7 @@ func TestTokenRejects(t *testing.T) {
 		{name: "basic client using post", body: good + "&client_id=svc&client_secret=" + secret, status: 401, code: "invalid_client"},
 		{name: "public client using client_credentials", body: good + "&client_id=spa", status: 400, code: "unauthorized_client"},
 		{name: "scope not allowed", body: good + "&scope=read+admin", basic: "svc:" + secret, status: 400, code: "invalid_scope"},
+		{name: "scope malformed", body: good + "&scope=read++write", basic: "svc:" + secret, status: 400, code: "invalid_scope"},
 		{name: "audience not allowed", body: good + "&audience=https://evil.example.com", basic: "svc:" + secret, status: 400, code: "invalid_target"},
 		{name: "resource not allowed", body: good + "&resource=https://evil.example.com", basic: "svc:" + secret, status: 400, code: "invalid_target"},
 		{name: "resource not absolute", body: good + "&resource=api", basic: "svc:" + secret, status: 400, code: "invalid_target"},
