@@ -14,10 +14,11 @@ func TestMigrateCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate", "status"}, "pending"},
-		{[]string{"migrate", "up"}, "applied 0001_init\napplied 0002_access_tokens"},
+		{[]string{"migrate", "up"}, "applied 0001_init\napplied 0002_access_tokens\napplied 0003_interactions"},
 		{[]string{"migrate", "up"}, "schema is up to date"},
+		{[]string{"migrate", "down"}, "reverted 0003_interactions"},
+		{[]string{"migrate", "status"}, "0003     interactions   pending"},
 		{[]string{"migrate", "down"}, "reverted 0002_access_tokens"},
-		{[]string{"migrate", "status"}, "0002     access_tokens  pending"},
 		{[]string{"migrate", "down"}, "reverted 0001_init"},
 		{[]string{"migrate", "down"}, "nothing to revert"},
 		{[]string{"migrate", "up"}, "applied 0001_init"},

@@ -128,6 +128,31 @@ type AccessToken struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// Interaction is a pending authorization request (OIDC Core §3.1.2.1)
+// while the user signs in and consents; ID is random and travels in the
+// login and consent forms together with CSRF.
+type Interaction struct {
+	ID            string   `json:"id"`
+	CSRF          string   `json:"csrf"`
+	ClientID      string   `json:"client_id"`
+	RedirectURI   string   `json:"redirect_uri"`
+	ResponseMode  string   `json:"response_mode"`
+	State         string   `json:"state,omitempty"`
+	Nonce         string   `json:"nonce,omitempty"`
+	Scopes        []string `json:"scopes,omitempty"`
+	CodeChallenge string   `json:"code_challenge,omitempty"`
+	Prompt        []string `json:"prompt,omitempty"`
+	MaxAge        int      `json:"max_age"` // -1: none
+	LoginHint     string   `json:"login_hint,omitempty"`
+	// Set once the user has signed in (or had a live session).
+	UserID    string    `json:"user_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	AuthTime  time.Time `json:"auth_time,omitzero"`
+	AMR       []string  `json:"amr,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // Session is a server-side browser session; the cookie carries a secret
 // whose hash is Hash. ID is the public `sid` (OIDC Front/Back-Channel).
 type Session struct {
@@ -219,6 +244,14 @@ type AccessTokens interface {
 	DeleteAccessToken(ctx context.Context, h Hash) error
 }
 
+// Interactions stores pending authorization requests.
+type Interactions interface {
+	CreateInteraction(ctx context.Context, i *Interaction) error
+	GetInteraction(ctx context.Context, id string) (*Interaction, error)
+	UpdateInteraction(ctx context.Context, i *Interaction) error
+	DeleteInteraction(ctx context.Context, id string) error
+}
+
 // Sessions stores server-side browser sessions.
 type Sessions interface {
 	CreateSession(ctx context.Context, s *Session) error
@@ -253,6 +286,7 @@ type Storage interface {
 	AuthCodes
 	RefreshTokens
 	AccessTokens
+	Interactions
 	Sessions
 	Consents
 	SigningKeys
@@ -294,6 +328,8 @@ func Normalize(rec any) {
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt, &r.RevokedAt)
 	case *AccessToken:
 		ts(&r.CreatedAt, &r.ExpiresAt)
+	case *Interaction:
+		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt)
 	case *Session:
 		ts(&r.AuthTime, &r.CreatedAt, &r.IdleExpiresAt, &r.ExpiresAt)
 	case *Consent:

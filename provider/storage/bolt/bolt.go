@@ -28,12 +28,13 @@ var (
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
 	bAccess      = []byte("access_tokens")
+	bInteract    = []byte("interactions")
 	bSessions    = []byte("sessions")
 	bSessionHash = []byte("session_hashes") // hash → session ID
 	bConsents    = []byte("consents")       // user ID 0x00 client ID → consent
 	bKeys        = []byte("signing_keys")
 	bRevocations = []byte("revocations")
-	allBuckets   = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bAccess, bSessions, bSessionHash, bConsents, bKeys, bRevocations}
+	allBuckets   = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -402,6 +403,51 @@ func (s *Store) DeleteAccessToken(_ context.Context, h storage.Hash) error {
 	})
 }
 
+// CreateInteraction implements storage.Interactions.
+func (s *Store) CreateInteraction(_ context.Context, i *storage.Interaction) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bInteract)
+		if b.Get([]byte(i.ID)) != nil {
+			return storage.ErrAlreadyExists
+		}
+		return putCopy(b, []byte(i.ID), i)
+	})
+}
+
+// GetInteraction implements storage.Interactions.
+func (s *Store) GetInteraction(_ context.Context, id string) (i *storage.Interaction, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		i, err = get[storage.Interaction](tx.Bucket(bInteract), []byte(id))
+		if err == nil && storage.Expired(i.ExpiresAt, s.now()) {
+			i, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return i, err
+}
+
+// UpdateInteraction implements storage.Interactions.
+func (s *Store) UpdateInteraction(_ context.Context, i *storage.Interaction) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bInteract)
+		if b.Get([]byte(i.ID)) == nil {
+			return storage.ErrNotFound
+		}
+		return putCopy(b, []byte(i.ID), i)
+	})
+}
+
+// DeleteInteraction implements storage.Interactions.
+func (s *Store) DeleteInteraction(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bInteract)
+		if b.Get([]byte(id)) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
 // CreateSession implements storage.Sessions.
 func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
 	return s.update(func(tx *bbolt.Tx) error {
@@ -619,6 +665,9 @@ func (s *Store) DeleteExpired(_ context.Context) (n int, err error) {
 			},
 			func() (int, error) {
 				return sweep(tx, bAccess, now, func(r *storage.AccessToken) time.Time { return r.ExpiresAt }, nil)
+			},
+			func() (int, error) {
+				return sweep(tx, bInteract, now, func(r *storage.Interaction) time.Time { return r.ExpiresAt }, nil)
 			},
 			func() (int, error) {
 				return sweep(tx, bSessions, now, (*storage.Session).Deadline,

@@ -27,6 +27,7 @@ type Store struct {
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
+	interact    map[string]*storage.Interaction
 	sessions    map[string]*storage.Session
 	sessionIDs  map[storage.Hash]string
 	consents    map[[2]string]*storage.Consent
@@ -44,6 +45,7 @@ func New(now func() time.Time) *Store {
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
 		access:      map[storage.Hash]*storage.AccessToken{},
+		interact:    map[string]*storage.Interaction{},
 		sessions:    map[string]*storage.Session{},
 		sessionIDs:  map[storage.Hash]string{},
 		consents:    map[[2]string]*storage.Consent{},
@@ -324,6 +326,50 @@ func (s *Store) DeleteAccessToken(_ context.Context, h storage.Hash) error {
 	return nil
 }
 
+// CreateInteraction implements storage.Interactions.
+func (s *Store) CreateInteraction(_ context.Context, i *storage.Interaction) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.interact[i.ID]; ok {
+		return storage.ErrAlreadyExists
+	}
+	s.interact[i.ID] = clone(i)
+	return nil
+}
+
+// GetInteraction implements storage.Interactions.
+func (s *Store) GetInteraction(_ context.Context, id string) (*storage.Interaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.interact[id]
+	if !ok || storage.Expired(i.ExpiresAt, s.now()) {
+		return nil, storage.ErrNotFound
+	}
+	return clone(i), nil
+}
+
+// UpdateInteraction implements storage.Interactions.
+func (s *Store) UpdateInteraction(_ context.Context, i *storage.Interaction) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.interact[i.ID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.interact[i.ID] = clone(i)
+	return nil
+}
+
+// DeleteInteraction implements storage.Interactions.
+func (s *Store) DeleteInteraction(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.interact[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.interact, id)
+	return nil
+}
+
 // CreateSession implements storage.Sessions.
 func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
 	s.mu.Lock()
@@ -505,6 +551,12 @@ func (s *Store) DeleteExpired(_ context.Context) (int, error) {
 	for h, t := range s.access {
 		if storage.Expired(t.ExpiresAt, now) {
 			delete(s.access, h)
+			n++
+		}
+	}
+	for id, i := range s.interact {
+		if storage.Expired(i.ExpiresAt, now) {
+			delete(s.interact, id)
 			n++
 		}
 	}

@@ -357,6 +357,29 @@ func (s *Store) DeleteAccessToken(ctx context.Context, h storage.Hash) error {
 	return s.exec(ctx, "DELETE FROM access_tokens WHERE hash = $1", h[:])
 }
 
+// CreateInteraction implements storage.Interactions.
+func (s *Store) CreateInteraction(ctx context.Context, i *storage.Interaction) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO interactions (id, data, expires_at) VALUES ($1, $2, $3)",
+		i.ID, record(i), storage.Timestamp(i.ExpiresAt))
+	return mapErr(err)
+}
+
+// GetInteraction implements storage.Interactions.
+func (s *Store) GetInteraction(ctx context.Context, id string) (*storage.Interaction, error) {
+	return getJSON[storage.Interaction](ctx, s, "SELECT data FROM interactions WHERE id = $1 AND expires_at > $2",
+		id, storage.Timestamp(s.now()))
+}
+
+// UpdateInteraction implements storage.Interactions.
+func (s *Store) UpdateInteraction(ctx context.Context, i *storage.Interaction) error {
+	return s.exec(ctx, "UPDATE interactions SET data = $2, expires_at = $3 WHERE id = $1", i.ID, record(i), storage.Timestamp(i.ExpiresAt))
+}
+
+// DeleteInteraction implements storage.Interactions.
+func (s *Store) DeleteInteraction(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM interactions WHERE id = $1", id)
+}
+
 // CreateSession implements storage.Sessions.
 func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 	_, err := s.pool.Exec(ctx, "INSERT INTO sessions (id, hash, data, deadline) VALUES ($1, $2, $3, $4)",
@@ -498,6 +521,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
 			"DELETE FROM auth_codes WHERE expires_at <= $1",
 			"DELETE FROM refresh_tokens WHERE expires_at <= $1",
 			"DELETE FROM access_tokens WHERE expires_at <= $1",
+			"DELETE FROM interactions WHERE expires_at <= $1",
 			"DELETE FROM sessions WHERE deadline <= $1",
 			"DELETE FROM consents WHERE expires_at <= $1",
 			"DELETE FROM revocations WHERE expires_at <= $1",

@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 		{"RefreshConcurrentUse", testRefreshConcurrent},
 		{"RefreshFamilyRevocation", testRefreshFamily},
 		{"AccessTokens", testAccessTokens},
+		{"Interactions", testInteractions},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"SigningKeys", testSigningKeys},
@@ -442,6 +443,35 @@ func testAccessTokens(t *testing.T, s storage.Storage, clk *Clock) {
 	wantErr(t, err, storage.ErrNotFound)
 }
 
+func testInteractions(t *testing.T, s storage.Storage, clk *Clock) {
+	i := &storage.Interaction{ID: "ia-1", CSRF: "csrf", ClientID: "c1", RedirectURI: "https://app.example/cb",
+		ResponseMode: "query", State: "st", Nonce: "n", Scopes: []string{"openid"}, CodeChallenge: "ch", Prompt: []string{"login"},
+		MaxAge: -1, CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(10 * time.Minute)}
+	must(t, s.CreateInteraction(ctx, i))
+	wantErr(t, s.CreateInteraction(ctx, i), storage.ErrAlreadyExists)
+	got, err := s.GetInteraction(ctx, "ia-1")
+	must(t, err)
+	if got.CSRF != "csrf" || got.MaxAge != -1 || !slices.Equal(got.Prompt, []string{"login"}) || got.UserID != "" {
+		t.Errorf("GetInteraction = %+v", got)
+	}
+	got.UserID, got.AuthTime, got.AMR = "u1", clk.Now(), []string{"pwd"}
+	must(t, s.UpdateInteraction(ctx, got))
+	got, err = s.GetInteraction(ctx, "ia-1")
+	must(t, err)
+	if got.UserID != "u1" || !slices.Equal(got.AMR, []string{"pwd"}) {
+		t.Errorf("after update: %+v", got)
+	}
+	wantErr(t, s.UpdateInteraction(ctx, &storage.Interaction{ID: "nope"}), storage.ErrNotFound)
+	_, err = s.GetInteraction(ctx, "nope")
+	wantErr(t, err, storage.ErrNotFound)
+	clk.Advance(10 * time.Minute)
+	_, err = s.GetInteraction(ctx, "ia-1")
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.CreateInteraction(ctx, &storage.Interaction{ID: "ia-2", CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Minute)}))
+	must(t, s.DeleteInteraction(ctx, "ia-2"))
+	wantErr(t, s.DeleteInteraction(ctx, "ia-2"), storage.ErrNotFound)
+}
+
 func newSession(id, secret string, clk *Clock) *storage.Session {
 	return &storage.Session{
 		ID:            id,
@@ -628,6 +658,7 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 		must(t, s.CreateRefreshToken(ctx, rt))
 		must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at-" + tag), ClientID: "c1",
 			CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(life)}))
+		must(t, s.CreateInteraction(ctx, &storage.Interaction{ID: "ia-" + tag, CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(life)}))
 		se := newSession("sid-"+tag, "cookie-"+tag, clk)
 		se.IdleExpiresAt, se.ExpiresAt = clk.Now().Add(life), clk.Now().Add(life)
 		must(t, s.CreateSession(ctx, se))
@@ -645,8 +676,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	clk.Advance(time.Hour)
 	n, err = s.DeleteExpired(ctx)
 	must(t, err)
-	if n != 6 {
-		t.Errorf("DeleteExpired = %d, want 6 (one of each role)", n)
+	if n != 7 {
+		t.Errorf("DeleteExpired = %d, want 7 (one of each role)", n)
 	}
 	n, err = s.DeleteExpired(ctx)
 	must(t, err)
@@ -658,6 +689,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	_, err = s.GetRefreshToken(ctx, storage.HashOf("rt-"+long))
 	must(t, err)
 	_, err = s.GetAccessToken(ctx, storage.HashOf("at-"+long))
+	must(t, err)
+	_, err = s.GetInteraction(ctx, "ia-"+long)
 	must(t, err)
 	_, err = s.GetSession(ctx, storage.HashOf("cookie-"+long))
 	must(t, err)
