@@ -31,6 +31,41 @@ type Config struct {
 	GCInterval time.Duration
 	// Argon2 is the cost of new password hashes.
 	Argon2 Argon2Params
+
+	// The browser flows. A zero value takes the default in brackets.
+	InteractionTTL  time.Duration // a pending authorization request [10m]
+	CodeTTL         time.Duration // an authorization code [60s]
+	SessionIdleTTL  time.Duration // a browser session without use [30m]
+	SessionTTL      time.Duration // a browser session at most [12h]
+	IDTokenTTL      time.Duration // [1h]
+	RefreshTokenTTL time.Duration // a refresh token family, from its code [720h]
+	RequirePKCE     bool          // PKCE for confidential clients too
+	LoginLimit      int           // failed sign-ins per username and per IP per LoginWindow [5]
+	LoginWindow     time.Duration // [1m]
+	BrandName       string        // shown on the sign-in pages ["oidcgate"]
+}
+
+// withDefaults fills the browser-flow settings left zero.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.InteractionTTL, 10*time.Minute)
+	def(&c.CodeTTL, time.Minute)
+	def(&c.SessionIdleTTL, 30*time.Minute)
+	def(&c.SessionTTL, 12*time.Hour)
+	def(&c.IDTokenTTL, time.Hour)
+	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.LoginWindow, time.Minute)
+	if c.LoginLimit == 0 {
+		c.LoginLimit = 5
+	}
+	if c.BrandName == "" {
+		c.BrandName = "oidcgate"
+	}
+	return c
 }
 
 // Validate reports every bad setting.
@@ -40,7 +75,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	for name, d := range map[string]time.Duration{"access token lifetime": c.AccessTokenTTL,
-		"client cache TTL": c.ClientCacheTTL, "GC interval": c.GCInterval} {
+		"client cache TTL": c.ClientCacheTTL, "GC interval": c.GCInterval, "interaction lifetime": c.InteractionTTL,
+		"code lifetime": c.CodeTTL, "session idle lifetime": c.SessionIdleTTL, "session lifetime": c.SessionTTL,
+		"ID token lifetime": c.IDTokenTTL, "refresh token lifetime": c.RefreshTokenTTL, "login window": c.LoginWindow} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
@@ -50,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Argon2.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.LoginLimit < 1 {
+		errs = append(errs, fmt.Errorf("login limit must be at least 1, got %d", c.LoginLimit))
 	}
 	return errors.Join(errs...)
 }

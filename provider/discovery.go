@@ -7,22 +7,30 @@ import (
 // metadata is the provider's discovery document: OIDC Discovery 1.0 §3 and
 // RFC 8414 §2. It advertises exactly what is implemented.
 type metadata struct {
-	Issuer                                    string   `json:"issuer"`
-	TokenEndpoint                             string   `json:"token_endpoint"`
-	JWKSURI                                   string   `json:"jwks_uri"`
-	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
-	RevocationEndpoint                        string   `json:"revocation_endpoint"`
-	GrantTypesSupported                       []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
-	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
-	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
-	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported,omitempty"`
-	IntrospectionSigningAlgValuesSupported    []string `json:"-"`
-	ResponseTypesSupported                    []string `json:"response_types_supported"`
-	SubjectTypesSupported                     []string `json:"subject_types_supported,omitempty"`
-	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported,omitempty"`
-	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
-	ClaimsSupported                           []string `json:"claims_supported,omitempty"`
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint,omitempty"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint,omitempty"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	AccessTokenSigningAlgValuesSupported       []string `json:"access_token_signing_alg_values_supported,omitempty"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	SubjectTypesSupported                      []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
+	PromptValuesSupported                      []string `json:"prompt_values_supported,omitempty"`
+	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
 }
 
 // renderDiscovery builds both documents once.
@@ -30,24 +38,32 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	iss := p.cfg.Issuer
 	secretMethods := []string{authSecretBasic, authSecretPost}
 	m := metadata{
-		Issuer:                            iss,
-		TokenEndpoint:                     iss + "/token",
-		JWKSURI:                           iss + "/jwks",
-		IntrospectionEndpoint:             iss + "/introspect",
-		RevocationEndpoint:                iss + "/revoke",
-		GrantTypesSupported:               []string{grantClientCredentials},
-		TokenEndpointAuthMethodsSupported: secretMethods,
-		IntrospectionEndpointAuthMethodsSupported: secretMethods,
-		RevocationEndpointAuthMethodsSupported:    secretMethods,
-		AccessTokenSigningAlgValuesSupported:      []string{p.cfg.AccessTokenAlg},
-		// No authorization endpoint is served yet, so no response type is.
-		ResponseTypesSupported: []string{},
+		Issuer:                        iss,
+		AuthorizationEndpoint:         iss + "/authorize",
+		TokenEndpoint:                 iss + "/token",
+		JWKSURI:                       iss + "/jwks",
+		IntrospectionEndpoint:         iss + "/introspect",
+		RevocationEndpoint:            iss + "/revoke",
+		GrantTypesSupported:           []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials},
+		ResponseTypesSupported:        []string{"code"},
+		ResponseModesSupported:        []string{"query", "form_post"},
+		CodeChallengeMethodsSupported: []string{"S256"},
+		AuthorizationResponseIssParameterSupported: true,
+		TokenEndpointAuthMethodsSupported:          []string{authSecretBasic, authSecretPost, authNone},
+		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
+		RevocationEndpointAuthMethodsSupported:     secretMethods,
+		AccessTokenSigningAlgValuesSupported:       []string{p.cfg.AccessTokenAlg},
+		ScopesSupported:                            []string{"openid", "profile", "email", "offline_access"},
 	}
 	if oauth, err = json.Marshal(m); err != nil {
 		return nil, nil, err
 	}
+	m.UserinfoEndpoint, m.EndSessionEndpoint = iss+"/userinfo", iss+"/end_session"
 	m.SubjectTypesSupported = []string{"public"}
 	m.IDTokenSigningAlgValuesSupported = p.ring.Algs()
+	m.PromptValuesSupported = []string{"none", "login", "consent"}
+	m.ClaimsSupported = append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "azp"},
+		append(append([]string{}, scopeClaims["profile"]...), scopeClaims["email"]...)...)
 	oidc, err = json.Marshal(m)
 	return oidc, oauth, err
 }

@@ -33,6 +33,9 @@ const (
 	api          = "https://api.example.com"
 	maxBody      = 16 << 10
 	testAccessTT = 5 * time.Minute
+
+	rpRedirect    = "https://rp.example.com/cb"
+	alicePassword = "correct horse battery"
 )
 
 // server is a provider behind a real loopback listener.
@@ -116,6 +119,14 @@ func start(t testing.TB, store storage.Storage, opts ...option) *server {
 	s.register(t, provider.ClientSpec{ID: "other", Secret: otherSecret, Scopes: []string{"read"}, Audiences: []string{api}})
 	s.register(t, provider.ClientSpec{ID: "resource-server", Secret: secret, IntrospectAny: true, Audiences: []string{api}})
 	s.register(t, provider.ClientSpec{ID: "spa", Public: true, RedirectURIs: []string{"https://spa.example.com/cb"}})
+	s.register(t, provider.ClientSpec{ID: "web", Name: "Web App", Secret: secret, RedirectURIs: []string{rpRedirect},
+		PostLogoutRedirectURIs: []string{"https://rp.example.com/bye"}, GrantTypes: []string{"authorization_code", "refresh_token"},
+		Scopes: []string{"openid", "profile", "email", "offline_access"}})
+	s.register(t, provider.ClientSpec{ID: "native", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"},
+		Scopes: []string{"openid", "profile", "offline_access"}})
+	hash, _ := provider.HashPassword(alicePassword, provider.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1})
+	store.CreateUser(context.Background(), &storage.User{ID: "alice-sub", Username: "alice", PasswordHash: hash,
+		Claims: map[string]any{"name": "Alice Example", "email": "alice@example.com", "email_verified": true}})
 	return s
 }
 

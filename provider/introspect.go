@@ -131,6 +131,9 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 			return inactive, nil
 		}
 		revoked, err := p.store.IsRevoked(ctx, c.Jti)
+		if err == nil && !revoked && c.Fid != "" {
+			revoked, err = p.store.IsRevoked(ctx, familyMark(c.Fid))
+		}
 		if err != nil {
 			return nil, ErrUnavailable(err)
 		}
@@ -146,6 +149,13 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 	case err == nil:
 		if !visible(caller, at.ClientID) {
 			return inactive, nil
+		}
+		if at.FamilyID != "" {
+			if revoked, err := p.store.IsRevoked(ctx, familyMark(at.FamilyID)); err != nil {
+				return nil, ErrUnavailable(err)
+			} else if revoked {
+				return inactive, nil
+			}
 		}
 		return &Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),

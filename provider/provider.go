@@ -33,6 +33,8 @@ type Provider struct {
 	metrics          *providerMetrics
 	grantHandlers    map[string]grantHandler
 	onRevoke         []func(token string)
+	passwords        *passwords
+	limiter          *limiter
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -43,6 +45,7 @@ type Provider struct {
 
 // New builds a provider over store, signing with ring.
 func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Provider, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
@@ -90,6 +93,10 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 		}
 	}
 	p.grantHandlers = p.grants()
+	if p.passwords, err = newPasswords(store, cfg.Argon2); err != nil {
+		return nil, err
+	}
+	p.limiter = newLimiter(cfg.LoginLimit, cfg.LoginWindow, now)
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err
 	}
@@ -117,6 +124,16 @@ func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
 	r.POST(at("/token"), a.handle("token", p.token))
 	r.POST(at("/introspect"), a.handle("introspect", p.introspect))
 	r.POST(at("/revoke"), a.handle("revoke", p.revoke))
+	r.GET(at("/authorize"), a.handle("authorize", p.authorize))
+	r.POST(at("/authorize"), a.handle("authorize", p.authorize))
+	r.GET(at("/login"), a.handle("login", p.loginPage))
+	r.POST(at("/login"), a.handle("login", p.login))
+	r.GET(at("/consent"), a.handle("consent", p.consentPage))
+	r.POST(at("/consent"), a.handle("consent", p.consent))
+	r.GET(at("/userinfo"), a.handle("userinfo", p.userinfo))
+	r.POST(at("/userinfo"), a.handle("userinfo", p.userinfo))
+	r.GET(at("/end_session"), a.handle("end_session", p.endSession))
+	r.POST(at("/end_session"), a.handle("end_session", p.endSession))
 	return r.Handler
 }
 

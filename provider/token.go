@@ -21,6 +21,9 @@ type tokenRequest struct {
 	scope     []string // nil: not given
 	resources []string // RFC 8707 resource parameters
 	audience  []string // the space-separated audience parameter
+
+	code, redirectURI, verifier string // authorization_code
+	refresh                     string // refresh_token
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -40,6 +43,8 @@ type grantHandler func(ctx context.Context, c *storage.Client, req tokenRequest)
 func (p *Provider) grants() map[string]grantHandler {
 	return map[string]grantHandler{
 		grantClientCredentials: p.clientCredentials,
+		grantAuthorizationCode: p.authorizationCode,
+		grantRefreshToken:      p.refreshToken,
 	}
 }
 
@@ -81,6 +86,8 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	if a := f.get("audience"); len(a) > 0 {
 		req.audience = strings.Fields(string(a))
 	}
+	req.code, req.redirectURI, req.verifier = f.str("code"), f.str("redirect_uri"), f.str("code_verifier")
+	req.refresh = f.str("refresh_token")
 
 	sctx, cancel := requestCtx()
 	defer cancel()
@@ -182,6 +189,7 @@ type accessGrant struct {
 // accessClaims is an RFC 9068 §2.2 JWT access token.
 type accessClaims struct {
 	Iss      string        `json:"iss"`
+	Fid      string        `json:"fid,omitempty"` // the code's token family, for its revocation
 	Sub      string        `json:"sub"`
 	Aud      keys.Audience `json:"aud"`
 	Exp      int64         `json:"exp"`
@@ -225,7 +233,7 @@ func (p *Provider) issueAccessToken(ctx context.Context, g accessGrant, now time
 	}
 	payload, err := json.Marshal(accessClaims{
 		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
-		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "),
+		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID,
 	})
 	if err != nil {
 		return "", 0, err

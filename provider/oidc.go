@@ -1,0 +1,374 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// The token side of the browser flows: the authorization_code and
+// refresh_token grants, ID tokens, userinfo and RP-initiated logout.
+
+// familyMark is the revocation-list entry that revokes every access token
+// of a code's (and its refresh tokens') family at once.
+func familyMark(familyID string) string { return "family:" + familyID }
+
+// revokeFamily revokes a replayed code's or refresh token's whole family:
+// its refresh tokens, and — through the revocation list — its JWT access
+// tokens, for as long as any can live.
+func (p *Provider) revokeFamily(ctx context.Context, familyID string) error {
+	if err := p.store.RevokeRefreshFamily(ctx, familyID); err != nil {
+		return err
+	}
+	return p.store.RevokeJTI(ctx, &storage.Revocation{JTI: familyMark(familyID), ExpiresAt: p.now().Add(p.maxAccessTTL())})
+}
+
+// maxAccessTTL bounds how long an access token can live.
+func (p *Provider) maxAccessTTL() time.Duration { return max(p.cfg.AccessTokenTTL, 24*time.Hour) }
+
+// authorizationCode is RFC 6749 §4.1.3 with RFC 7636 §4.6.
+func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
+	if !slices.Contains(c.GrantTypes, grantAuthorizationCode) {
+		return nil, ErrUnauthorizedClient("this client may not use the authorization code flow")
+	}
+	if req.code == "" {
+		return nil, ErrInvalidRequest("code is required")
+	}
+	code, err := p.store.ConsumeAuthCode(ctx, storage.HashOf(req.code))
+	switch {
+	case errors.Is(err, storage.ErrAlreadyUsed):
+		// A replay: whoever holds the first tokens may be an attacker.
+		if rerr := p.revokeFamily(ctx, code.FamilyID); rerr != nil {
+			return nil, ErrUnavailable(rerr)
+		}
+		return nil, ErrInvalidGrant("the code was already used; every token issued from it is revoked")
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrInvalidGrant("the code is unknown or expired")
+	case err != nil:
+		return nil, ErrUnavailable(err)
+	case code.ClientID != c.ID:
+		return nil, ErrInvalidGrant("the code was issued to another client")
+	case req.redirectURI != code.RedirectURI:
+		return nil, ErrInvalidGrant("redirect_uri differs from the authorization request's")
+	}
+	switch {
+	case code.CodeChallenge == "" && req.verifier != "":
+		return nil, ErrInvalidGrant("code_verifier sent for a request without code_challenge")
+	case code.CodeChallenge != "" && !validVerifier(req.verifier):
+		return nil, ErrInvalidGrant("code_verifier is missing or malformed")
+	case code.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(s256(req.verifier)), []byte(code.CodeChallenge)) != 1:
+		return nil, ErrInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	u, err := p.store.GetUser(ctx, code.UserID)
+	if err != nil || u.Disabled {
+		return nil, ErrInvalidGrant("the user cannot sign in")
+	}
+	now := p.now()
+	g := userGrant{client: c, user: u, scopes: code.Scopes, granted: code.Scopes, familyID: code.FamilyID, sessionID: code.SessionID,
+		authTime: code.AuthTime, amr: code.AMR, nonce: code.Nonce}
+	var refreshExp time.Time
+	if slices.Contains(code.Scopes, "offline_access") && slices.Contains(c.GrantTypes, grantRefreshToken) {
+		ttl := c.RefreshTokenTTL
+		if ttl == 0 {
+			ttl = p.cfg.RefreshTokenTTL
+		}
+		refreshExp = now.Add(ttl)
+	}
+	return p.issueUserTokens(ctx, g, refreshExp, grantAuthorizationCode, now)
+}
+
+// userGrant is what tokens issued for a user carry.
+type userGrant struct {
+	client    *storage.Client
+	user      *storage.User
+	scopes    []string // of the access token
+	granted   []string // of the refresh token: the whole grant (RFC 6749 §6)
+	familyID  string
+	sessionID string
+	authTime  time.Time
+	amr       []string
+	nonce     string
+}
+
+// issueUserTokens issues an access token, a refresh token (when
+// refreshExp is set) and an ID token (for openid).
+func (p *Provider) issueUserTokens(ctx context.Context, g userGrant, refreshExp time.Time, grant string, now time.Time) (*tokenResponse, error) {
+	aud, err := audiences(g.client, tokenRequest{})
+	if err != nil {
+		aud = []string{p.cfg.Issuer} // the provider itself: userinfo
+	}
+	at, ttl, err := p.issueAccessToken(ctx, accessGrant{client: g.client, subject: g.user.ID, scopes: g.scopes, audience: aud,
+		familyID: g.familyID}, now)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(g.scopes, " ")}
+	if !refreshExp.IsZero() {
+		rt := randomToken()
+		err := p.store.CreateRefreshToken(ctx, &storage.RefreshToken{Hash: storage.HashOf(rt), FamilyID: g.familyID,
+			ClientID: g.client.ID, UserID: g.user.ID, SessionID: g.sessionID, Scopes: g.granted, Audience: aud,
+			AuthTime: g.authTime, AMR: g.amr, CreatedAt: now, ExpiresAt: refreshExp})
+		if err != nil {
+			return nil, ErrUnavailable(err)
+		}
+		resp.RefreshToken = rt
+	}
+	if slices.Contains(g.scopes, "openid") {
+		if resp.IDToken, err = p.idToken(g, at, now); err != nil {
+			return nil, err
+		}
+	}
+	p.metrics.issued.WithLabelValues(grant, g.client.AccessTokenFormat).Inc()
+	return resp, nil
+}
+
+// idClaims is an ID token (OIDC Core §2).
+type idClaims struct {
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      string   `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	AuthTime int64    `json:"auth_time"`
+	Nonce    string   `json:"nonce,omitempty"`
+	AtHash   string   `json:"at_hash,omitempty"`
+	Sid      string   `json:"sid,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	Azp      string   `json:"azp"`
+}
+
+// idTokenAlg is the client's registered algorithm, or RS256 (OIDC Core
+// §3.1.3.7's default).
+func (p *Provider) idTokenAlg(c *storage.Client) string {
+	if c.IDTokenSignedResponseAlg != "" && slices.Contains(p.ring.Algs(), c.IDTokenSignedResponseAlg) {
+		return c.IDTokenSignedResponseAlg
+	}
+	return keys.RS256
+}
+
+func (p *Provider) idToken(g userGrant, accessToken string, now time.Time) (string, error) {
+	alg := p.idTokenAlg(g.client)
+	ttl := g.client.IDTokenTTL
+	if ttl == 0 {
+		ttl = p.cfg.IDTokenTTL
+	}
+	payload, err := json.Marshal(idClaims{Iss: p.cfg.Issuer, Sub: g.user.ID, Aud: g.client.ID, Exp: now.Add(ttl).Unix(),
+		Iat: now.Unix(), AuthTime: g.authTime.Unix(), Nonce: g.nonce, AtHash: atHash(alg, accessToken), Sid: g.sessionID,
+		AMR: g.amr, Azp: g.client.ID})
+	if err != nil {
+		return "", err
+	}
+	return p.ring.Sign(alg, "JWT", payload)
+}
+
+// atHash is OIDC Core §3.1.3.6: the left half of the access token's hash
+// under the ID token's algorithm's hash (SHA-512 for Ed25519).
+func atHash(alg, token string) string {
+	if alg == keys.EdDSA {
+		sum := sha512.Sum512([]byte(token))
+		return base64.RawURLEncoding.EncodeToString(sum[:32])
+	}
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// refreshToken is RFC 6749 §6: the token rotates on every use, and a
+// rotated token's reuse revokes the family.
+func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
+	if !slices.Contains(c.GrantTypes, grantRefreshToken) {
+		return nil, ErrUnauthorizedClient("this client may not use refresh tokens")
+	}
+	if req.refresh == "" {
+		return nil, ErrInvalidRequest("refresh_token is required")
+	}
+	rt, err := p.store.UseRefreshToken(ctx, storage.HashOf(req.refresh))
+	switch {
+	case errors.Is(err, storage.ErrAlreadyUsed):
+		if rt.ClientID == c.ID {
+			if rerr := p.revokeFamily(ctx, rt.FamilyID); rerr != nil {
+				return nil, ErrUnavailable(rerr)
+			}
+		}
+		return nil, ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrInvalidGrant("the refresh token is unknown or expired")
+	case err != nil:
+		return nil, ErrUnavailable(err)
+	case rt.ClientID != c.ID:
+		return nil, ErrInvalidGrant("the refresh token was issued to another client")
+	}
+	scopes := rt.Scopes
+	if req.scope != nil {
+		for _, s := range req.scope {
+			if !slices.Contains(rt.Scopes, s) {
+				return nil, ErrInvalidScope("scope %q was not granted", s)
+			}
+		}
+		scopes = req.scope
+	}
+	u, err := p.store.GetUser(ctx, rt.UserID)
+	if err != nil || u.Disabled {
+		return nil, ErrInvalidGrant("the user cannot sign in")
+	}
+	g := userGrant{client: c, user: u, scopes: scopes, granted: rt.Scopes, familyID: rt.FamilyID, sessionID: rt.SessionID,
+		authTime: rt.AuthTime, amr: rt.AMR}
+	// The family keeps its absolute expiry; narrowed scopes stay narrowed
+	// only for this access token, the new refresh token keeps the grant.
+	resp, err := p.issueUserTokens(ctx, g, rt.ExpiresAt, grantRefreshToken, p.now())
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// bearerToken reads an RFC 6750 bearer token from the Authorization header
+// or, for a form POST, the access_token parameter (§2.1, §2.2).
+func bearerToken(ctx *fasthttp.RequestCtx) string {
+	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 7 && bytes.EqualFold(h[:7], []byte("bearer ")) {
+		return string(bytes.TrimSpace(h[7:]))
+	}
+	if ctx.IsPost() && bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+		return string(ctx.PostArgs().Peek("access_token"))
+	}
+	return ""
+}
+
+// bearerError is RFC 6750 §3's answer for a bad or missing token.
+func bearerError(missing bool, description string) *Error {
+	e := newError(http.StatusUnauthorized, "invalid_token", "%s", description)
+	e.WWWAuthenticate = `Bearer realm="oidcgate"`
+	if !missing {
+		e.WWWAuthenticate += `, error="invalid_token", error_description="` + description + `"`
+	}
+	return e
+}
+
+// userinfo is OIDC Core §5.3.
+func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
+	tok := bearerToken(ctx)
+	if tok == "" {
+		return bearerError(true, "an access token is required")
+	}
+	sctx, cancel := requestCtx()
+	defer cancel()
+	res, err := p.inspect(sctx, resourceServer, tok)
+	if err != nil {
+		return err
+	}
+	if !res.Active || res.TokenUse != "access_token" {
+		return bearerError(false, "the access token is invalid, expired or revoked")
+	}
+	scopes := strings.Fields(res.Scope)
+	if !slices.Contains(scopes, "openid") {
+		return newError(http.StatusForbidden, "insufficient_scope", "the token was not issued with the openid scope")
+	}
+	u, err := p.store.GetUser(sctx, res.Sub)
+	if err != nil || u.Disabled {
+		return bearerError(false, "the token's user is gone")
+	}
+	out := map[string]any{"sub": u.ID}
+	for _, s := range scopes {
+		for _, name := range scopeClaims[s] {
+			if v, ok := u.Claims[name]; ok {
+				out[name] = v
+			}
+		}
+	}
+	if slices.Contains(scopes, "profile") {
+		if _, ok := out["preferred_username"]; !ok {
+			out["preferred_username"] = u.Username
+		}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	return writeJSON(ctx, http.StatusOK, out)
+}
+
+// scopeClaims are OIDC Core §5.4's claims per scope.
+var scopeClaims = map[string][]string{
+	"profile": {"name", "family_name", "given_name", "middle_name", "nickname", "preferred_username", "profile", "picture",
+		"website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
+	"email":   {"email", "email_verified"},
+	"address": {"address"},
+	"phone":   {"phone_number", "phone_number_verified"},
+}
+
+// endSession is OIDC RP-Initiated Logout 1.0.
+func (p *Provider) endSession(ctx *fasthttp.RequestCtx) error {
+	args := ctx.QueryArgs()
+	if ctx.IsPost() {
+		f, err := readForm(ctx)
+		if err != nil {
+			return err
+		}
+		args = f.args
+	}
+	get := func(k string) string { return string(args.Peek(k)) }
+	sctx, cancel := requestCtx()
+	defer cancel()
+
+	clientID, sid := get("client_id"), ""
+	hinted := false
+	if hint := get("id_token_hint"); hint != "" {
+		payload, h, err := p.verifier.Verify([]byte(hint)) // expiry is ignored: a hint, not a credential
+		var c idClaims
+		if err != nil || h.Typ != "JWT" || json.Unmarshal(payload, &c) != nil || c.Iss != p.cfg.Issuer {
+			return p.errorPage(ctx, "The sign-out request carries an ID token this server did not issue.")
+		}
+		if clientID != "" && clientID != c.Aud {
+			return p.errorPage(ctx, "The sign-out request's client_id does not match its ID token.")
+		}
+		clientID, sid, hinted = c.Aud, c.Sid, true
+	}
+	redirect := get("post_logout_redirect_uri")
+	if redirect != "" {
+		c, err := p.client(sctx, clientID)
+		if err != nil || !slices.Contains(c.PostLogoutRedirectURIs, redirect) {
+			redirect = "" // never redirect to an unregistered address
+		}
+	}
+	cookie := ctx.Request.Header.Cookie(p.cookieName())
+	if !hinted && len(cookie) > 0 && !(ctx.IsPost() && get("confirm") == "yes") {
+		// Without an ID token, ask the user: a cross-site link must not sign
+		// anyone out.
+		return p.render(ctx, http.StatusOK, "logout", page{Title: "Sign out", CSRF: logoutCSRF(cookie),
+			Action: p.issuerPath + "/end_session?" + ctx.QueryArgs().String()})
+	}
+	if !hinted && len(cookie) > 0 && subtle.ConstantTimeCompare([]byte(get("csrf")), []byte(logoutCSRF(cookie))) != 1 {
+		return p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
+			Message: "The sign-out form was not the one this server sent (CSRF check)."})
+	}
+	if len(cookie) > 0 {
+		if se, err := p.store.GetSession(sctx, storage.HashOf(string(cookie))); err == nil && (sid == "" || se.ID == sid) {
+			p.store.DeleteSession(sctx, se.ID)
+		}
+		p.setCookie(ctx, "", time.Time{})
+	} else if sid != "" {
+		p.store.DeleteSession(sctx, sid)
+	}
+	if redirect != "" {
+		u, _ := url.Parse(redirect)
+		if st := get("state"); st != "" {
+			q := u.Query()
+			q.Set("state", st)
+			u.RawQuery = q.Encode()
+		}
+		ctx.Redirect(u.String(), http.StatusSeeOther)
+		return nil
+	}
+	return p.render(ctx, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out."})
+}

@@ -1,0 +1,63 @@
+package provider
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+
+	"github.com/valyala/fasthttp"
+)
+
+//go:embed web/pages.html web/style.css
+var webFS embed.FS
+
+var (
+	pages    = template.Must(template.ParseFS(webFS, "web/pages.html"))
+	styleCSS = template.CSS(must(webFS.ReadFile("web/style.css")))
+)
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// page is what every template gets.
+type page struct {
+	Brand, Title, Message string
+	CSS                   template.CSS
+	Action                string
+	ClientName            string
+	Interaction, CSRF     string
+	Username, Error       string
+	Scopes                []string
+	Fields                map[string]string
+}
+
+// render writes an HTML page. Pages are never cached and never framed.
+func (p *Provider) render(ctx *fasthttp.RequestCtx, status int, name string, data page) error {
+	data.Brand, data.CSS = p.cfg.BrandName, styleCSS
+	var b bytes.Buffer
+	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
+		return err
+	}
+	h := &ctx.Response.Header
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'"+
+		map[bool]string{true: "; script-src 'unsafe-inline'", false: ""}[name == "form_post"])
+	h.Set("Referrer-Policy", "no-referrer")
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.SetBody(b.Bytes())
+	return nil
+}
+
+// errorPage answers an authorization request that cannot be redirected
+// (unknown client, unregistered redirect URI): never a redirect.
+func (p *Provider) errorPage(ctx *fasthttp.RequestCtx, message string) error {
+	return p.render(ctx, http.StatusBadRequest, "message", page{Title: "This request cannot continue", Message: message})
+}
