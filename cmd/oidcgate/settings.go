@@ -170,6 +170,17 @@ type ProviderConfig struct {
 	Argon2Time     int           `yaml:"argon2_time" help:"argon2id passes for new password hashes"`
 	Argon2Memory   int           `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for new password hashes"`
 	Argon2Threads  int           `yaml:"argon2_threads" help:"argon2id parallelism for new password hashes"`
+
+	RequirePKCE     bool          `yaml:"require_pkce" help:"require PKCE (S256) from confidential clients too; public clients always need it"`
+	InteractionTTL  time.Duration `yaml:"interaction_ttl" help:"how long a pending authorization request waits for sign-in and consent"`
+	CodeTTL         time.Duration `yaml:"code_ttl" help:"authorization code lifetime"`
+	SessionIdleTTL  time.Duration `yaml:"session_idle_ttl" help:"a browser session ends after this long unused"`
+	SessionTTL      time.Duration `yaml:"session_ttl" help:"a browser session ends after this long, used or not"`
+	IDTokenTTL      time.Duration `yaml:"id_token_ttl" help:"ID token lifetime unless the client sets its own"`
+	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl" help:"absolute lifetime of a refresh token family unless the client sets its own"`
+	LoginLimit      int           `yaml:"login_limit" help:"failed sign-ins allowed per username and per client IP within --login-window"`
+	LoginWindow     time.Duration `yaml:"login_window" help:"the window of --login-limit; a blocked sign-in gets 429 with Retry-After"`
+	BrandName       string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
 }
 
 // providerConfig is the provider package's view of the settings.
@@ -177,7 +188,10 @@ func (c *ProviderConfig) providerConfig() provider.Config {
 	return provider.Config{
 		Issuer: c.Issuer, InsecureHTTP: c.InsecureHTTP, AccessTokenTTL: c.AccessTokenTTL, AccessTokenAlg: c.AccessTokenAlg,
 		ClientCacheTTL: c.ClientCacheTTL, GCInterval: c.GCInterval,
-		Argon2: provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
+		Argon2:      provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
+		RequirePKCE: c.RequirePKCE, InteractionTTL: c.InteractionTTL, CodeTTL: c.CodeTTL, SessionIdleTTL: c.SessionIdleTTL,
+		SessionTTL: c.SessionTTL, IDTokenTTL: c.IDTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, LoginLimit: c.LoginLimit,
+		LoginWindow: c.LoginWindow, BrandName: c.BrandName,
 	}
 }
 
@@ -196,6 +210,16 @@ func defaultProviderConfig() ProviderConfig {
 		Argon2Time:     int(provider.DefaultArgon2.Time),
 		Argon2Memory:   int(provider.DefaultArgon2.Memory),
 		Argon2Threads:  int(provider.DefaultArgon2.Threads),
+
+		InteractionTTL:  10 * time.Minute,
+		CodeTTL:         time.Minute,
+		SessionIdleTTL:  30 * time.Minute,
+		SessionTTL:      12 * time.Hour,
+		IDTokenTTL:      time.Hour,
+		RefreshTokenTTL: 720 * time.Hour,
+		LoginLimit:      5,
+		LoginWindow:     time.Minute,
+		BrandName:       "oidcgate",
 	}
 }
 
@@ -329,6 +353,14 @@ func (c *ProviderConfig) Validate() error {
 	}
 	if c.Argon2Time < 1 || c.Argon2Time > 1<<16 || c.Argon2Memory < 8*1024 || c.Argon2Memory > 4<<20 || c.Argon2Threads < 1 || c.Argon2Threads > 255 {
 		p.add("argon2_time", "argon2id needs 1 ≤ time ≤ 65536, 8192 ≤ memory KiB ≤ 4 GiB, 1 ≤ threads ≤ 255")
+	}
+	for name, d := range map[string]time.Duration{"interaction_ttl": c.InteractionTTL, "code_ttl": c.CodeTTL,
+		"session_idle_ttl": c.SessionIdleTTL, "session_ttl": c.SessionTTL, "id_token_ttl": c.IDTokenTTL,
+		"refresh_token_ttl": c.RefreshTokenTTL, "login_window": c.LoginWindow} {
+		p.positive(name, d)
+	}
+	if c.LoginLimit < 1 {
+		p.add("login_limit", "must be at least 1, got %d", c.LoginLimit)
 	}
 	if c.Bootstrap != "" {
 		if _, err := os.Stat(c.Bootstrap); err != nil {
