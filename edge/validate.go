@@ -138,10 +138,11 @@ type ValidatorConfig struct {
 	KeepClaims bool
 }
 
-// RevocationList reports revoked JWT IDs; in `oidcgate all` the provider's
-// store is one.
+// RevocationList reports whether a JWT was revoked, by its jti or with its
+// token family (a replayed code revokes the family); in `oidcgate all` the
+// provider is one.
 type RevocationList interface {
-	IsRevoked(ctx context.Context, jti string) (bool, error)
+	Revoked(ctx context.Context, jti, family string) (bool, error)
 }
 
 // Validator decides on bearer tokens.
@@ -322,6 +323,7 @@ type jwtClaims struct {
 	Nbf      *int64        `json:"nbf"`
 	Iat      *int64        `json:"iat"`
 	Jti      string        `json:"jti"`
+	Fid      string        `json:"fid"`
 	ClientID string        `json:"client_id"`
 	Scope    string        `json:"scope"`
 }
@@ -371,9 +373,9 @@ func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]
 	case c.Nbf != nil && now.Unix() < *c.Nbf-lw, c.Iat != nil && now.Unix() < *c.Iat-lw:
 		return nil, deny(ReasonExpired, "the token is not valid yet")
 	}
-	if v.revocations != nil && c.Jti != "" {
+	if v.revocations != nil && (c.Jti != "" || c.Fid != "") {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		revoked, err := v.revocations.IsRevoked(rctx, c.Jti)
+		revoked, err := v.revocations.Revoked(rctx, c.Jti, c.Fid)
 		cancel()
 		if err != nil {
 			return nil, deny(ReasonUnavailable, "the revocation list is unavailable")

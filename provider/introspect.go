@@ -78,6 +78,20 @@ func (p *Provider) introspect(ctx *fasthttp.RequestCtx) (err error) {
 	return writeJSON(ctx, fasthttp.StatusOK, res)
 }
 
+// Revoked reports whether a JWT access token was revoked, by its jti or
+// with its token family (an in-process edge asks this too).
+func (p *Provider) Revoked(ctx context.Context, jti, family string) (bool, error) {
+	if jti != "" {
+		if revoked, err := p.store.IsRevoked(ctx, jti); err != nil || revoked {
+			return revoked, err
+		}
+	}
+	if family != "" {
+		return p.store.IsRevoked(ctx, familyMark(family))
+	}
+	return false, nil
+}
+
 // resourceServer is the caller an in-process edge introspects as.
 var resourceServer = &storage.Client{ID: "oidcgate-edge", IntrospectAny: true}
 
@@ -130,10 +144,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		if err != nil || c.Exp <= now.Unix() || !visible(caller, c.ClientID) {
 			return inactive, nil
 		}
-		revoked, err := p.store.IsRevoked(ctx, c.Jti)
-		if err == nil && !revoked && c.Fid != "" {
-			revoked, err = p.store.IsRevoked(ctx, familyMark(c.Fid))
-		}
+		revoked, err := p.Revoked(ctx, c.Jti, c.Fid)
 		if err != nil {
 			return nil, ErrUnavailable(err)
 		}

@@ -275,7 +275,9 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 	}
 	scopes := strings.Fields(res.Scope)
 	if !slices.Contains(scopes, "openid") {
-		return newError(http.StatusForbidden, "insufficient_scope", "the token was not issued with the openid scope")
+		e := newError(http.StatusForbidden, "insufficient_scope", "the token was not issued with the openid scope")
+		e.WWWAuthenticate = `Bearer realm="oidcgate", error="insufficient_scope", scope="openid"`
+		return e
 	}
 	u, err := p.store.GetUser(sctx, res.Sub)
 	if err != nil || u.Disabled {

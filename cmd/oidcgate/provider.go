@@ -214,7 +214,7 @@ func runAll(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	defer pp.close()
-	e, v, err := cfg.EdgeSettings.newEdge(cfg.Issuer, pp.ring, pp.store, inProcess{pp.p}, log, reg)
+	e, v, err := cfg.EdgeSettings.newEdge(cfg.Issuer, pp.ring, pp.p, inProcess{pp.p}, log, reg)
 	if err != nil {
 		return err
 	}
