@@ -39,10 +39,15 @@ type Config struct {
 	SessionTTL      time.Duration // a browser session at most [12h]
 	IDTokenTTL      time.Duration // [1h]
 	RefreshTokenTTL time.Duration // a refresh token family, from its code [720h]
-	RequirePKCE     bool          // PKCE for confidential clients too
-	LoginLimit      int           // failed sign-ins per username and per IP per LoginWindow [5]
-	LoginWindow     time.Duration // [1m]
-	BrandName       string        // shown on the sign-in pages ["oidcgate"]
+	RefreshIdleTTL  time.Duration // a refresh token unused [RefreshTokenTTL: no idle limit]
+	// RefreshReuseGrace lets a rotated refresh token be used again within
+	// this long of its rotation (a client retrying after a lost answer)
+	// instead of revoking its family [0: never].
+	RefreshReuseGrace time.Duration
+	RequirePKCE       bool          // PKCE for confidential clients too
+	LoginLimit        int           // failed sign-ins per username and per IP per LoginWindow [5]
+	LoginWindow       time.Duration // [1m]
+	BrandName         string        // shown on the sign-in pages ["oidcgate"]
 }
 
 // withDefaults fills the browser-flow settings left zero.
@@ -58,6 +63,7 @@ func (c Config) withDefaults() Config {
 	def(&c.SessionTTL, 12*time.Hour)
 	def(&c.IDTokenTTL, time.Hour)
 	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.RefreshIdleTTL, c.RefreshTokenTTL)
 	def(&c.LoginWindow, time.Minute)
 	if c.LoginLimit == 0 {
 		c.LoginLimit = 5
@@ -77,7 +83,8 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{"access token lifetime": c.AccessTokenTTL,
 		"client cache TTL": c.ClientCacheTTL, "GC interval": c.GCInterval, "interaction lifetime": c.InteractionTTL,
 		"code lifetime": c.CodeTTL, "session idle lifetime": c.SessionIdleTTL, "session lifetime": c.SessionTTL,
-		"ID token lifetime": c.IDTokenTTL, "refresh token lifetime": c.RefreshTokenTTL, "login window": c.LoginWindow} {
+		"ID token lifetime": c.IDTokenTTL, "refresh token lifetime": c.RefreshTokenTTL, "login window": c.LoginWindow,
+		"refresh token idle lifetime": c.RefreshIdleTTL} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
@@ -90,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.LoginLimit < 1 {
 		errs = append(errs, fmt.Errorf("login limit must be at least 1, got %d", c.LoginLimit))
+	}
+	if c.RefreshReuseGrace < 0 {
+		errs = append(errs, fmt.Errorf("refresh reuse grace must not be negative, got %s", c.RefreshReuseGrace))
 	}
 	return errors.Join(errs...)
 }

@@ -5,8 +5,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
 // authURL is an authorization request for client "web" with overrides.
@@ -264,4 +267,53 @@ func TestFormRejects(t *testing.T) {
 			t.Errorf("right password while limited: %d", r.status)
 		}
 	})
+}
+
+func TestFormPostAndConsentRequired(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	b := newBrowser(t)
+	p := b.signIn(s, b.get(authURL(s, map[string]string{"response_mode": "form_post", "state": "fp"})), alicePassword)
+	p = b.decide(s, p, "allow")
+	if p.status != 200 || !strings.Contains(p.body, `action="`+rpRedirect+`"`) || !strings.Contains(p.body, `name="code"`) ||
+		!strings.Contains(p.body, `name="state" value="fp"`) || !strings.Contains(p.body, `name="iss"`) || p.loc != nil {
+		t.Errorf("form_post response: %d %v %s", p.status, p.loc, p.body)
+	}
+	// Signed in, but a scope never consented to: prompt=none gets consent_required.
+	p = b.get(authURL(s, map[string]string{"prompt": "none", "scope": "openid email"}))
+	errorAt(t, s, p, "st", "consent_required")
+}
+
+func TestRefreshLifetimesAndGrace(t *testing.T) {
+	s := start(t, backends()[0].open(t), withRefresh(time.Hour, time.Minute))
+	verifier := strings.Repeat("v", 43)
+	b := newBrowser(t)
+	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access", "code_challenge": oauth2.S256ChallengeFromVerifier(verifier)}))
+	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
+	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
+	rt := tok["refresh_token"].(string)
+	refresh := func(token string) response {
+		return s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}.Encode(), "web:"+secret)
+	}
+	first := refresh(rt)
+	if first.status != 200 {
+		t.Fatalf("refresh: %d %s", first.status, first.body)
+	}
+	// A retry with the rotated token within the grace: another fresh pair,
+	// and the family lives on.
+	retry := refresh(rt)
+	if retry.status != 200 {
+		t.Fatalf("retry within the grace: %d %s", retry.status, retry.body)
+	}
+	if r := refresh(first.json(t)["refresh_token"].(string)); r.status != 200 {
+		t.Errorf("the family did not survive a retry within the grace: %d", r.status)
+	}
+	// The idle lifetime bounds each token: the stored expiry is an hour out.
+	rec, err := s.store.GetRefreshToken(context.Background(), storage.HashOf(retry.json(t)["refresh_token"].(string)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(rec.ExpiresAt); d > time.Hour || d < 59*time.Minute || !rec.FamilyExpiresAt.After(rec.ExpiresAt) {
+		t.Errorf("expiry in %v, family until %v", d, rec.FamilyExpiresAt)
+	}
 }

@@ -272,7 +272,12 @@ func TestBrowserFlow(t *testing.T) {
 }
 
 func TestPublicClientPKCE(t *testing.T) {
-	s := start(t, backends()[0].open(t))
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) { testPublicClientPKCE(t, start(t, be.open(t))) })
+	}
+}
+
+func testPublicClientPKCE(t *testing.T, s *server) {
 	ctx := context.Background()
 	// A native app on a loopback port it picked (RFC 8252 §7.3).
 	r := newRP(t, s, "native", "", "http://127.0.0.1:51515/cb")

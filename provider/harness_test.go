@@ -71,6 +71,10 @@ type option func(*provider.Config)
 
 func withAlg(alg string) option { return func(c *provider.Config) { c.AccessTokenAlg = alg } }
 
+func withRefresh(idle, grace time.Duration) option {
+	return func(c *provider.Config) { c.RefreshIdleTTL, c.RefreshReuseGrace = idle, grace }
+}
+
 // start runs a provider over store on a loopback port, with the standard
 // test clients registered.
 func start(t testing.TB, store storage.Storage, opts ...option) *server {

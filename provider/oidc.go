@@ -106,8 +106,9 @@ type userGrant struct {
 }
 
 // issueUserTokens issues an access token, a refresh token (when
-// refreshExp is set) and an ID token (for openid).
-func (p *Provider) issueUserTokens(ctx context.Context, g userGrant, refreshExp time.Time, grant string, now time.Time) (*tokenResponse, error) {
+// familyExp, the refresh family's absolute end, is set) and an ID token
+// (for openid).
+func (p *Provider) issueUserTokens(ctx context.Context, g userGrant, familyExp time.Time, grant string, now time.Time) (*tokenResponse, error) {
 	aud, err := audiences(g.client, tokenRequest{})
 	if err != nil {
 		aud = []string{p.cfg.Issuer} // the provider itself: userinfo
@@ -118,11 +119,12 @@ func (p *Provider) issueUserTokens(ctx context.Context, g userGrant, refreshExp 
 		return nil, err
 	}
 	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(g.scopes, " ")}
-	if !refreshExp.IsZero() {
+	if !familyExp.IsZero() {
 		rt := randomToken()
 		err := p.store.CreateRefreshToken(ctx, &storage.RefreshToken{Hash: storage.HashOf(rt), FamilyID: g.familyID,
 			ClientID: g.client.ID, UserID: g.user.ID, SessionID: g.sessionID, Scopes: g.granted, Audience: aud,
-			AuthTime: g.authTime, AMR: g.amr, CreatedAt: now, ExpiresAt: refreshExp})
+			AuthTime: g.authTime, AMR: g.amr, CreatedAt: now, ExpiresAt: minTime(familyExp, now.Add(p.cfg.RefreshIdleTTL)),
+			FamilyExpiresAt: familyExp})
 		if err != nil {
 			return nil, ErrUnavailable(err)
 		}
@@ -197,7 +199,11 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		return nil, ErrInvalidRequest("refresh_token is required")
 	}
 	rt, err := p.store.UseRefreshToken(ctx, storage.HashOf(req.refresh))
+	now := p.now()
 	switch {
+	case errors.Is(err, storage.ErrAlreadyUsed) && rt.RevokedAt.IsZero() && rt.ClientID == c.ID &&
+		p.cfg.RefreshReuseGrace > 0 && now.Before(rt.UsedAt.Add(p.cfg.RefreshReuseGrace)):
+		// A retry within the grace: answer it with a fresh pair of the same family.
 	case errors.Is(err, storage.ErrAlreadyUsed):
 		if rt.ClientID == c.ID {
 			if rerr := p.revokeFamily(ctx, rt.FamilyID); rerr != nil {
@@ -229,7 +235,11 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		authTime: rt.AuthTime, amr: rt.AMR}
 	// The family keeps its absolute expiry; narrowed scopes stay narrowed
 	// only for this access token, the new refresh token keeps the grant.
-	resp, err := p.issueUserTokens(ctx, g, rt.ExpiresAt, grantRefreshToken, p.now())
+	familyExp := rt.FamilyExpiresAt
+	if familyExp.IsZero() {
+		familyExp = rt.ExpiresAt
+	}
+	resp, err := p.issueUserTokens(ctx, g, familyExp, grantRefreshToken, now)
 	if err != nil {
 		return nil, err
 	}

@@ -178,6 +178,8 @@ type ProviderConfig struct {
 	SessionTTL      time.Duration `yaml:"session_ttl" help:"a browser session ends after this long, used or not"`
 	IDTokenTTL      time.Duration `yaml:"id_token_ttl" help:"ID token lifetime unless the client sets its own"`
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl" help:"absolute lifetime of a refresh token family unless the client sets its own"`
+	RefreshIdleTTL  time.Duration `yaml:"refresh_idle_ttl" help:"a refresh token unused this long expires (each rotation starts it anew); at most --refresh-token-ttl"`
+	RefreshGrace    time.Duration `yaml:"refresh_reuse_grace" help:"a rotated refresh token may be used again this long after its rotation (client retries) instead of revoking its family; 0: never"`
 	LoginLimit      int           `yaml:"login_limit" help:"failed sign-ins allowed per username and per client IP within --login-window"`
 	LoginWindow     time.Duration `yaml:"login_window" help:"the window of --login-limit; a blocked sign-in gets 429 with Retry-After"`
 	BrandName       string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
@@ -191,6 +193,7 @@ func (c *ProviderConfig) providerConfig() provider.Config {
 		Argon2:      provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
 		RequirePKCE: c.RequirePKCE, InteractionTTL: c.InteractionTTL, CodeTTL: c.CodeTTL, SessionIdleTTL: c.SessionIdleTTL,
 		SessionTTL: c.SessionTTL, IDTokenTTL: c.IDTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, LoginLimit: c.LoginLimit,
+		RefreshIdleTTL: c.RefreshIdleTTL, RefreshReuseGrace: c.RefreshGrace,
 		LoginWindow: c.LoginWindow, BrandName: c.BrandName,
 	}
 }
@@ -217,6 +220,7 @@ func defaultProviderConfig() ProviderConfig {
 		SessionTTL:      12 * time.Hour,
 		IDTokenTTL:      time.Hour,
 		RefreshTokenTTL: 720 * time.Hour,
+		RefreshIdleTTL:  720 * time.Hour,
 		LoginLimit:      5,
 		LoginWindow:     time.Minute,
 		BrandName:       "oidcgate",
@@ -356,8 +360,11 @@ func (c *ProviderConfig) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"interaction_ttl": c.InteractionTTL, "code_ttl": c.CodeTTL,
 		"session_idle_ttl": c.SessionIdleTTL, "session_ttl": c.SessionTTL, "id_token_ttl": c.IDTokenTTL,
-		"refresh_token_ttl": c.RefreshTokenTTL, "login_window": c.LoginWindow} {
+		"refresh_token_ttl": c.RefreshTokenTTL, "login_window": c.LoginWindow, "refresh_idle_ttl": c.RefreshIdleTTL} {
 		p.positive(name, d)
+	}
+	if c.RefreshGrace < 0 {
+		p.add("refresh_reuse_grace", "must not be negative, got %s", c.RefreshGrace)
 	}
 	if c.LoginLimit < 1 {
 		p.add("login_limit", "must be at least 1, got %d", c.LoginLimit)

@@ -114,6 +114,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	UsedAt    time.Time `json:"used_at,omitzero"`    // rotated
 	RevokedAt time.Time `json:"revoked_at,omitzero"` // its family was revoked
+	// FamilyExpiresAt is the family's absolute end; ExpiresAt, its idle end
+	// (no later than FamilyExpiresAt), moves forward with every rotation.
+	FamilyExpiresAt time.Time `json:"family_expires_at,omitzero"`
 }
 
 // AccessToken is an opaque access token's metadata, keyed by its hash.
@@ -325,7 +328,7 @@ func Normalize(rec any) {
 	case *AuthCode:
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt)
 	case *RefreshToken:
-		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt, &r.RevokedAt)
+		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt, &r.RevokedAt, &r.FamilyExpiresAt)
 	case *AccessToken:
 		ts(&r.CreatedAt, &r.ExpiresAt)
 	case *Interaction:
