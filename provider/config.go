@@ -48,6 +48,7 @@ type Config struct {
 	LoginLimit        int           // failed sign-ins per username and per IP per LoginWindow [5]
 	LoginWindow       time.Duration // [1m]
 	BrandName         string        // shown on the sign-in pages ["oidcgate"]
+	BrandLogoURL      string        // an https:// or data:image/ logo shown above it [none]
 }
 
 // withDefaults fills the browser-flow settings left zero.
@@ -97,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.LoginLimit < 1 {
 		errs = append(errs, fmt.Errorf("login limit must be at least 1, got %d", c.LoginLimit))
+	}
+	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "https://") && !strings.HasPrefix(c.BrandLogoURL, "data:image/") {
+		errs = append(errs, fmt.Errorf("brand logo URL must be https:// or a data:image/ URL"))
 	}
 	if c.RefreshReuseGrace < 0 {
 		errs = append(errs, fmt.Errorf("refresh reuse grace must not be negative, got %s", c.RefreshReuseGrace))

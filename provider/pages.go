@@ -27,6 +27,7 @@ func must[T any](v T, err error) T {
 // page is what every template gets.
 type page struct {
 	Brand, Title, Message string
+	Logo                  template.URL
 	CSS                   template.CSS
 	Action                string
 	ClientName            string
@@ -38,7 +39,7 @@ type page struct {
 
 // render writes an HTML page. Pages are never cached and never framed.
 func (p *Provider) render(ctx *fasthttp.RequestCtx, status int, name string, data page) error {
-	data.Brand, data.CSS = p.cfg.BrandName, styleCSS
+	data.Brand, data.CSS, data.Logo = p.cfg.BrandName, styleCSS, template.URL(p.cfg.BrandLogoURL)
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
 		return err
@@ -47,7 +48,7 @@ func (p *Provider) render(ctx *fasthttp.RequestCtx, status int, name string, dat
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'"+
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action *; frame-ancestors 'none'"+
 		map[bool]string{true: "; script-src 'unsafe-inline'", false: ""}[name == "form_post"])
 	h.Set("Referrer-Policy", "no-referrer")
 	ctx.SetStatusCode(status)

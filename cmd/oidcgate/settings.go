@@ -183,6 +183,7 @@ type ProviderConfig struct {
 	LoginLimit      int           `yaml:"login_limit" help:"failed sign-ins allowed per username and per client IP within --login-window"`
 	LoginWindow     time.Duration `yaml:"login_window" help:"the window of --login-limit; a blocked sign-in gets 429 with Retry-After"`
 	BrandName       string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
+	BrandLogoURL    string        `yaml:"brand_logo_url" help:"logo above the brand name: an https:// or data:image/ URL"`
 }
 
 // providerConfig is the provider package's view of the settings.
@@ -194,7 +195,7 @@ func (c *ProviderConfig) providerConfig() provider.Config {
 		RequirePKCE: c.RequirePKCE, InteractionTTL: c.InteractionTTL, CodeTTL: c.CodeTTL, SessionIdleTTL: c.SessionIdleTTL,
 		SessionTTL: c.SessionTTL, IDTokenTTL: c.IDTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, LoginLimit: c.LoginLimit,
 		RefreshIdleTTL: c.RefreshIdleTTL, RefreshReuseGrace: c.RefreshGrace,
-		LoginWindow: c.LoginWindow, BrandName: c.BrandName,
+		LoginWindow: c.LoginWindow, BrandName: c.BrandName, BrandLogoURL: c.BrandLogoURL,
 	}
 }
 
@@ -362,6 +363,9 @@ func (c *ProviderConfig) Validate() error {
 		"session_idle_ttl": c.SessionIdleTTL, "session_ttl": c.SessionTTL, "id_token_ttl": c.IDTokenTTL,
 		"refresh_token_ttl": c.RefreshTokenTTL, "login_window": c.LoginWindow, "refresh_idle_ttl": c.RefreshIdleTTL} {
 		p.positive(name, d)
+	}
+	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "https://") && !strings.HasPrefix(c.BrandLogoURL, "data:image/") {
+		p.add("brand_logo_url", "must be an https:// or data:image/ URL")
 	}
 	if c.RefreshGrace < 0 {
 		p.add("refresh_reuse_grace", "must not be negative, got %s", c.RefreshGrace)
