@@ -63,7 +63,9 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		return nil, ErrUnavailable(err)
 	case code.ClientID != c.ID:
 		return nil, ErrInvalidGrant("the code was issued to another client")
-	case req.redirectURI != code.RedirectURI:
+	case req.redirectURI != code.RedirectURI &&
+		// Omitted in both requests: the client's only registered URI (RFC 6749 §4.1.3).
+		!(req.redirectURI == "" && len(c.RedirectURIs) == 1 && c.RedirectURIs[0] == code.RedirectURI):
 		return nil, ErrInvalidGrant("redirect_uri differs from the authorization request's")
 	}
 	switch {
