@@ -297,36 +297,41 @@ func (p *Provider) interaction(ctx *fasthttp.RequestCtx, sctx context.Context, i
 	return ia, nil
 }
 
-func (p *Provider) loginPage(ctx *fasthttp.RequestCtx) error {
-	sctx, cancel := requestCtx()
-	defer cancel()
-	ia, err := p.interaction(ctx, sctx, string(ctx.QueryArgs().Peek("interaction")), "", false)
-	if ia == nil {
-		return err
+// step is a handler of the sign-in or consent page: it gets the live
+// interaction (its CSRF token checked, for a POST) and its client.
+type step func(ctx *fasthttp.RequestCtx, sctx context.Context, f form, ia *storage.Interaction, c *storage.Client) error
+
+func (p *Provider) interactionStep(fn step) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx) error {
+		var f form
+		id, csrf := string(ctx.QueryArgs().Peek("interaction")), ""
+		if ctx.IsPost() {
+			var err error
+			if f, err = readForm(ctx); err != nil {
+				return err
+			}
+			id, csrf = f.str("interaction"), f.str("csrf")
+		}
+		sctx, cancel := requestCtx()
+		defer cancel()
+		ia, err := p.interaction(ctx, sctx, id, csrf, ctx.IsPost())
+		if ia == nil {
+			return err
+		}
+		c, err := p.client(sctx, ia.ClientID)
+		if err != nil {
+			return ErrUnavailable(err)
+		}
+		return fn(ctx, sctx, f, ia, c)
 	}
-	c, err := p.client(sctx, ia.ClientID)
-	if err != nil {
-		return ErrUnavailable(err)
-	}
+}
+
+func (p *Provider) loginPage(ctx *fasthttp.RequestCtx, _ context.Context, _ form, ia *storage.Interaction, c *storage.Client) error {
 	return p.render(ctx, http.StatusOK, "login", page{Title: "Sign in", Action: p.issuerPath + "/login", ClientName: c.Name,
 		Interaction: ia.ID, CSRF: ia.CSRF, Username: ia.LoginHint})
 }
 
-func (p *Provider) login(ctx *fasthttp.RequestCtx) error {
-	f, err := readForm(ctx)
-	if err != nil {
-		return err
-	}
-	sctx, cancel := requestCtx()
-	defer cancel()
-	ia, err := p.interaction(ctx, sctx, f.str("interaction"), f.str("csrf"), true)
-	if ia == nil {
-		return err
-	}
-	c, err := p.client(sctx, ia.ClientID)
-	if err != nil {
-		return ErrUnavailable(err)
-	}
+func (p *Provider) login(ctx *fasthttp.RequestCtx, sctx context.Context, f form, ia *storage.Interaction, c *storage.Client) error {
 	username := f.str("username")
 	keys := []string{"user:" + username, "ip:" + ctx.RemoteIP().String()}
 	retry := func(status int, msg string) error {
@@ -365,19 +370,9 @@ var scopeWords = map[string]string{
 	"offline_access": "Stay signed in: keep access while you are away",
 }
 
-func (p *Provider) consentPage(ctx *fasthttp.RequestCtx) error {
-	sctx, cancel := requestCtx()
-	defer cancel()
-	ia, err := p.interaction(ctx, sctx, string(ctx.QueryArgs().Peek("interaction")), "", false)
-	if ia == nil {
-		return err
-	}
+func (p *Provider) consentPage(ctx *fasthttp.RequestCtx, _ context.Context, _ form, ia *storage.Interaction, c *storage.Client) error {
 	if ia.UserID == "" {
 		return p.errorPage(ctx, "Sign in first.")
-	}
-	c, err := p.client(sctx, ia.ClientID)
-	if err != nil {
-		return ErrUnavailable(err)
 	}
 	words := make([]string, 0, len(ia.Scopes))
 	for _, s := range ia.Scopes {
@@ -391,17 +386,7 @@ func (p *Provider) consentPage(ctx *fasthttp.RequestCtx) error {
 		ClientName: c.Name, Interaction: ia.ID, CSRF: ia.CSRF, Scopes: words})
 }
 
-func (p *Provider) consent(ctx *fasthttp.RequestCtx) error {
-	f, err := readForm(ctx)
-	if err != nil {
-		return err
-	}
-	sctx, cancel := requestCtx()
-	defer cancel()
-	ia, err := p.interaction(ctx, sctx, f.str("interaction"), f.str("csrf"), true)
-	if ia == nil {
-		return err
-	}
+func (p *Provider) consent(ctx *fasthttp.RequestCtx, sctx context.Context, f form, ia *storage.Interaction, _ *storage.Client) error {
 	if ia.UserID == "" {
 		return p.errorPage(ctx, "Sign in first.")
 	}
