@@ -7,29 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
+	"github.com/oidcgate/oidcgate/provider/storage/storagetest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newClock is a settable clock, as the storage conformance suite uses.
+func newClock() *storagetest.Clock {
+	return storagetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -53,7 +41,7 @@ func testConfig(t testing.TB, algs ...string) keys.Config {
 }
 
 // newRing is a ring over a fresh memory store.
-func newRing(t testing.TB, clk *clock, algs ...string) (*keys.Ring, *memory.Store) {
+func newRing(t testing.TB, clk *storagetest.Clock, algs ...string) (*keys.Ring, *memory.Store) {
 	t.Helper()
 	store := memory.New(clk.Now)
 	r, err := keys.NewRing(context.Background(), testConfig(t, algs...), store, discard, clk.Now)

@@ -9,9 +9,10 @@ import (
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres/pgtest"
+	"github.com/oidcgate/oidcgate/provider/storage/storagetest"
 )
 
-func openPG(t *testing.T, url string, clk *clock) *postgres.Store {
+func openPG(t *testing.T, url string, clk *storagetest.Clock) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), postgres.Config{URL: url, AutoMigrate: true}, clk.Now)
 	if err != nil {

@@ -112,9 +112,3 @@ func ErrInvalidScope(format string, args ...any) *Error {
 func ErrInvalidTarget(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, "invalid_target", format, args...)
 }
-
-// ErrUnsupportedTokenType: revocation of this token type is not supported
-// (RFC 7009 §2.2.1).
-func ErrUnsupportedTokenType(format string, args ...any) *Error {
-	return newError(http.StatusBadRequest, "unsupported_token_type", format, args...)
-}
