@@ -78,3 +78,17 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+func TestRecordHitCountsAsAHit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := cache.New[uint64, int](cache.Config{Name: "front", MaxItems: 10}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.RecordHit()
+	c.RecordHit()
+	if hits := counter(t, reg, "oidcgate_cache_hits_total"); hits != 2 {
+		t.Errorf("hits %v, want 2", hits)
+	}
+}

@@ -157,6 +157,7 @@ func runListeners(ctx context.Context, ls []listener, certs *certReloader, cfg S
 	if err != nil {
 		return err
 	}
+	applyMemoryLimit(cfg.MemoryLimit, log)
 	stopProfile, err := startProfile(cfg.CPUProfile, log)
 	if err != nil {
 		return err

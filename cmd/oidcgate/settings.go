@@ -37,6 +37,8 @@ type ServeConfig struct {
 	LogLevel  string `yaml:"log_level" help:"log level: debug, info, warn or error"`
 
 	CPUProfile string `yaml:"cpuprofile" help:"write a CPU profile to this file from start to shutdown (go tool pprof reads it)"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT).
+	MemoryLimit string `yaml:"memory_limit" help:"soft memory limit of the Go runtime: a size like 48MiB, auto (90% of the container's cgroup memory limit, when it has one) or off; GOMEMLIMIT in the environment wins"`
 }
 
 func defaultServeConfig() ServeConfig {
@@ -50,6 +52,7 @@ func defaultServeConfig() ServeConfig {
 		MaxConcurrency:     256 * 1024,
 		LogFormat:          "text",
 		LogLevel:           "info",
+		MemoryLimit:        "auto",
 	}
 }
 
@@ -316,6 +319,9 @@ func (c *ServeConfig) validate(p *problems) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		p.add("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if _, _, err := memoryLimit(c.MemoryLimit, func(string) string { return "" }); err != nil {
+		p.add("memory_limit", "%v", err)
 	}
 }
 
