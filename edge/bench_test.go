@@ -60,7 +60,7 @@ func benchToken(b testing.TB, r *keys.Ring, alg string) string {
 func benchValidator(b testing.TB, r *keys.Ring, cacheTTL time.Duration) *edge.Validator {
 	v, err := edge.NewValidator(edge.ValidatorConfig{Issuer: benchIssuer, Algs: benchAlgs, Leeway: 30 * time.Second,
 		RequireTyp: true, CacheTTL: cacheTTL, CacheSize: 100_000, IntrospectionTTL: time.Minute, NegativeTTL: 5 * time.Second},
-		r, nil, nil, prometheus.NewRegistry(), time.Now)
+		r, nil, nil, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func BenchmarkValidateHit(b *testing.B) {
 			warm(b, v, auth)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, d := v.Check(context.Background(), auth, benchRoute); d.Status != 200 {
+				if _, d := v.Check(context.Background(), time.Now(), auth, benchRoute); d.Status != 200 {
 					b.Fatal(d)
 				}
 			}
@@ -98,7 +98,7 @@ func BenchmarkValidateHit(b *testing.B) {
 // warm validates once and waits until the verified-token cache holds it.
 func warm(b testing.TB, v *edge.Validator, auth []byte) {
 	for range 100 {
-		if _, d := v.Check(context.Background(), auth, benchRoute); d.Status != 200 {
+		if _, d := v.Check(context.Background(), time.Now(), auth, benchRoute); d.Status != 200 {
 			b.Fatal(d)
 		}
 		v.WaitForCache()
@@ -127,7 +127,7 @@ func BenchmarkValidateMiss(b *testing.B) {
 			auth := []byte("Bearer " + tok)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, d := v.Check(context.Background(), auth, benchRoute); d.Status != 200 {
+				if _, d := v.Check(context.Background(), time.Now(), auth, benchRoute); d.Status != 200 {
 					b.Fatal(d)
 				}
 			}

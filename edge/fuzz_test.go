@@ -29,7 +29,7 @@ func FuzzCheck(f *testing.F) {
 	}
 	route := mustRoutes().Match([]byte("GET"), []byte("/x"))
 	f.Fuzz(func(t *testing.T, authorization []byte) {
-		id, d := v.Check(context.Background(), authorization, route)
+		id, d := v.Check(context.Background(), time.Now(), authorization, route)
 		if d.Status != 200 {
 			if id != nil {
 				t.Fatal("a denial carried an identity")

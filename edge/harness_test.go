@@ -179,7 +179,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	in := edge.NewHTTPIntrospector(w.issuer+"/introspect", "edge", secret, 2*time.Second)
 	v, err := edge.NewValidator(edge.ValidatorConfig{Issuer: w.issuer, Algs: []string{keys.ES256, keys.RS256, keys.EdDSA},
 		Leeway: 30 * time.Second, RequireTyp: true, CacheTTL: 5 * time.Minute, CacheSize: 10_000,
-		IntrospectionTTL: o.introTTL, NegativeTTL: o.negativeTTL, KeepClaims: true}, w.jwks, nil, in, reg, w.clock.Now)
+		IntrospectionTTL: o.introTTL, NegativeTTL: o.negativeTTL, KeepClaims: true}, w.jwks, nil, in, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	upURL := serve(t, w.up.handler)
 	e, err := edge.New(edge.Config{Upstream: upURL, UpstreamTimeout: 5 * time.Second, ForwardAuthPath: "/_oidcgate/auth",
-		Headers: edge.DefaultHeaders, SendClaims: true, PassAuthorization: false}, v, routes, discard, reg)
+		Headers: edge.DefaultHeaders, SendClaims: true, PassAuthorization: false, Clock: w.clock.Now}, v, routes, discard, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

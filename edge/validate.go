@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,11 +104,12 @@ func (id *Identity) hasScopes(need []string) bool {
 
 // entry is a cached verdict. sum confirms a hit against the whole token:
 // the cache key is only the first 64 bits of it.
+// One is kept per cached token, so it is kept small: 64 bytes.
 type entry struct {
 	sum    [sha256.Size]byte
 	id     *Identity // nil: inactive (introspection's negative answer); shared between tokens
-	exp    time.Time
-	reason string // why inactive
+	exp    int64     // Unix seconds
+	reason string    // why inactive
 }
 
 // identityKey is what makes two tokens' identities the same.
@@ -154,18 +156,38 @@ type Validator struct {
 	verified     *cache.Cache[uint64, *entry]
 	introspected *cache.Cache[uint64, *entry]
 	sf           singleflight.Group
-	now          func() time.Time
 
 	// identities holds one Identity per distinct (sub, client, scope,
 	// audience): a service's thousands of cached tokens then cost a few
 	// dozen bytes each instead of a copy of every string.
 	identities sync.Map // identityKey → *Identity
 	shared     atomic.Int64
+
+	// recent is the verified-token cache's front: the tokens verified
+	// last, one per slot chosen by a fast hash, each confirmed by comparing
+	// the whole token — a hit costs no SHA-256 and no ristretto look-up.
+	recent [recentSlots]atomic.Pointer[recentToken]
+	seed   maphash.Seed
+}
+
+const recentSlots = 1024
+
+// recentSlot picks tok's slot by its last 32 bytes — the end of the
+// signature, as good as random for a signed token. Tokens that share
+// them (crafted ones) merely share a slot: a hit compares the whole token.
+func (v *Validator) recentSlot(tok []byte) *atomic.Pointer[recentToken] {
+	return &v.recent[maphash.Bytes(v.seed, tok[max(0, len(tok)-32):])%recentSlots]
+}
+
+type recentToken struct {
+	tok        string
+	id         *Identity
+	exp, until int64 // exp: Unix seconds; until: Unix nanoseconds
 }
 
 // NewValidator builds a validator over a key set.
 func NewValidator(cfg ValidatorConfig, ks keys.KeySet, revocations RevocationList, introspector Introspector,
-	reg prometheus.Registerer, now func() time.Time) (*Validator, error) {
+	reg prometheus.Registerer) (*Validator, error) {
 	v, err := keys.NewVerifier(ks, cfg.Algs)
 	if err != nil {
 		return nil, err
@@ -174,19 +196,26 @@ func NewValidator(cfg ValidatorConfig, ks keys.KeySet, revocations RevocationLis
 	if err != nil {
 		return nil, err
 	}
-	introspected, err := cache.New[uint64, *entry](cache.Config{Name: "edge_introspection", MaxItems: cfg.CacheSize}, reg)
-	if err != nil {
-		verified.Close()
-		return nil, err
+	val := &Validator{cfg: cfg, verifier: v, revocations: revocations, introspector: introspector,
+		verified: verified, seed: maphash.MakeSeed()}
+	// Without an introspector there is nothing to cache, and a cache's
+	// admission sketch alone is ~30 bytes per entry it is sized for.
+	if introspector != nil {
+		val.introspected, err = cache.New[uint64, *entry](cache.Config{Name: "edge_introspection", MaxItems: cfg.CacheSize}, reg)
+		if err != nil {
+			verified.Close()
+			return nil, err
+		}
 	}
-	return &Validator{cfg: cfg, verifier: v, revocations: revocations, introspector: introspector,
-		verified: verified, introspected: introspected, now: now}, nil
+	return val, nil
 }
 
 // Close stops the caches.
 func (v *Validator) Close() {
 	v.verified.Close()
-	v.introspected.Close()
+	if v.introspected != nil {
+		v.introspected.Close()
+	}
 }
 
 // bearer extracts the token of an `Authorization: Bearer` header (RFC 6750
@@ -230,8 +259,9 @@ var b64token = func() (t [256]bool) {
 
 func cacheKey(sum *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
 
-// Check decides on the Authorization header of a request matched to r.
-func (v *Validator) Check(ctx context.Context, authorization []byte, r *Route) (*Identity, Decision) {
+// Check decides, at time now, on the Authorization header of a request
+// matched to r.
+func (v *Validator) Check(ctx context.Context, now time.Time, authorization []byte, r *Route) (*Identity, Decision) {
 	if r.Public {
 		return nil, public
 	}
@@ -249,13 +279,13 @@ func (v *Validator) Check(ctx context.Context, authorization []byte, r *Route) (
 	case !isJWT && r.Token == TokenJWT:
 		return nil, deny(ReasonMalformed, "this route takes JWT access tokens")
 	}
-	sum := sha256.Sum256(tok)
 	var id *Identity
 	var d Decision
 	if isJWT {
-		id, d = v.checkJWT(ctx, tok, &sum)
+		id, d = v.checkJWT(ctx, now, tok)
 	} else {
-		id, d = v.checkOpaque(ctx, tok, &sum)
+		sum := sha256.Sum256(tok)
+		id, d = v.checkOpaque(ctx, now, tok, &sum)
 	}
 	if d.Status != 200 {
 		return nil, d
@@ -275,9 +305,9 @@ func (v *Validator) authorize(id *Identity, r *Route) Decision {
 	return allowed
 }
 
-// alive checks exp against now with leeway.
-func (v *Validator) alive(exp, now time.Time) bool {
-	return now.Before(exp.Add(v.cfg.Leeway))
+// alive checks exp (Unix seconds) against now with leeway.
+func (v *Validator) alive(exp int64, now time.Time) bool {
+	return now.Unix() < exp+int64(v.cfg.Leeway/time.Second)
 }
 
 // headerSafe reports whether s can go into a header value as it is: no
@@ -328,10 +358,18 @@ type jwtClaims struct {
 	Scope    string        `json:"scope"`
 }
 
-func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]byte) (*Identity, Decision) {
-	now := v.now()
-	key := cacheKey(sum)
-	if e, ok := v.verified.Get(key); ok && e.sum == *sum {
+func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte) (*Identity, Decision) {
+	slot := v.recentSlot(tok)
+	if r := slot.Load(); r != nil && r.tok == string(tok) && now.UnixNano() < r.until {
+		if !v.alive(r.exp, now) {
+			return nil, deny(ReasonExpired, "the token has expired")
+		}
+		v.verified.RecordHit()
+		return r.id, allowed
+	}
+	sum := sha256.Sum256(tok)
+	key := cacheKey(&sum)
+	if e, ok := v.verified.Get(key); ok && e.sum == sum {
 		if !v.alive(e.exp, now) {
 			v.verified.Del(key)
 			return nil, deny(ReasonExpired, "the token has expired")
@@ -392,21 +430,20 @@ func (v *Validator) checkJWT(ctx context.Context, tok []byte, sum *[sha256.Size]
 	if id == nil {
 		return nil, deny(ReasonMalformed, "the token claims hold control characters")
 	}
-	exp := time.Unix(*c.Exp, 0)
-	if ttl := min(exp.Sub(now), v.cfg.CacheTTL); ttl > 0 {
-		v.verified.Set(key, &entry{sum: *sum, id: id, exp: exp}, ttl)
+	if ttl := min(time.Unix(*c.Exp, 0).Sub(now), v.cfg.CacheTTL); ttl > 0 {
+		v.verified.Set(key, &entry{sum: sum, id: id, exp: *c.Exp}, ttl)
+		slot.Store(&recentToken{tok: string(tok), id: id, exp: *c.Exp, until: now.Add(ttl).UnixNano()})
 	}
 	return id, allowed
 }
 
-func (v *Validator) checkOpaque(ctx context.Context, tok []byte, sum *[sha256.Size]byte) (*Identity, Decision) {
+func (v *Validator) checkOpaque(ctx context.Context, now time.Time, tok []byte, sum *[sha256.Size]byte) (*Identity, Decision) {
 	if v.introspector == nil {
 		return nil, deny(ReasonMalformed, "opaque tokens are not accepted")
 	}
 	if !validToken(tok) {
 		return nil, deny(ReasonMalformed, "the token is not a bearer token")
 	}
-	now := v.now()
 	key := cacheKey(sum)
 	e, ok := v.introspected.Get(key)
 	if !ok || e.sum != *sum {
@@ -458,7 +495,7 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 	if v.cfg.KeepClaims {
 		claims, _ = json.Marshal(res)
 	}
-	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, claims), exp
+	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, claims), exp.Unix()
 	if e.id == nil {
 		e.reason = "the token claims hold control characters"
 		v.introspected.Set(key, e, v.cfg.NegativeTTL)
@@ -472,14 +509,22 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 
 // Forget drops a token from the caches (after its revocation in-process).
 func (v *Validator) Forget(token string) {
+	slot := v.recentSlot([]byte(token))
+	if r := slot.Load(); r != nil && r.tok == token {
+		slot.CompareAndSwap(r, nil)
+	}
 	sum := sha256.Sum256([]byte(token))
 	v.verified.Del(cacheKey(&sum))
-	v.introspected.Del(cacheKey(&sum))
+	if v.introspected != nil {
+		v.introspected.Del(cacheKey(&sum))
+	}
 }
 
 // WaitForCache blocks until earlier cache inserts are applied (tests and
 // benchmarks: ristretto admits entries asynchronously).
 func (v *Validator) WaitForCache() {
 	v.verified.Wait()
-	v.introspected.Wait()
+	if v.introspected != nil {
+		v.introspected.Wait()
+	}
 }

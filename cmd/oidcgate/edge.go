@@ -216,7 +216,7 @@ func (c *EdgeSettings) newEdge(issuer string, ks keys.KeySet, rl edge.Revocation
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := edge.NewValidator(c.validatorConfig(issuer), ks, rl, in, reg, time.Now)
+	v, err := edge.NewValidator(c.validatorConfig(issuer), ks, rl, in, reg)
 	if err != nil {
 		return nil, nil, err
 	}
