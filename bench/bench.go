@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +64,9 @@ type Config struct {
 	Connections  int
 	Duration     time.Duration
 	Warmup       time.Duration
+	// ServerPID, when set, is the process under load (on this machine):
+	// its CPU time over the measured window is reported.
+	ServerPID int
 	// Progress, when set, gets a line a second.
 	Progress io.Writer
 }
@@ -77,6 +82,11 @@ type Result struct {
 	RPS        float64                  `json:"rps"`
 	Latency    map[string]time.Duration `json:"latency_ns"` // p50, p90, p99, p99.9
 	FirstBad   string                   `json:"first_bad,omitempty"`
+	// ServerCPU is the CPU time (user + system) the server under load used
+	// while measured, and CPUPerRequest its share per request: the cost
+	// of a request on a core, whatever else the machine was doing.
+	ServerCPU     time.Duration `json:"server_cpu_ns,omitempty"`
+	CPUPerRequest time.Duration `json:"server_cpu_per_request_ns,omitempty"`
 }
 
 // OK reports whether every answer was the expected one.
@@ -200,6 +210,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	wait(c.Warmup)
+	cpuBefore, cpuErr := processCPU(c.ServerPID)
 	recording.Store(true)
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -224,6 +235,10 @@ loop:
 	tick.Stop()
 	elapsed := time.Since(start)
 	recording.Store(false)
+	cpuAfter, err := processCPU(c.ServerPID)
+	if cpuErr == nil {
+		cpuErr = err
+	}
 	stop.Store(true)
 	wg.Wait()
 
@@ -237,7 +252,45 @@ loop:
 			res.Latency[name] = all[min(len(all)-1, int(q*float64(len(all))))]
 		}
 	}
+	if c.ServerPID != 0 {
+		if cpuErr != nil {
+			return nil, fmt.Errorf("server CPU time: %w", cpuErr)
+		}
+		res.ServerCPU = cpuAfter - cpuBefore
+		if res.Requests > 0 {
+			res.CPUPerRequest = res.ServerCPU / time.Duration(res.Requests)
+		}
+	}
 	return res, nil
+}
+
+// clockTick is Linux's USER_HZ, the unit of /proc/PID/stat's CPU times
+// (100 on every architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// processCPU is the user + system CPU time pid has used, from
+// /proc/PID/stat (Linux); pid 0 is no process.
+func processCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold anything;
+	// utime and stime are fields 14 and 15, the 12th and 13th after it.
+	end := bytes.LastIndexByte(b, ')')
+	fields := strings.Fields(string(b[end+1:]))
+	if end < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return time.Duration(utime+stime) * clockTick, nil
 }
 
 func hostPort(u *url.URL) string {
@@ -466,6 +519,9 @@ func (s staticKeys) PublicKey(kid string) (*keys.PublicKey, error) {
 func Print(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "%-10s %10d requests in %.1fs  %9.0f req/s  p50 %v  p90 %v  p99 %v  p99.9 %v\n", r.Scenario, r.Requests,
 		r.Elapsed.Seconds(), r.RPS, r.Latency["p50"], r.Latency["p90"], r.Latency["p99"], r.Latency["p99.9"])
+	if r.ServerCPU > 0 {
+		fmt.Fprintf(w, "           server CPU %.2fs: %v per request\n", r.ServerCPU.Seconds(), r.CPUPerRequest)
+	}
 	codes := make([]int, 0, len(r.Statuses))
 	for s := range r.Statuses {
 		codes = append(codes, s)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,23 @@ func TestWrongAnswersFailTheRun(t *testing.T) {
 	}
 	if err := (&bench.Config{Scenario: "nope", Target: "x", Connections: 0}).Validate(); err == nil {
 		t.Error("bad config accepted")
+	}
+}
+
+// With --server-pid the run reports the server's CPU time per request
+// (here the server is this process, so it includes the load's own).
+func TestServerCPU(t *testing.T) {
+	target := providerURL(t)
+	res, err := bench.Run(context.Background(), bench.Config{Scenario: bench.Token, Target: target, ClientID: "jwt",
+		ClientSecret: secret, Connections: 4, Duration: 500 * time.Millisecond, ServerPID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ServerCPU <= 0 || res.CPUPerRequest <= 0 || res.CPUPerRequest > res.ServerCPU {
+		t.Errorf("server CPU %v, per request %v", res.ServerCPU, res.CPUPerRequest)
+	}
+	if _, err := bench.Run(context.Background(), bench.Config{Scenario: bench.JWKS, Target: target, Connections: 1,
+		Duration: 100 * time.Millisecond, ServerPID: 1 << 30}); err == nil {
+		t.Error("a server PID that does not exist was accepted")
 	}
 }

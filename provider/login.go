@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -17,30 +18,42 @@ var errBadCredentials = errors.New("invalid username or password")
 type passwords struct {
 	users storage.Users
 	// dummy is a hash of nothing that an unknown user's attempt is checked
-	// against, so it costs what a wrong password costs.
-	dummy string
+	// against, so it costs what a wrong password costs. It is made on first
+	// use: hashing takes the argon2 memory (64 MiB by default), which an
+	// idle process, or one that only issues tokens, should not hold.
+	dummy func() (string, error)
+	// slots bounds the hashes computed at once to the cores that compute
+	// them: each takes the argon2 memory, so a flood of sign-ins queues
+	// here instead of growing the heap by 64 MiB per request.
+	slots chan struct{}
 }
 
-func newPasswords(users storage.Users, cost Argon2Params) (*passwords, error) {
-	dummy, err := HashPassword("oidcgate: no such user", cost)
-	if err != nil {
-		return nil, err
-	}
-	return &passwords{users: users, dummy: dummy}, nil
+func newPasswords(users storage.Users, cost Argon2Params) *passwords {
+	return &passwords{users: users,
+		dummy: sync.OnceValues(func() (string, error) { return HashPassword("oidcgate: no such user", cost) }),
+		slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // check returns the user whose password this is, or errBadCredentials.
 func (p *passwords) check(ctx context.Context, username, password string) (*storage.User, error) {
 	u, err := p.users.GetUserByUsername(ctx, username)
-	if errors.Is(err, storage.ErrNotFound) {
-		VerifyPassword(p.dummy, password)
-		return nil, errBadCredentials
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrUnavailable(err)
 	}
-	ok, err := VerifyPassword(u.PasswordHash, password)
-	if err != nil || !ok || u.Disabled {
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	} else if hash, err = p.dummy(); err != nil {
+		return nil, ErrUnavailable(err)
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ErrUnavailable(ctx.Err())
+	}
+	ok, err := VerifyPassword(hash, password)
+	<-p.slots
+	if u == nil || err != nil || !ok || u.Disabled {
 		return nil, errBadCredentials
 	}
 	return u, nil

@@ -18,10 +18,7 @@ func TestPasswordCheck(t *testing.T) {
 	hash, _ := HashPassword("correct horse", cheap)
 	store.CreateUser(ctx, &storage.User{ID: "u1", Username: "alice", PasswordHash: hash})
 	store.CreateUser(ctx, &storage.User{ID: "u2", Username: "bob", PasswordHash: hash, Disabled: true})
-	p, err := newPasswords(store, cheap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPasswords(store, cheap)
 	if u, err := p.check(ctx, "alice", "correct horse"); err != nil || u.ID != "u1" {
 		t.Fatalf("right password: %v %v", u, err)
 	}
@@ -34,6 +31,28 @@ func TestPasswordCheck(t *testing.T) {
 		if u, err := p.check(ctx, tc.user, tc.pw); !errors.Is(err, errBadCredentials) || u != nil {
 			t.Errorf("%s: %v %v, want the one generic error", tc.name, u, err)
 		}
+	}
+}
+
+// Hashes run at most one per core at once; a sign-in waiting for a slot
+// gives up with its request.
+func TestPasswordChecksQueue(t *testing.T) {
+	store := memory.New(time.Now)
+	hash, _ := HashPassword("correct horse", cheap)
+	store.CreateUser(context.Background(), &storage.User{ID: "u1", Username: "alice", PasswordHash: hash})
+	p := newPasswords(store, cheap)
+	for range cap(p.slots) {
+		p.slots <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var oe *Error
+	if u, err := p.check(ctx, "alice", "correct horse"); !errors.As(err, &oe) || oe.Status != 503 || u != nil {
+		t.Fatalf("with every slot taken: %v %v, want 503 once the request is gone", u, err)
+	}
+	<-p.slots
+	if u, err := p.check(context.Background(), "alice", "correct horse"); err != nil || u.ID != "u1" {
+		t.Fatalf("with a slot free: %v %v", u, err)
 	}
 }
 

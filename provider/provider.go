@@ -93,9 +93,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 		}
 	}
 	p.grantHandlers = p.grants()
-	if p.passwords, err = newPasswords(store, cfg.Argon2); err != nil {
-		return nil, err
-	}
+	p.passwords = newPasswords(store, cfg.Argon2)
 	p.limiter = newLimiter(cfg.LoginLimit, cfg.LoginWindow, now)
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err

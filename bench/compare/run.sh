@@ -4,17 +4,27 @@
 # CPU 0, every scenario in one run. Prints one table and writes it to
 # bench/compare/results.md. Every process it starts it stops by PID.
 #
-# Settings (environment): DURATION (10s), WARMUP (3s), CONNECTIONS (32),
-# DATABASE_URL (a PostgreSQL database for the oidcgate-on-PostgreSQL rows;
-# default: a fresh one on 127.0.0.1 if psql can create it, else skipped),
-# EDGE_TOKENS (100000: distinct tokens cached for the edge memory figure).
+# This VM's speed drifts by tens of per cent over minutes, so the peers are
+# never measured minutes apart: all servers run at once (idle when not under
+# load) and each scenario is measured in ROUNDS rounds, the peers taking
+# turns (A B, B A, …); the table gives each peer's median. Besides req/s it
+# gives each server's CPU time per request (from /proc/PID/stat over the
+# measured window), the cost on one core whatever else the machine did.
+#
+# Settings (environment): ROUNDS (3), DURATION (5s), WARMUP (2s),
+# CONNECTIONS (32), DATABASE_URL (a PostgreSQL database for the
+# oidcgate-on-PostgreSQL rows; default: a fresh one on 127.0.0.1 if psql can
+# create it, else skipped), EDGE_TOKENS (100000: distinct tokens cached for
+# the edge memory rows), EDGE_MEMORY_LIMIT (48MiB: the limited edge row).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-32}
 EDGE_TOKENS=${EDGE_TOKENS:-100000}
+EDGE_MEMORY_LIMIT=${EDGE_MEMORY_LIMIT:-48MiB}
 SECRET=compare-secret-compare-secret-0123456789
 SERVER_CPU=1
 LOAD_CPU=0
@@ -63,68 +73,62 @@ start() {
   last_pid=$!
 }
 
-# load SCENARIO TARGET CLIENT [extra bench flags]: prints "rps p50 p99".
-load() {
-  local scenario=$1 target=$2 client=$3; shift 3
+# measure ROW PID SCENARIO TARGET CLIENT [extra bench flags]: one timed run
+# against the server PID; appends "ROW rps p50_ms p99_ms cpu_us rss_mib" to
+# the results.
+measure() {
+  local row=$1 pid=$2 scenario=$3 target=$4 client=$5; shift 5
   local json
   if ! json=$(GOMAXPROCS=1 taskset -c $LOAD_CPU "$bin" bench --scenario "$scenario" --target "$target" \
       --client-id "$client" --client-secret "$SECRET" --connections "$CONNECTIONS" --duration "$DURATION" \
-      --warmup "$WARMUP" --json "$@" 2>"$work/bench.err"); then
+      --warmup "$WARMUP" --server-pid "$pid" --json "$@" 2>"$work/bench.err"); then
     echo "bench $scenario against $target failed:" >&2; cat "$work/bench.err" >&2; echo "$json" >&2; exit 1
   fi
-  node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  local line
+  line=$(node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
     const ms = (ns) => (ns / 1e6).toFixed(2);
-    console.log(r.rps.toFixed(0), ms(r.latency_ns["p50"]), ms(r.latency_ns["p99"]));' <<<"$json"
+    console.log(r.rps.toFixed(0), ms(r.latency_ns["p50"]), ms(r.latency_ns["p99"]),
+      (r.server_cpu_per_request_ns / 1e3).toFixed(1));' <<<"$json")
+  echo "$row $line $(rss "$pid")" | tee -a "$work/results"
 }
 
-rows=()
-# row LABEL OIDCGATE_RESULT OIDCGATE_RSS PEER_RESULT PEER_RSS
-row() {
-  local label=$1 a=($2) ar=$3 b=(${4:--}) br=${5:--}
-  local ratio=-
-  [ "${b[0]}" != "-" ] && ratio=$(node -e "console.log(($((${a[0]})) / ${b[0]}).toFixed(1) + '×')")
-  rows+=("| $label | ${a[0]} | ${a[1]} | ${a[2]} | $ar | ${b[0]:--} | ${b[1]:--} | ${b[2]:--} | $br | $ratio |")
-  echo "${rows[-1]}"
+# pair ROUND ROW_A ARGS_A -- ROW_B ARGS_B: both, in an order that turns
+# with the round, so that neither peer always goes first.
+pair() {
+  local round=$1; shift
+  local a=() b=()
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done
+  shift; b=("$@")
+  if [ $((round % 2)) = 1 ]; then measure "${a[@]}"; measure "${b[@]}"
+  else measure "${b[@]}"; measure "${a[@]}"; fi
 }
 
-echo "== oidc-provider 9.13.3 (Node $(node --version)) on CPU $SERVER_CPU"
+echo "== raw signing on CPU $SERVER_CPU (keys benchmarks)"
+# The raw crypto/* rates the token rows are held against, on the same core.
+raw=$(taskset -c $SERVER_CPU go test -run '^$' -bench 'Sign/(ES256|RS256)/raw' -count 5 -cpu 1 ./keys |
+  awk '/^BenchmarkSign/ { n = $1; sub(/-[0-9]+$/, "", n); v[n, ++c[n]] = $3; names[n] = 1 }
+    END { for (n in names) { m = c[n]; for (i = 1; i <= m; i++) x[i] = v[n, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+      split(n, p, "/"); printf "%s %s\n", p[2], x[(m + 1) / 2] } }')
+echo "$raw"
+raw_es=$(awk '$1 == "ES256" {print $2}' <<<"$raw")
+raw_rs=$(awk '$1 == "RS256" {print $2}' <<<"$raw")
+
+echo "== servers on CPU $SERVER_CPU: oidc-provider 9.13.3 (Node $(node --version)), $($bin version)"
 start node env PORT=13000 NODE_ENV=production node bench/compare/server.mjs
 node_pid=$last_pid
-wait_http http://127.0.0.1:13000/.well-known/openid-configuration
-node_idle=$(rss $node_pid)
-n_es=$(load token http://127.0.0.1:13000 jwt-es256);   n_es_rss=$(rss $node_pid)
-n_rs=$(load token http://127.0.0.1:13000 jwt-rs256);   n_rs_rss=$(rss $node_pid)
-n_op=$(load token http://127.0.0.1:13000 opaque);      n_op_rss=$(rss $node_pid)
-n_in=$(load introspect http://127.0.0.1:13000 opaque); n_in_rss=$(rss $node_pid)
-n_jw=$(load jwks http://127.0.0.1:13000 opaque);       n_jw_rss=$(rss $node_pid)
-n_di=$(load discovery http://127.0.0.1:13000 opaque);  n_di_rss=$(rss $node_pid)
-stop_all
-
-# provider STORE_FLAGS...: starts oidcgate's provider on 18080.
+# provider NAME PORT_BASE STORE_FLAGS...: oidcgate's provider on PORT_BASE
+# (public), +1 (admin), +1000 (ops).
 provider() {
-  rm -rf "$work/data"
-  start provider env GOMAXPROCS=1 "$bin" provider --issuer http://127.0.0.1:18080 --public-addr 127.0.0.1:18080 \
-    --admin-addr 127.0.0.1:18081 --ops-addr 127.0.0.1:19090 --data-dir "$work/data" --log-level warn \
-    --bootstrap bench/compare/clients.yaml "$@"
-  prov_pid=$last_pid
-  wait_http http://127.0.0.1:19090/readyz
+  local name=$1 port=$2; shift 2
+  start "$name" env GOMAXPROCS=1 "$bin" provider --issuer "http://127.0.0.1:$port" --public-addr "127.0.0.1:$port" \
+    --admin-addr "127.0.0.1:$((port + 1))" --ops-addr "127.0.0.1:$((port + 1000))" --data-dir "$work/$name" \
+    --log-level warn --bootstrap bench/compare/clients.yaml "$@"
+  wait_http "http://127.0.0.1:$((port + 1000))/readyz"
 }
-
-echo "== $($bin version) on CPU $SERVER_CPU, embedded store"
-provider
-sleep 1
-o_idle=$(rss $prov_pid)
-o_es=$(load token http://127.0.0.1:18080 jwt);        o_es_rss=$(rss $prov_pid)
-o_op=$(load token http://127.0.0.1:18080 opaque);     o_op_rss=$(rss $prov_pid)
-o_in=$(load introspect http://127.0.0.1:18080 opaque); o_in_rss=$(rss $prov_pid)
-o_jw=$(load jwks http://127.0.0.1:18080 jwt);         o_jw_rss=$(rss $prov_pid)
-o_di=$(load discovery http://127.0.0.1:18080 jwt);    o_di_rss=$(rss $prov_pid)
-stop_all
-provider --access-token-alg RS256
-o_rs=$(load token http://127.0.0.1:18080 jwt);        o_rs_rss=$(rss $prov_pid)
-stop_all
-
-pg_rows=0
+provider og 18080;                               og_pid=$last_pid
+provider ogrs 18180 --access-token-alg RS256;    ogrs_pid=$last_pid
+pg=0
 db_url=${DATABASE_URL:-}
 if [ -z "$db_url" ] && command -v psql >/dev/null &&
    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE oidcgate_compare_$$" 2>/dev/null; then
@@ -132,47 +136,93 @@ if [ -z "$db_url" ] && command -v psql >/dev/null &&
   db_url="postgres://postgres@127.0.0.1:5432/$made_db?sslmode=disable"
 fi
 if [ -n "$db_url" ]; then
-  echo "== oidcgate on PostgreSQL"
-  provider --database-url "$db_url" --auto-migrate
-  p_es=$(load token http://127.0.0.1:18080 jwt);        p_es_rss=$(rss $prov_pid)
-  p_op=$(load token http://127.0.0.1:18080 opaque);     p_op_rss=$(rss $prov_pid)
-  p_in=$(load introspect http://127.0.0.1:18080 opaque); p_in_rss=$(rss $prov_pid)
-  stop_all
-  pg_rows=1
+  provider ogpg 18280 --database-url "$db_url" --auto-migrate; ogpg_pid=$last_pid
+  pg=1
 fi
+wait_http http://127.0.0.1:13000/.well-known/openid-configuration
+sleep 1
+node_idle=$(rss $node_pid); og_idle=$(rss $og_pid)
 
-echo "== edge (oidcgate edge, JWKS from oidcgate provider) on CPU $SERVER_CPU"
-# The provider issuing the tokens runs on the load CPU; it is idle while
-# the edge is measured.
-rm -rf "$work/data"
+OG=http://127.0.0.1:18080 OGRS=http://127.0.0.1:18180 OGPG=http://127.0.0.1:18280 NODE=http://127.0.0.1:13000
+for round in $(seq "$ROUNDS"); do
+  echo "-- round $round of $ROUNDS"
+  pair "$round" o_es $og_pid token $OG jwt -- n_es $node_pid token $NODE jwt-es256
+  pair "$round" o_rs $ogrs_pid token $OGRS jwt -- n_rs $node_pid token $NODE jwt-rs256
+  pair "$round" o_op $og_pid token $OG opaque -- n_op $node_pid token $NODE opaque
+  pair "$round" o_in $og_pid introspect $OG opaque -- n_in $node_pid introspect $NODE opaque
+  pair "$round" o_jw $og_pid jwks $OG jwt -- n_jw $node_pid jwks $NODE opaque
+  pair "$round" o_di $og_pid discovery $OG jwt -- n_di $node_pid discovery $NODE opaque
+  if [ $pg = 1 ]; then
+    measure p_es $ogpg_pid token $OGPG jwt
+    measure p_op $ogpg_pid token $OGPG opaque
+    measure p_in $ogpg_pid introspect $OGPG opaque
+  fi
+done
+stop_all
+
+echo "== edge on CPU $SERVER_CPU (JWKS from an oidcgate provider on CPU $LOAD_CPU, idle while the edge is measured)"
 taskset -c $LOAD_CPU "$bin" provider --issuer http://127.0.0.1:18080 --public-addr 127.0.0.1:18080 \
-  --admin-addr 127.0.0.1:18081 --ops-addr 127.0.0.1:19090 --data-dir "$work/data" --log-level warn \
+  --admin-addr 127.0.0.1:18081 --ops-addr 127.0.0.1:19080 --data-dir "$work/issuer" --log-level warn \
   --bootstrap bench/compare/clients.yaml >"$work/issuer.log" 2>&1 &
 pids+=($!)
-wait_http http://127.0.0.1:19090/readyz
-start bare env GOMAXPROCS=1 "$bin" echo --bare --addr 127.0.0.1:18500
-wait_http http://127.0.0.1:18500/
-e_bare=$(load edge http://127.0.0.1:18500 jwt --bench-issuer http://127.0.0.1:18080 --path /api --unique-tokens 100)
-kill "$last_pid"; wait "$last_pid" 2>/dev/null || true
+wait_http http://127.0.0.1:19080/readyz
+# edge NAME PORT [flags]: an edge on PORT, ops on PORT+1000.
 edge() {
-  start edge env GOMAXPROCS=1 "$bin" edge --issuer http://127.0.0.1:18080 --edge-addr 127.0.0.1:18000 \
-    --ops-addr 127.0.0.1:19091 --audience https://api.example.com --log-level warn "$@"
-  edge_pid=$last_pid
-  wait_http http://127.0.0.1:19091/readyz
+  local name=$1 port=$2; shift 2
+  start "$name" env GOMAXPROCS=1 "$bin" edge --issuer http://127.0.0.1:18080 --edge-addr "127.0.0.1:$port" \
+    --ops-addr "127.0.0.1:$((port + 1000))" --audience https://api.example.com --log-level warn "$@"
+  wait_http "http://127.0.0.1:$((port + 1000))/readyz"
 }
-edge
-e_hit=$(load edge http://127.0.0.1:18000 jwt --bench-issuer http://127.0.0.1:18080 --forward-auth /_oidcgate/auth --path /api --unique-tokens 100)
-e_hit_rss=$(rss $edge_pid)
-kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true
-edge --token-cache-ttl 1ns
-e_miss=$(load edge http://127.0.0.1:18000 jwt --bench-issuer http://127.0.0.1:18080 --forward-auth /_oidcgate/auth --path /api --unique-tokens 100)
-kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true
-edge
-echo "   caching $EDGE_TOKENS distinct tokens (fetching them takes a while)"
-e_many=$(DURATION=${EDGE_MANY_DURATION:-30s} load edge http://127.0.0.1:18000 jwt --bench-issuer http://127.0.0.1:18080 \
-  --forward-auth /_oidcgate/auth --path /api --unique-tokens "$EDGE_TOKENS" --warmup 0s)
-e_many_rss=$(rss $edge_pid)
+start bare env GOMAXPROCS=1 "$bin" echo --bare --addr 127.0.0.1:18500; bare_pid=$last_pid
+wait_http http://127.0.0.1:18500/
+edge hit 18000;                          hit_pid=$last_pid
+edge miss 18001 --token-cache-ttl 1ns;   miss_pid=$last_pid
+EDGE=(--bench-issuer http://127.0.0.1:18080 --path /api --unique-tokens 100)
+FA=(--forward-auth /_oidcgate/auth)
+for round in $(seq "$ROUNDS"); do
+  echo "-- round $round of $ROUNDS"
+  pair "$round" e_hit $hit_pid edge http://127.0.0.1:18000 jwt "${EDGE[@]}" "${FA[@]}" -- \
+    e_bare $bare_pid edge http://127.0.0.1:18500 jwt "${EDGE[@]}"
+  measure e_miss $miss_pid edge http://127.0.0.1:18001 jwt "${EDGE[@]}" "${FA[@]}"
+done
+kill $hit_pid $miss_pid $bare_pid
+echo "   caching $EDGE_TOKENS distinct tokens, without and with --memory-limit $EDGE_MEMORY_LIMIT (fetching them takes a while)"
+edge many 18002;                                         many_pid=$last_pid
+edge manylim 18003 --memory-limit "$EDGE_MEMORY_LIMIT";  manylim_pid=$last_pid
+MANY=(--bench-issuer http://127.0.0.1:18080 --path /api --unique-tokens "$EDGE_TOKENS" "${FA[@]}")
+DURATION=${EDGE_MANY_DURATION:-30s} WARMUP=0s measure e_many $many_pid edge http://127.0.0.1:18002 jwt "${MANY[@]}"
+DURATION=${EDGE_MANY_DURATION:-30s} WARMUP=0s measure e_manylim $manylim_pid edge http://127.0.0.1:18003 jwt "${MANY[@]}"
 stop_all
+
+# The medians of each row over its rounds: "ROW rps p50 p99 cpu_us rss".
+node -e '
+  const rows = {};
+  for (const l of require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n")) {
+    const [row, ...v] = l.split(" ");
+    (rows[row] ||= []).push(v.map(Number));
+  }
+  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length;
+    return m % 2 ? s[(m - 1) / 2] : (s[m / 2 - 1] + s[m / 2]) / 2; };
+  for (const [row, runs] of Object.entries(rows)) {
+    const col = (i) => median(runs.map((r) => r[i]));
+    console.log(row, col(0).toFixed(0), col(1).toFixed(2), col(2).toFixed(2), col(3).toFixed(1),
+      runs[runs.length - 1][4].toFixed(1), runs.length);
+  }' "$work/results" >"$work/medians"
+
+get() { awk -v r="$1" -v c="$2" '$1 == r { print $c }' "$work/medians"; }
+ratio() { node -e "console.log(($1 / $2).toFixed(1) + '×')"; }
+# row LABEL OIDCGATE_ROW [PEER_ROW]: one table line.
+row() {
+  local label=$1 o=$2 n=${3:-}
+  local line="| $label | $(get $o 2) | $(get $o 3) | $(get $o 4) | $(get $o 5) | $(get $o 6) |"
+  if [ -n "$n" ]; then
+    line+=" $(get $n 2) | $(get $n 3) | $(get $n 4) | $(get $n 5) | $(get $n 6) | $(ratio "$(get $o 2)" "$(get $n 2)") | $(ratio "$(get $n 5)" "$(get $o 5)") |"
+  else
+    line+=" - | - | - | - | - | - | - |"
+  fi
+  echo "$line"
+}
+pct() { node -e "console.log((100 * $1 / $2).toFixed(0) + ' %')"; }
 
 {
   echo "# make bench-compare"
@@ -180,34 +230,34 @@ stop_all
   echo "- Machine: $(nproc) CPUs ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs)), $(free -g | awk '/Mem/ {print $2}') GiB; $(uname -sr)."
   echo "- Date: $(date -u +%F). $($bin version); oidc-provider 9.13.3 on Node $(node --version)."
   echo "- Servers pinned to CPU $SERVER_CPU (oidcgate with GOMAXPROCS=1), load generator (oidcgate bench, GOMAXPROCS=1) to CPU $LOAD_CPU;"
-  echo "  $CONNECTIONS connections, $WARMUP warm-up, $DURATION measured per scenario; every answer checked."
+  echo "  $CONNECTIONS connections, $WARMUP warm-up, $DURATION measured per run, $ROUNDS rounds with the peers taking turns; medians; every answer checked."
+  echo "- CPU µs/req: the server's user + system CPU time over the measured window ÷ requests. Ratios: req/s, and per core"
+  echo "  (oidc-provider's CPU per request ÷ oidcgate's)."
   echo
-  echo "| scenario | oidcgate req/s | p50 ms | p99 ms | RSS MiB | oidc-provider req/s | p50 ms | p99 ms | RSS MiB | ratio |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| scenario | oidcgate req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | oidc-provider req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | ratio req/s | ratio per core |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  row "token, JWT ES256" o_es n_es
+  row "token, JWT RS256" o_rs n_rs
+  row "token, opaque" o_op n_op
+  row "introspect, opaque" o_in n_in
+  row "jwks" o_jw n_jw
+  row "discovery" o_di n_di
+  if [ $pg = 1 ]; then
+    row "PostgreSQL: token, JWT ES256" p_es n_es
+    row "PostgreSQL: token, opaque" p_op n_op
+    row "PostgreSQL: introspect, opaque" p_in n_in
+  fi
+  row "edge ceiling: bare fasthttp 200" e_bare
+  row "edge forward-auth, cache hit (ES256)" e_hit
+  row "edge forward-auth, cache miss (ES256)" e_miss
+  row "edge, $EDGE_TOKENS distinct tokens" e_many
+  row "edge, $EDGE_TOKENS distinct tokens, --memory-limit $EDGE_MEMORY_LIMIT" e_manylim
+  echo
+  echo "Raw signing on CPU $SERVER_CPU (keys benchmarks, median of 5): ES256 $raw_es ns ($(node -e "console.log((1e9 / $raw_es).toFixed(0))")/s), RS256 $raw_rs ns ($(node -e "console.log((1e9 / $raw_rs).toFixed(0))")/s)."
+  echo "Token ES256 vs raw signing: $(pct "$(get o_es 2)" "$(node -e "console.log(1e9 / $raw_es)")") of the rate, $(pct "$raw_es" "$(node -e "console.log(1000 * $(get o_es 5))")") per core."
+  echo "Token RS256 vs raw signing: $(pct "$(get o_rs 2)" "$(node -e "console.log(1e9 / $raw_rs)")") of the rate, $(pct "$raw_rs" "$(node -e "console.log(1000 * $(get o_rs 5))")") per core."
+  echo "Edge cache hit vs the bare ceiling: $(pct "$(get e_hit 2)" "$(get e_bare 2)") of the rate, $(pct "$(get e_bare 5)" "$(get e_hit 5)") per core."
+  echo "Idle RSS: oidcgate provider ${og_idle} MiB, oidc-provider ${node_idle} MiB."
 } >"$out"
-row "token, JWT ES256" "$o_es" "$o_es_rss" "$n_es" "$n_es_rss"
-row "token, JWT RS256" "$o_rs" "$o_rs_rss" "$n_rs" "$n_rs_rss"
-row "token, opaque" "$o_op" "$o_op_rss" "$n_op" "$n_op_rss"
-row "introspect, opaque" "$o_in" "$o_in_rss" "$n_in" "$n_in_rss"
-row "jwks" "$o_jw" "$o_jw_rss" "$n_jw" "$n_jw_rss"
-row "discovery" "$o_di" "$o_di_rss" "$n_di" "$n_di_rss"
-if [ $pg_rows = 1 ]; then
-  row "PostgreSQL: token, JWT ES256" "$p_es" "$p_es_rss" "$n_es" "$n_es_rss"
-  row "PostgreSQL: token, opaque" "$p_op" "$p_op_rss" "$n_op" "$n_op_rss"
-  row "PostgreSQL: introspect, opaque" "$p_in" "$p_in_rss" "$n_in" "$n_in_rss"
-fi
-row "edge ceiling: bare fasthttp 200" "$e_bare" "-"
-row "edge forward-auth, cache hit (ES256)" "$e_hit" "$e_hit_rss"
-row "edge forward-auth, cache miss (ES256)" "$e_miss" "-"
-row "edge, $EDGE_TOKENS distinct tokens" "$e_many" "$e_many_rss"
-{
-  printf '%s\n' "${rows[@]}"
-  echo
-  echo "Idle RSS: oidcgate provider ${o_idle} MiB, oidc-provider ${node_idle} MiB."
-  echo "Edge cache hit vs the bare ceiling: $(node -e "console.log((100 * $(echo $e_hit | cut -d' ' -f1) / $(echo $e_bare | cut -d' ' -f1)).toFixed(0))") %."
-} >>"$out.tmp"
-# rows were echoed as they came; the file gets them in order once.
-tail -n +1 "$out.tmp" >>"$out"
-rm -f "$out.tmp"
 echo
 cat "$out"

@@ -24,6 +24,7 @@ type BenchConfig struct {
 	Duration     time.Duration `yaml:"duration" help:"how long to measure"`
 	Warmup       time.Duration `yaml:"warmup" help:"how long to send before measuring"`
 	JSON         bool          `yaml:"json" help:"print the result as JSON"`
+	ServerPID    int           `yaml:"server_pid" help:"PID of the server under load, on this machine: its CPU time per request is reported (Linux)"`
 }
 
 func runBench(ctx context.Context, args []string, io stdio) error {
@@ -34,7 +35,8 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	}
 	bc := bench.Config{Scenario: cfg.Scenario, Target: cfg.Target, Issuer: cfg.Issuer, ClientID: cfg.ClientID,
 		ClientSecret: cfg.ClientSecret, Scope: cfg.Scope, Path: cfg.Path, ForwardAuth: cfg.ForwardAuth,
-		UniqueTokens: cfg.UniqueTokens, Connections: cfg.Connections, Duration: cfg.Duration, Warmup: cfg.Warmup, Progress: io.err}
+		UniqueTokens: cfg.UniqueTokens, Connections: cfg.Connections, Duration: cfg.Duration, Warmup: cfg.Warmup,
+		ServerPID: cfg.ServerPID, Progress: io.err}
 	if err := bc.Validate(); err != nil {
 		return ConfigError(strings.Split(err.Error(), "\n"))
 	}
