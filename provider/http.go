@@ -93,6 +93,7 @@ func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
 	requests := func(code int) prometheus.Counter {
 		return a.metrics.requests.WithLabelValues(a.listener, route, strconv.Itoa(code))
 	}
+	ok := requests(200) // resolved once: most answers are 200
 	duration := a.metrics.duration.WithLabelValues(a.listener, route)
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
@@ -107,7 +108,11 @@ func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
 			if r := recover(); r != nil {
 				a.render(ctx, id, route, ErrServer(fmt.Errorf("panic: %v\n%s", r, debug.Stack())))
 			}
-			requests(ctx.Response.StatusCode()).Inc()
+			if code := ctx.Response.StatusCode(); code == 200 {
+				ok.Inc()
+			} else {
+				requests(code).Inc()
+			}
 			duration.Observe(time.Since(start).Seconds())
 		}()
 		if err := h(ctx); err != nil {
