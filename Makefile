@@ -14,8 +14,8 @@ FUZZTIME ?= 30s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-build: ## build bin/oidcgate
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/oidcgate
+build: ## build bin/oidcgate (static: no cgo, runs in a scratch or distroless image)
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/oidcgate
 
 DEMO := docs/demo/bootstrap.yaml
 
