@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -69,7 +68,7 @@ func memoryLimit(setting string, getenv func(string) string) (int64, string, err
 	}
 	n, err := parseSize(setting)
 	if err != nil {
-		return 0, "", errors.New(`must be "auto", "off" or a size like 48MiB: ` + err.Error())
+		return 0, "", fmt.Errorf(`must be "auto", "off" or a size like 48MiB, got %q`, setting)
 	}
 	return n, "memory_limit", nil
 }
