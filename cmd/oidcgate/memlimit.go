@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -30,14 +32,34 @@ func parseSize(s string) (int64, error) {
 	return n * mul, nil
 }
 
-// cgroupMemoryFiles hold the memory limit of the process's cgroup (v2,
-// then v1); tests point them elsewhere.
-var cgroupMemoryFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+// Where the cgroup hierarchy and this process's place in it are; tests
+// point them elsewhere.
+var (
+	cgroupRoot     = "/sys/fs/cgroup"
+	procSelfCgroup = "/proc/self/cgroup"
+)
 
-// cgroupMemoryLimit is the container's memory limit, or 0 when there is none.
+// cgroupMemoryLimit is the memory limit of this process's cgroup (v2's
+// memory.max, or v1's memory.limit_in_bytes), or 0 when there is none. The
+// cgroup's own directory is tried first (a systemd unit's MemoryMax=), then
+// the root of the mount (a container with its own cgroup namespace).
 func cgroupMemoryLimit() int64 {
-	for _, f := range cgroupMemoryFiles {
-		b, err := os.ReadFile(f)
+	var files []string
+	if b, err := os.ReadFile(procSelfCgroup); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.SplitN(line, ":", 3) // hierarchy-ID:controllers:path
+			switch {
+			case len(f) != 3:
+			case f[0] == "0" && f[1] == "":
+				files = append(files, filepath.Join(cgroupRoot, f[2], "memory.max"))
+			case slices.Contains(strings.Split(f[1], ","), "memory"):
+				files = append(files, filepath.Join(cgroupRoot, "memory", f[2], "memory.limit_in_bytes"))
+			}
+		}
+	}
+	files = append(files, filepath.Join(cgroupRoot, "memory.max"), filepath.Join(cgroupRoot, "memory", "memory.limit_in_bytes"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
 		if err != nil {
 			continue
 		}
