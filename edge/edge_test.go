@@ -394,3 +394,45 @@ func TestRotationUnderLoad(t *testing.T) {
 		t.Errorf("%d accepted, %d refused", ok.Load(), refused.Load())
 	}
 }
+
+// A revoked key's tokens stop at the edge when the key leaves the JWKS,
+// even those already in the verified-token cache; other keys' tokens carry
+// on.
+func TestRevokedKeyEndsItsCachedTokens(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	revoked, kept := w.sign(t, keys.ES256, nil), w.sign(t, keys.EdDSA, nil)
+	for range 2 { // verified, then served from the cache
+		for _, tok := range []string{revoked, kept} {
+			if resp, _ := w.get(t, "/api/x", bearer(tok)...); resp.StatusCode != 200 {
+				t.Fatalf("before the revocation: %d", resp.StatusCode)
+			}
+		}
+	}
+	kid, _ := w.ring.SigningKeyID(keys.ES256)
+	if err := w.ring.Revoke(context.Background(), kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.jwks.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.jwks.KeyEpoch(); e != 1 {
+		t.Fatalf("key epoch %d after the JWKS lost a key, want 1", e)
+	}
+	resp, _ := w.get(t, "/api/x", bearer(revoked)...)
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "unknown key") {
+		t.Errorf("cached token of the revoked key: %d %q, want 401 unknown key", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp, _ := w.get(t, "/api/x", bearer(kept)...); resp.StatusCode != 200 {
+		t.Errorf("cached token of another key: %d, want 200", resp.StatusCode)
+	}
+	// Rotation only adds keys: no epoch change, nothing re-verified.
+	if _, err := w.ring.Rotate(context.Background(), keys.EdDSA); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.jwks.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.jwks.KeyEpoch(); e != 1 {
+		t.Errorf("key epoch %d after a key was added, want still 1", e)
+	}
+}

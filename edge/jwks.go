@@ -60,8 +60,9 @@ type RemoteKeys struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	snap atomic.Pointer[jwksSnapshot]
-	sf   singleflight.Group
+	snap  atomic.Pointer[jwksSnapshot]
+	epoch atomic.Uint64 // see KeyEpoch
+	sf    singleflight.Group
 
 	mu          sync.Mutex
 	lastAttempt time.Time // of any fetch, for MinRefresh
@@ -179,9 +180,27 @@ func (r *RemoteKeys) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	old := r.snap.Load()
 	r.snap.Store(&jwksSnapshot{keys: set, fetchedAt: r.now(), maxAge: maxAge(resp.Header.Peek("Cache-Control"))})
+	if old != nil && lostKey(old.keys, set) {
+		r.epoch.Add(1) // after the swap, as keys.Ring does
+	}
 	return nil
 }
+
+// lostKey reports whether a kid of before is not in after.
+func lostKey(before, after map[string]*keys.PublicKey) bool {
+	for kid := range before {
+		if _, ok := after[kid]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyEpoch counts the fetches that lost a key the set had (a revoked key,
+// or one retired for good), as keys.Ring.KeyEpoch does for the ring.
+func (r *RemoteKeys) KeyEpoch() uint64 { return r.epoch.Load() }
 
 // ParseJWKS reads the signing keys of a JWK Set (RFC 7517 §5). Keys for
 // encryption, or of unsupported types, are skipped; a key without alg gets

@@ -109,8 +109,23 @@ type entry struct {
 	sum    [sha256.Size]byte
 	id     *Identity // nil: inactive (introspection's negative answer); shared between tokens
 	exp    int64     // Unix seconds
-	reason string    // why inactive
+	reason *string   // why inactive: one of the texts below
+	epoch  uint32    // the key set's KeyEpoch when the token was verified
 }
+
+// Why an introspected token is refused (entry.reason).
+var (
+	whyNotActive    = "the token is not active"
+	whyOtherIssuer  = "the token is from another issuer"
+	whyExpired      = "the token has expired"
+	whyUnsafeClaims = "the token claims hold control characters"
+)
+
+// keyEpochs is a key set that counts the keys it has lost (keys.Ring,
+// RemoteKeys). A token cached under an earlier count is verified again, so
+// the tokens of a revoked key stop when the key leaves the set, not when
+// their cache entries lapse.
+type keyEpochs interface{ KeyEpoch() uint64 }
 
 // identityKey is what makes two tokens' identities the same.
 type identityKey struct{ sub, client, scope, audience string }
@@ -168,6 +183,8 @@ type Validator struct {
 	// the whole token — a hit costs no SHA-256 and no ristretto look-up.
 	recent [recentSlots]atomic.Pointer[recentToken]
 	seed   maphash.Seed
+
+	epochs keyEpochs // the key set's, when it counts them
 }
 
 const recentSlots = 1024
@@ -183,6 +200,7 @@ type recentToken struct {
 	tok        string
 	id         *Identity
 	exp, until int64 // exp: Unix seconds; until: Unix nanoseconds
+	epoch      uint32
 }
 
 // NewValidator builds a validator over a key set.
@@ -198,6 +216,7 @@ func NewValidator(cfg ValidatorConfig, ks keys.KeySet, revocations RevocationLis
 	}
 	val := &Validator{cfg: cfg, verifier: v, revocations: revocations, introspector: introspector,
 		verified: verified, seed: maphash.MakeSeed()}
+	val.epochs, _ = ks.(keyEpochs)
 	// Without an introspector there is nothing to cache, and a cache's
 	// admission sketch alone is ~30 bytes per entry it is sized for.
 	if introspector != nil {
@@ -259,6 +278,15 @@ var b64token = func() (t [256]bool) {
 
 func cacheKey(sum *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
 
+// keyEpoch is the key set's count of lost keys (0 when it keeps none); the
+// low 32 bits are plenty to tell "changed" from "unchanged".
+func (v *Validator) keyEpoch() uint32 {
+	if v.epochs == nil {
+		return 0
+	}
+	return uint32(v.epochs.KeyEpoch())
+}
+
 // Check decides, at time now, on the Authorization header of a request
 // matched to r.
 func (v *Validator) Check(ctx context.Context, now time.Time, authorization []byte, r *Route) (*Identity, Decision) {
@@ -274,8 +302,9 @@ func (v *Validator) Check(ctx context.Context, now time.Time, authorization []by
 	}
 	// A JWT verified a moment ago is in the recent slots: checked first,
 	// as it is most requests and costs least.
-	slot := v.recentSlot(tok)
-	if rt := slot.Load(); rt != nil && rt.tok == string(tok) && now.UnixNano() < rt.until && r.Token != TokenOpaque {
+	slot, epoch := v.recentSlot(tok), v.keyEpoch()
+	if rt := slot.Load(); rt != nil && rt.tok == string(tok) && now.UnixNano() < rt.until && rt.epoch == epoch &&
+		r.Token != TokenOpaque {
 		if !v.alive(rt.exp, now) {
 			return nil, deny(ReasonExpired, "the token has expired")
 		}
@@ -292,7 +321,7 @@ func (v *Validator) Check(ctx context.Context, now time.Time, authorization []by
 	var id *Identity
 	var d Decision
 	if isJWT {
-		id, d = v.checkJWT(ctx, now, tok, slot)
+		id, d = v.checkJWT(ctx, now, tok, slot, epoch)
 	} else {
 		sum := sha256.Sum256(tok)
 		id, d = v.checkOpaque(ctx, now, tok, &sum)
@@ -370,10 +399,13 @@ type jwtClaims struct {
 
 // checkJWT verifies a JWT not in its recent slot, from the verified-token
 // cache if it can, and leaves it in the slot.
-func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slot *atomic.Pointer[recentToken]) (*Identity, Decision) {
+// epoch is the key set's, read before anything is verified (see
+// keys.Ring.KeyEpoch).
+func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slot *atomic.Pointer[recentToken],
+	epoch uint32) (*Identity, Decision) {
 	sum := sha256.Sum256(tok)
 	key := cacheKey(&sum)
-	if e, ok := v.verified.Get(key); ok && e.sum == sum {
+	if e, ok := v.verified.Get(key); ok && e.sum == sum && e.epoch == epoch {
 		if !v.alive(e.exp, now) {
 			v.verified.Del(key)
 			return nil, deny(ReasonExpired, "the token has expired")
@@ -435,8 +467,8 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 		return nil, deny(ReasonMalformed, "the token claims hold control characters")
 	}
 	if ttl := min(time.Unix(*c.Exp, 0).Sub(now), v.cfg.CacheTTL); ttl > 0 {
-		v.verified.Set(key, &entry{sum: sum, id: id, exp: *c.Exp}, ttl)
-		slot.Store(&recentToken{tok: string(tok), id: id, exp: *c.Exp, until: now.Add(ttl).UnixNano()})
+		v.verified.Set(key, &entry{sum: sum, id: id, exp: *c.Exp, epoch: epoch}, ttl)
+		slot.Store(&recentToken{tok: string(tok), id: id, exp: *c.Exp, until: now.Add(ttl).UnixNano(), epoch: epoch})
 	}
 	return id, allowed
 }
@@ -461,7 +493,7 @@ func (v *Validator) checkOpaque(ctx context.Context, now time.Time, tok []byte, 
 		e = res.(*entry)
 	}
 	if e.id == nil {
-		return nil, deny(ReasonInactive, e.reason)
+		return nil, deny(ReasonInactive, *e.reason)
 	}
 	if !v.alive(e.exp, now) {
 		v.introspected.Del(key)
@@ -481,13 +513,13 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 	e := &entry{sum: *sum}
 	switch {
 	case !res.Active:
-		e.reason = "the token is not active"
+		e.reason = &whyNotActive
 	case res.Iss != "" && res.Iss != v.cfg.Issuer:
-		e.reason = "the token is from another issuer"
+		e.reason = &whyOtherIssuer
 	case res.Exp != 0 && now.Unix() >= res.Exp:
-		e.reason = "the token has expired"
+		e.reason = &whyExpired
 	}
-	if e.reason != "" {
+	if e.reason != nil {
 		v.introspected.Set(key, e, v.cfg.NegativeTTL)
 		return e, nil
 	}
@@ -501,7 +533,7 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 	}
 	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, claims), exp.Unix()
 	if e.id == nil {
-		e.reason = "the token claims hold control characters"
+		e.reason = &whyUnsafeClaims
 		v.introspected.Set(key, e, v.cfg.NegativeTTL)
 		return e, nil
 	}

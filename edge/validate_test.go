@@ -94,3 +94,24 @@ func TestForgetDropsACachedToken(t *testing.T) {
 		t.Fatalf("after Forget: %+v, want inactive", d)
 	}
 }
+
+// In `oidcgate all` the key set is the provider's ring: revoking a key ends
+// its cached tokens there too.
+func TestRingRevocationEndsCachedTokens(t *testing.T) {
+	r := benchRing(t)
+	v := benchValidator(t, r, time.Hour)
+	auth := []byte("Bearer " + benchToken(t, r, keys.ES256))
+	for range 2 {
+		if _, d := v.Check(context.Background(), time.Now(), auth, benchRoute); d.Status != 200 {
+			t.Fatal(d)
+		}
+	}
+	v.WaitForCache()
+	kid, _ := r.SigningKeyID(keys.ES256)
+	if err := r.Revoke(context.Background(), kid); err != nil {
+		t.Fatal(err)
+	}
+	if _, d := v.Check(context.Background(), time.Now(), auth, benchRoute); d.Reason != edge.ReasonUnknownKID {
+		t.Fatalf("cached token of a revoked key: %+v, want unknown_kid", d)
+	}
+}

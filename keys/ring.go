@@ -95,7 +95,8 @@ type Ring struct {
 	now    func() time.Time
 	sealer *sealer
 
-	snap atomic.Pointer[snapshot]
+	snap  atomic.Pointer[snapshot]
+	epoch atomic.Uint64 // see KeyEpoch
 
 	mu        sync.Mutex      // guards decrypted
 	decrypted map[string]*key // by kid: decryption and parsing happen once
@@ -169,9 +170,30 @@ func (r *Ring) Reload(ctx context.Context) error {
 	}
 	sum := sha256.Sum256(snap.jwks)
 	snap.etag = `"` + hex.EncodeToString(sum[:12]) + `"`
+	old := r.snap.Load()
 	r.snap.Store(snap)
+	if old != nil && lostKey(old.byID, snap.byID) {
+		r.epoch.Add(1) // after the swap: see KeyEpoch
+	}
 	return nil
 }
+
+// lostKey reports whether a kid of before is not in after.
+func lostKey(before, after map[string]*key) bool {
+	for id := range before {
+		if _, ok := after[id]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyEpoch counts the times a key left the ring (revoked, or removed after
+// its retirement). A verifier that caches verified tokens records the epoch
+// it read before verifying and trusts a cached token only while the epoch is
+// unchanged: the epoch moves after the new key set is in place, so a token
+// verified under the new epoch was verified against the new set.
+func (r *Ring) KeyEpoch() uint64 { return r.epoch.Load() }
 
 // decrypt returns the ring member for rec, reusing an earlier decryption of
 // the same blob. r.mu is held.

@@ -167,6 +167,9 @@ func TestRotateStagesAndRevokeReplaces(t *testing.T) {
 	if !jwksKIDs(t, r)[staged.ID] {
 		t.Error("the staged key is not published")
 	}
+	if e := r.KeyEpoch(); e != 0 {
+		t.Errorf("key epoch %d after keys were only added, want 0", e)
+	}
 	clk.Advance(time.Hour)
 	if kid, _ := r.SigningKeyID(keys.ES256); kid != staged.ID {
 		t.Error("the staged key does not sign after its lead")
@@ -179,6 +182,12 @@ func TestRotateStagesAndRevokeReplaces(t *testing.T) {
 	now, _ := r.SigningKeyID(keys.ES256)
 	if now == staged.ID || now == first {
 		t.Errorf("after revoking %s the signer is %s", staged.ID, now)
+	}
+	if _, err := r.PublicKey(staged.ID); !errors.Is(err, keys.ErrUnknownKey) {
+		t.Errorf("the revoked key still verifies: %v", err)
+	}
+	if e := r.KeyEpoch(); e != 1 {
+		t.Errorf("key epoch %d after a revocation, want 1 (cached tokens of the revoked key must be checked again)", e)
 	}
 	if err := r.Revoke(ctx, "no-such-kid"); !errors.Is(err, keys.ErrNoSuchKey) {
 		t.Errorf("revoke of an unknown kid: %v", err)
