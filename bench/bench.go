@@ -281,8 +281,11 @@ func processCPU(pid int) (time.Duration, error) {
 	// The command name, field 2, is in parentheses and may hold anything;
 	// utime and stime are fields 14 and 15, the 12th and 13th after it.
 	end := bytes.LastIndexByte(b, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
 	fields := strings.Fields(string(b[end+1:]))
-	if end < 0 || len(fields) < 13 {
+	if len(fields) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)

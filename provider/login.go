@@ -17,11 +17,10 @@ var errBadCredentials = errors.New("invalid username or password")
 // passwords checks sign-ins with argon2id.
 type passwords struct {
 	users storage.Users
-	// dummy is a hash of nothing that an unknown user's attempt is checked
-	// against, so it costs what a wrong password costs. It is made on first
-	// use: hashing takes the argon2 memory (64 MiB by default), which an
-	// idle process, or one that only issues tokens, should not hold.
-	dummy func() (string, error)
+	// decoy is what an unknown user's attempt is checked against, so it
+	// costs what a wrong password costs. It is not made by hashing: that
+	// would hold the argon2 memory (64 MiB by default) from the start.
+	decoy string
 	// slots bounds the hashes computed at once to the cores that compute
 	// them: each takes the argon2 memory, so a flood of sign-ins queues
 	// here instead of growing the heap by 64 MiB per request.
@@ -29,9 +28,7 @@ type passwords struct {
 }
 
 func newPasswords(users storage.Users, cost Argon2Params) *passwords {
-	return &passwords{users: users,
-		dummy: sync.OnceValues(func() (string, error) { return HashPassword("oidcgate: no such user", cost) }),
-		slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return &passwords{users: users, decoy: decoyHash(cost), slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // check returns the user whose password this is, or errBadCredentials.
@@ -40,11 +37,9 @@ func (p *passwords) check(ctx context.Context, username, password string) (*stor
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrUnavailable(err)
 	}
-	hash := ""
+	hash := p.decoy
 	if u != nil {
 		hash = u.PasswordHash
-	} else if hash, err = p.dummy(); err != nil {
-		return nil, ErrUnavailable(err)
 	}
 	select {
 	case p.slots <- struct{}{}:

@@ -38,9 +38,22 @@ func HashPassword(password string, p Argon2Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, 32)
+	return encodeHash(p, salt, argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, 32)), nil
+}
+
+// decoyHash is a PHC hash with p's cost that no password matches: its key
+// is random, not derived. Checking a password against it costs what a real
+// check costs, while making it costs nothing (no argon2 memory held).
+func decoyHash(p Argon2Params) string {
+	salt, key := make([]byte, 16), make([]byte, 32)
+	rand.Read(salt)
+	rand.Read(key)
+	return encodeHash(p, salt, key)
+}
+
+func encodeHash(p Argon2Params, salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
-		b64raw.EncodeToString(salt), b64raw.EncodeToString(key)), nil
+		b64raw.EncodeToString(salt), b64raw.EncodeToString(key))
 }
 
 var errBadHash = errors.New("not a PHC argon2id hash")
