@@ -41,8 +41,9 @@ type Config struct {
 	RefreshTokenTTL time.Duration // a refresh token family, from its code [720h]
 	RefreshIdleTTL  time.Duration // a refresh token unused [RefreshTokenTTL: no idle limit]
 	// RefreshReuseGrace lets a rotated refresh token be used again within
-	// this long of its rotation (a client retrying after a lost answer)
-	// instead of revoking its family [0: never].
+	// this long of its rotation (a client retrying after a lost answer): it
+	// gets a fresh pair of the same family instead of revoking it. Zero
+	// revokes on every reuse; the binary's default is 30s.
 	RefreshReuseGrace time.Duration
 	RequirePKCE       bool          // PKCE for confidential clients too
 	LoginLimit        int           // failed sign-ins per username and per IP per LoginWindow [5]

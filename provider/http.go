@@ -121,6 +121,10 @@ func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
 	}
 }
 
+// retryAfterOutage is the Retry-After (seconds, RFC 9110 §10.2.3) of a 503:
+// a store outage is usually a fail-over or a restart.
+const retryAfterOutage = "2"
+
 // errorBody is the RFC 6749 §5.2 error response.
 type errorBody struct {
 	Error       string `json:"error"`
@@ -147,6 +151,9 @@ func writeError(ctx *fasthttp.RequestCtx, e *Error) {
 	ctx.Response.Header.Set("Pragma", "no-cache")
 	if e.WWWAuthenticate != "" {
 		ctx.Response.Header.Set("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	if e.Status == http.StatusServiceUnavailable && len(ctx.Response.Header.Peek("Retry-After")) == 0 {
+		ctx.Response.Header.Set("Retry-After", retryAfterOutage)
 	}
 	b, _ := json.Marshal(errorBody{Error: e.Code, Description: e.Description})
 	ctx.SetBody(b)

@@ -41,7 +41,9 @@ func (p *Provider) revokeFamily(ctx context.Context, familyID string) error {
 // maxAccessTTL bounds how long an access token can live.
 func (p *Provider) maxAccessTTL() time.Duration { return max(p.cfg.AccessTokenTTL, 24*time.Hour) }
 
-// authorizationCode is RFC 6749 §4.1.3 with RFC 7636 §4.6.
+// authorizationCode is RFC 6749 §4.1.3 with RFC 7636 §4.6. The code is
+// checked first and spent last, in the one store transaction that writes
+// the tokens it buys: a crash or a store error before that leaves it unused.
 func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
 	if !slices.Contains(c.GrantTypes, grantAuthorizationCode) {
 		return nil, ErrUnauthorizedClient("this client may not use the authorization code flow")
@@ -49,36 +51,28 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 	if req.code == "" {
 		return nil, ErrInvalidRequest("code is required")
 	}
-	code, err := p.store.ConsumeAuthCode(ctx, storage.HashOf(req.code))
+	h := storage.HashOf(req.code)
+	code, err := p.store.GetAuthCode(ctx, h)
 	switch {
-	case errors.Is(err, storage.ErrAlreadyUsed):
-		// A replay: whoever holds the first tokens may be an attacker.
-		if rerr := p.revokeFamily(ctx, code.FamilyID); rerr != nil {
-			return nil, ErrUnavailable(rerr)
-		}
-		return nil, ErrInvalidGrant("the code was already used; every token issued from it is revoked")
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, ErrInvalidGrant("the code is unknown or expired")
 	case err != nil:
 		return nil, ErrUnavailable(err)
-	case code.ClientID != c.ID:
-		return nil, ErrInvalidGrant("the code was issued to another client")
-	case req.redirectURI != code.RedirectURI &&
-		// Omitted in both requests: the client's only registered URI (RFC 6749 §4.1.3).
-		!(req.redirectURI == "" && len(c.RedirectURIs) == 1 && c.RedirectURIs[0] == code.RedirectURI):
-		return nil, ErrInvalidGrant("redirect_uri differs from the authorization request's")
+	case !code.UsedAt.IsZero():
+		return nil, p.replayedCode(ctx, code)
 	}
-	switch {
-	case code.CodeChallenge == "" && req.verifier != "":
-		return nil, ErrInvalidGrant("code_verifier sent for a request without code_challenge")
-	case code.CodeChallenge != "" && !validVerifier(req.verifier):
-		return nil, ErrInvalidGrant("code_verifier is missing or malformed")
-	case code.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(s256(req.verifier)), []byte(code.CodeChallenge)) != 1:
-		return nil, ErrInvalidGrant("code_verifier does not match the code_challenge")
+	if err := checkCode(c, code, req); err != nil {
+		// A failed redemption spends the code: whoever holds it without its
+		// client or verifier gets no second try.
+		if _, cerr := p.store.ConsumeAuthCode(ctx, h, storage.Issued{}); cerr != nil && !errors.Is(cerr, storage.ErrAlreadyUsed) &&
+			!errors.Is(cerr, storage.ErrNotFound) {
+			return nil, ErrUnavailable(cerr)
+		}
+		return nil, err
 	}
-	u, err := p.store.GetUser(ctx, code.UserID)
-	if err != nil || u.Disabled {
-		return nil, ErrInvalidGrant("the user cannot sign in")
+	u, err := p.grantUser(ctx, code.UserID)
+	if err != nil {
+		return nil, err
 	}
 	now := p.now()
 	g := userGrant{client: c, user: u, scopes: code.Scopes, granted: code.Scopes, familyID: code.FamilyID, sessionID: code.SessionID,
@@ -91,7 +85,62 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		}
 		refreshExp = now.Add(ttl)
 	}
-	return p.issueUserTokens(ctx, g, refreshExp, grantAuthorizationCode, now)
+	resp, out, err := p.mintUserTokens(g, refreshExp, now)
+	if err != nil {
+		return nil, err
+	}
+	switch used, err := p.store.ConsumeAuthCode(ctx, h, out); {
+	case errors.Is(err, storage.ErrAlreadyUsed): // another redemption won the race
+		return nil, p.replayedCode(ctx, used)
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrInvalidGrant("the code is unknown or expired")
+	case err != nil:
+		return nil, ErrUnavailable(err)
+	}
+	p.metrics.issued.WithLabelValues(grantAuthorizationCode, c.AccessTokenFormat).Inc()
+	return resp, nil
+}
+
+// checkCode is RFC 6749 §4.1.3's and RFC 7636 §4.6's checks of a code
+// against the request redeeming it.
+func checkCode(c *storage.Client, code *storage.AuthCode, req tokenRequest) error {
+	switch {
+	case code.ClientID != c.ID:
+		return ErrInvalidGrant("the code was issued to another client")
+	case req.redirectURI != code.RedirectURI &&
+		// Omitted in both requests: the client's only registered URI (RFC 6749 §4.1.3).
+		!(req.redirectURI == "" && len(c.RedirectURIs) == 1 && c.RedirectURIs[0] == code.RedirectURI):
+		return ErrInvalidGrant("redirect_uri differs from the authorization request's")
+	case code.CodeChallenge == "" && req.verifier != "":
+		return ErrInvalidGrant("code_verifier sent for a request without code_challenge")
+	case code.CodeChallenge != "" && !validVerifier(req.verifier):
+		return ErrInvalidGrant("code_verifier is missing or malformed")
+	case code.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(s256(req.verifier)), []byte(code.CodeChallenge)) != 1:
+		return ErrInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// replayedCode answers a second redemption of a code: whoever holds the
+// first tokens may be an attacker, so they are all revoked (RFC 6749 §4.1.2).
+func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode) error {
+	if err := p.revokeFamily(ctx, code.FamilyID); err != nil {
+		return ErrUnavailable(err)
+	}
+	return ErrInvalidGrant("the code was already used; every token issued from it is revoked")
+}
+
+// grantUser is the user a code or refresh token was issued for: one that no
+// longer exists or is disabled ends the grant, a store failure does not.
+func (p *Provider) grantUser(ctx context.Context, id string) (*storage.User, error) {
+	u, err := p.store.GetUser(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled:
+		return nil, ErrInvalidGrant("the user cannot sign in")
+	case err != nil:
+		return nil, ErrUnavailable(err)
+	}
+	return u, nil
 }
 
 // userGrant is what tokens issued for a user carry.
@@ -107,38 +156,36 @@ type userGrant struct {
 	nonce     string
 }
 
-// issueUserTokens issues an access token, a refresh token (when
-// familyExp, the refresh family's absolute end, is set) and an ID token
-// (for openid).
-func (p *Provider) issueUserTokens(ctx context.Context, g userGrant, familyExp time.Time, grant string, now time.Time) (*tokenResponse, error) {
+// mintUserTokens makes an access token, a refresh token (when familyExp,
+// the refresh family's absolute end, is set) and an ID token (for openid),
+// and returns the records the caller must store with its grant.
+func (p *Provider) mintUserTokens(g userGrant, familyExp, now time.Time) (*tokenResponse, storage.Issued, error) {
+	var out storage.Issued
 	aud, err := audiences(g.client, tokenRequest{})
 	if err != nil {
 		aud = []string{p.cfg.Issuer} // the provider itself: userinfo
 	}
-	at, ttl, err := p.issueAccessToken(ctx, accessGrant{client: g.client, subject: g.user.ID, scopes: g.scopes, audience: aud,
+	at, ttl, err := p.mintAccessToken(accessGrant{client: g.client, subject: g.user.ID, scopes: g.scopes, audience: aud,
 		familyID: g.familyID}, now)
 	if err != nil {
-		return nil, err
+		return nil, out, err
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(g.scopes, " ")}
+	out.Access = at.record
+	resp := &tokenResponse{AccessToken: at.token, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(g.scopes, " ")}
 	if !familyExp.IsZero() {
 		rt := randomToken()
-		err := p.store.CreateRefreshToken(ctx, &storage.RefreshToken{Hash: storage.HashOf(rt), FamilyID: g.familyID,
+		out.Refresh = &storage.RefreshToken{Hash: storage.HashOf(rt), FamilyID: g.familyID,
 			ClientID: g.client.ID, UserID: g.user.ID, SessionID: g.sessionID, Scopes: g.granted, Audience: aud,
 			AuthTime: g.authTime, AMR: g.amr, CreatedAt: now, ExpiresAt: minTime(familyExp, now.Add(p.cfg.RefreshIdleTTL)),
-			FamilyExpiresAt: familyExp})
-		if err != nil {
-			return nil, ErrUnavailable(err)
-		}
+			FamilyExpiresAt: familyExp}
 		resp.RefreshToken = rt
 	}
 	if slices.Contains(g.scopes, "openid") {
-		if resp.IDToken, err = p.idToken(g, at, now); err != nil {
-			return nil, err
+		if resp.IDToken, err = p.idToken(g, at.token, now); err != nil {
+			return nil, out, err
 		}
 	}
-	p.metrics.issued.WithLabelValues(grant, g.client.AccessTokenFormat).Inc()
-	return resp, nil
+	return resp, out, nil
 }
 
 // idClaims is an ID token (OIDC Core §2).
@@ -192,7 +239,9 @@ func atHash(alg, token string) string {
 }
 
 // refreshToken is RFC 6749 §6: the token rotates on every use, and a
-// rotated token's reuse revokes the family.
+// rotated token's reuse revokes the family — except within the reuse grace,
+// where it is a client retrying an answer it lost. Everything is checked
+// before the token is spent, in the transaction that writes its successor.
 func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
 	if !slices.Contains(c.GrantTypes, grantRefreshToken) {
 		return nil, ErrUnauthorizedClient("this client may not use refresh tokens")
@@ -200,19 +249,9 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	if req.refresh == "" {
 		return nil, ErrInvalidRequest("refresh_token is required")
 	}
-	rt, err := p.store.UseRefreshToken(ctx, storage.HashOf(req.refresh))
-	now := p.now()
+	h := storage.HashOf(req.refresh)
+	rt, err := p.store.GetRefreshToken(ctx, h)
 	switch {
-	case errors.Is(err, storage.ErrAlreadyUsed) && rt.RevokedAt.IsZero() && rt.ClientID == c.ID &&
-		p.cfg.RefreshReuseGrace > 0 && now.Before(rt.UsedAt.Add(p.cfg.RefreshReuseGrace)):
-		// A retry within the grace: answer it with a fresh pair of the same family.
-	case errors.Is(err, storage.ErrAlreadyUsed):
-		if rt.ClientID == c.ID {
-			if rerr := p.revokeFamily(ctx, rt.FamilyID); rerr != nil {
-				return nil, ErrUnavailable(rerr)
-			}
-		}
-		return nil, ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, ErrInvalidGrant("the refresh token is unknown or expired")
 	case err != nil:
@@ -229,9 +268,22 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		}
 		scopes = req.scope
 	}
-	u, err := p.store.GetUser(ctx, rt.UserID)
-	if err != nil || u.Disabled {
-		return nil, ErrInvalidGrant("the user cannot sign in")
+	now := p.now()
+	if !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() {
+		if !p.inGrace(rt, now) {
+			return nil, p.reusedRefresh(ctx, rt)
+		}
+	}
+	// A family revoked while this token was being rotated may have missed
+	// its successor; the revocation list does not.
+	if revoked, err := p.store.IsRevoked(ctx, familyMark(rt.FamilyID)); err != nil {
+		return nil, ErrUnavailable(err)
+	} else if revoked {
+		return nil, ErrInvalidGrant("the refresh token was revoked")
+	}
+	u, err := p.grantUser(ctx, rt.UserID)
+	if err != nil {
+		return nil, err
 	}
 	g := userGrant{client: c, user: u, scopes: scopes, granted: rt.Scopes, familyID: rt.FamilyID, sessionID: rt.SessionID,
 		authTime: rt.AuthTime, amr: rt.AMR}
@@ -241,11 +293,52 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	if familyExp.IsZero() {
 		familyExp = rt.ExpiresAt
 	}
-	resp, err := p.issueUserTokens(ctx, g, familyExp, grantRefreshToken, now)
+	resp, out, err := p.mintUserTokens(g, familyExp, now)
 	if err != nil {
 		return nil, err
 	}
+	if rt.UsedAt.IsZero() {
+		used, err := p.store.UseRefreshToken(ctx, h, out)
+		switch {
+		case errors.Is(err, storage.ErrAlreadyUsed) && !p.inGrace(used, now):
+			return nil, p.reusedRefresh(ctx, used)
+		case errors.Is(err, storage.ErrAlreadyUsed): // a concurrent retry: answered like a late one, below
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, ErrInvalidGrant("the refresh token is unknown or expired")
+		case err != nil:
+			return nil, ErrUnavailable(err)
+		default:
+			p.metrics.issued.WithLabelValues(grantRefreshToken, c.AccessTokenFormat).Inc()
+			return resp, nil
+		}
+	}
+	// A retry within the grace: a fresh pair of the same family, the
+	// rotated token staying rotated.
+	if err := p.store.CreateRefreshToken(ctx, out.Refresh); err != nil {
+		return nil, ErrUnavailable(err)
+	}
+	if out.Access != nil {
+		if err := p.store.CreateAccessToken(ctx, out.Access); err != nil {
+			return nil, ErrUnavailable(err)
+		}
+	}
+	p.metrics.issued.WithLabelValues(grantRefreshToken, c.AccessTokenFormat).Inc()
 	return resp, nil
+}
+
+// inGrace: a rotated (not revoked) token presented again within the reuse
+// grace of its rotation is a client retrying an answer it never got.
+func (p *Provider) inGrace(rt *storage.RefreshToken, now time.Time) bool {
+	return rt.RevokedAt.IsZero() && !rt.UsedAt.IsZero() && p.cfg.RefreshReuseGrace > 0 && now.Before(rt.UsedAt.Add(p.cfg.RefreshReuseGrace))
+}
+
+// reusedRefresh answers a rotated or revoked token presented again: the
+// family is revoked, since the token may have been stolen.
+func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken) error {
+	if err := p.revokeFamily(ctx, rt.FamilyID); err != nil {
+		return ErrUnavailable(err)
+	}
+	return ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")
 }
 
 // bearerToken reads an RFC 6750 bearer token from the Authorization header

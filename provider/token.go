@@ -125,12 +125,17 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 		return nil, err
 	}
 	now := p.now()
-	token, ttl, err := p.issueAccessToken(ctx, accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud}, now)
+	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud}, now)
 	if err != nil {
 		return nil, err
 	}
+	if at.record != nil {
+		if err := p.store.CreateAccessToken(ctx, at.record); err != nil {
+			return nil, ErrUnavailable(err)
+		}
+	}
 	p.metrics.issued.WithLabelValues(grantClientCredentials, c.AccessTokenFormat).Inc()
-	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")}, nil
+	return &tokenResponse{AccessToken: at.token, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
 // grantedScopes checks requested scopes against the client's; none
@@ -213,8 +218,15 @@ func newJTI() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// issueAccessToken makes a JWT (RFC 9068) or an opaque token, per client.
-func (p *Provider) issueAccessToken(ctx context.Context, g accessGrant, now time.Time) (string, time.Duration, error) {
+// minted is a new access token and, for an opaque one, the record to store.
+type minted struct {
+	token  string
+	record *storage.AccessToken // nil for a JWT
+}
+
+// mintAccessToken makes a JWT (RFC 9068) or an opaque token, per client;
+// it stores nothing.
+func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.Duration, error) {
 	ttl := g.client.AccessTokenTTL
 	if ttl == 0 {
 		ttl = p.cfg.AccessTokenTTL
@@ -222,27 +234,23 @@ func (p *Provider) issueAccessToken(ctx context.Context, g accessGrant, now time
 	exp := now.Add(ttl)
 	if g.client.AccessTokenFormat == formatOpaque {
 		tok := randomToken()
-		err := p.store.CreateAccessToken(ctx, &storage.AccessToken{
+		return minted{token: tok, record: &storage.AccessToken{
 			Hash: storage.HashOf(tok), ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
 			Audience: g.audience, FamilyID: g.familyID, CreatedAt: now, ExpiresAt: exp,
-		})
-		if err != nil {
-			return "", 0, ErrUnavailable(err)
-		}
-		return tok, ttl, nil
+		}}, ttl, nil
 	}
 	payload, err := json.Marshal(accessClaims{
 		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
 		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID,
 	})
 	if err != nil {
-		return "", 0, err
+		return minted{}, 0, err
 	}
 	tok, err := p.ring.Sign(p.cfg.AccessTokenAlg, "at+jwt", payload)
 	if err != nil {
-		return "", 0, err
+		return minted{}, 0, err
 	}
-	return tok, ttl, nil
+	return minted{token: tok}, ttl, nil
 }
 
 // client returns a client record, from the cache when it can.

@@ -182,7 +182,7 @@ type ProviderConfig struct {
 	IDTokenTTL      time.Duration `yaml:"id_token_ttl" help:"ID token lifetime unless the client sets its own"`
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl" help:"absolute lifetime of a refresh token family unless the client sets its own"`
 	RefreshIdleTTL  time.Duration `yaml:"refresh_idle_ttl" help:"a refresh token unused this long expires (each rotation starts it anew); at most --refresh-token-ttl"`
-	RefreshGrace    time.Duration `yaml:"refresh_reuse_grace" help:"a rotated refresh token may be used again this long after its rotation (client retries) instead of revoking its family; 0: never"`
+	RefreshGrace    time.Duration `yaml:"refresh_reuse_grace" help:"a rotated refresh token may be used again this long after its rotation (a client retrying an answer lost to a crash, a timeout or a 503) and gets a fresh pair instead of revoking its family; 0: every reuse revokes"`
 	LoginLimit      int           `yaml:"login_limit" help:"failed sign-ins allowed per username and per client IP within --login-window"`
 	LoginWindow     time.Duration `yaml:"login_window" help:"the window of --login-limit; a blocked sign-in gets 429 with Retry-After"`
 	BrandName       string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
@@ -225,6 +225,7 @@ func defaultProviderConfig() ProviderConfig {
 		IDTokenTTL:      time.Hour,
 		RefreshTokenTTL: 720 * time.Hour,
 		RefreshIdleTTL:  720 * time.Hour,
+		RefreshGrace:    30 * time.Second,
 		LoginLimit:      5,
 		LoginWindow:     time.Minute,
 		BrandName:       "oidcgate",

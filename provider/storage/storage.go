@@ -219,12 +219,26 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]*User, error)
 }
 
+// Issued is what a grant writes in the transaction that consumes its code
+// or rotates its refresh token: either all of it is written and the code or
+// token is used, or nothing is and it is still usable. A crash or a store
+// error between the steps can then never leave a used token without its
+// successor.
+type Issued struct {
+	Refresh *RefreshToken // the new refresh token, if any
+	Access  *AccessToken  // the opaque access token, if any (a JWT is not stored)
+}
+
 // AuthCodes stores single-use authorization codes.
 type AuthCodes interface {
 	CreateAuthCode(ctx context.Context, c *AuthCode) error
-	// ConsumeAuthCode marks the code used, atomically: of concurrent callers
-	// exactly one gets it; the others get the record and ErrAlreadyUsed.
-	ConsumeAuthCode(ctx context.Context, h Hash) (*AuthCode, error)
+	// GetAuthCode returns an unexpired code, used or not (UsedAt says).
+	GetAuthCode(ctx context.Context, h Hash) (*AuthCode, error)
+	// ConsumeAuthCode marks the code used and writes out in one
+	// transaction: of concurrent callers exactly one gets it; the others get
+	// the record and ErrAlreadyUsed, and write nothing. Should a write of
+	// out fail (ErrAlreadyExists, a lost connection), the code stays unused.
+	ConsumeAuthCode(ctx context.Context, h Hash, out Issued) (*AuthCode, error)
 	DeleteAuthCode(ctx context.Context, h Hash) error
 }
 
@@ -232,10 +246,12 @@ type AuthCodes interface {
 type RefreshTokens interface {
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
 	GetRefreshToken(ctx context.Context, h Hash) (*RefreshToken, error)
-	// UseRefreshToken marks the token rotated, atomically: of concurrent
-	// callers exactly one gets it; the others (and any later caller, or any
-	// caller after the family's revocation) get the record and ErrAlreadyUsed.
-	UseRefreshToken(ctx context.Context, h Hash) (*RefreshToken, error)
+	// UseRefreshToken marks the token rotated and writes out (its
+	// successor) in one transaction: of concurrent callers exactly one gets
+	// it; the others (and any later caller, or any caller after the family's
+	// revocation) get the record and ErrAlreadyUsed, and write nothing.
+	// Should a write of out fail, the token stays unused.
+	UseRefreshToken(ctx context.Context, h Hash, out Issued) (*RefreshToken, error)
 	// RevokeRefreshFamily revokes every token of a family in one operation.
 	RevokeRefreshFamily(ctx context.Context, familyID string) error
 }

@@ -7,6 +7,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -36,7 +37,10 @@ var (
 	bConsents    = []byte("consents")       // user ID 0x00 client ID → consent
 	bKeys        = []byte("signing_keys")
 	bRevocations = []byte("revocations")
-	allBuckets   = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations}
+	// bExpiry indexes the expiring records by deadline, so the clean-up
+	// reads only what has expired: see expiryKey.
+	bExpiry    = []byte("expiry")
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -59,10 +63,14 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
+		indexed := tx.Bucket(bExpiry) != nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if !indexed { // a file from before the expiry index: build it once
+			return reindex(tx)
 		}
 		return nil
 	})
@@ -121,8 +129,59 @@ func pair(a, b string) []byte { return []byte(a + "\x00" + b) }
 // company, instead of paying a disk flush of its own. fn may run twice (a
 // failed batch is retried write by write after its rollback), so it keeps no
 // state outside the transaction but its results.
-func (s *Store) update(fn func(tx *bbolt.Tx) error) error { return s.db.Batch(fn) }
-func (s *Store) view(fn func(tx *bbolt.Tx) error) error   { return s.db.View(fn) }
+//
+// An expected outcome (ErrNotFound, ErrAlreadyExists, ErrAlreadyUsed) is not
+// an error to the batch: returned from fn it would roll back every other
+// writer's work and re-run them one by one. fn returns one only before it
+// has written anything, so update commits the (empty) work and hands the
+// outcome to its caller.
+func (s *Store) update(fn func(tx *bbolt.Tx) error) error {
+	var outcome error
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		outcome = nil
+		err := fn(tx)
+		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists) || errors.Is(err, storage.ErrAlreadyUsed) {
+			outcome = err
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
+// Expiry index: a key is the deadline (big-endian Unix nanoseconds), the
+// record's kind and its key; the value is empty. Writers add an entry for a
+// record's deadline and never remove one: a record deleted or given a later
+// deadline (a sliding session) leaves a stale entry, which the clean-up
+// drops when it reaches it.
+const (
+	kindCode byte = 'c' + iota
+	kindRefresh
+	kindAccess
+	kindInteraction
+	kindSession
+	kindConsent
+	kindRevocation
+)
+
+func expiryKey(deadline time.Time, kind byte, key []byte) []byte {
+	k := make([]byte, 9, 9+len(key))
+	binary.BigEndian.PutUint64(k, uint64(deadline.UnixNano()))
+	k[8] = kind
+	return append(k, key...)
+}
+
+// expires indexes a record that expires at deadline (never, when zero).
+func expires(tx *bbolt.Tx, deadline time.Time, kind byte, key []byte) error {
+	if deadline.IsZero() {
+		return nil
+	}
+	return tx.Bucket(bExpiry).Put(expiryKey(deadline, kind, key), nil)
+}
+func (s *Store) view(fn func(tx *bbolt.Tx) error) error { return s.db.View(fn) }
 
 // CreateClient implements storage.Clients.
 func (s *Store) CreateClient(_ context.Context, c *storage.Client) error {
@@ -265,12 +324,27 @@ func (s *Store) CreateAuthCode(_ context.Context, c *storage.AuthCode) error {
 		if b.Get(c.Hash[:]) != nil {
 			return storage.ErrAlreadyExists
 		}
+		if err := expires(tx, c.ExpiresAt, kindCode, c.Hash[:]); err != nil {
+			return err
+		}
 		return putCopy(b, c.Hash[:], c)
 	})
 }
 
+// GetAuthCode implements storage.AuthCodes.
+func (s *Store) GetAuthCode(_ context.Context, h storage.Hash) (c *storage.AuthCode, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		c, err = get[storage.AuthCode](tx.Bucket(bCodes), h[:])
+		if err == nil && storage.Expired(c.ExpiresAt, s.now()) {
+			c, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return c, err
+}
+
 // ConsumeAuthCode implements storage.AuthCodes.
-func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash) (c *storage.AuthCode, err error) {
+func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash, out storage.Issued) (c *storage.AuthCode, err error) {
 	err = s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bCodes)
 		c, err = get[storage.AuthCode](b, h[:])
@@ -281,6 +355,9 @@ func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash) (c *storage.A
 		}
 		if !c.UsedAt.IsZero() {
 			return storage.ErrAlreadyUsed
+		}
+		if err := writeIssued(tx, out); err != nil {
+			return err
 		}
 		c.UsedAt = now
 		return put(b, h[:], c)
@@ -301,16 +378,34 @@ func (s *Store) DeleteAuthCode(_ context.Context, h storage.Hash) error {
 
 // CreateRefreshToken implements storage.RefreshTokens.
 func (s *Store) CreateRefreshToken(_ context.Context, t *storage.RefreshToken) error {
-	return s.update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bRefresh)
-		if b.Get(t.Hash[:]) != nil {
-			return storage.ErrAlreadyExists
-		}
+	return s.update(func(tx *bbolt.Tx) error { return writeIssued(tx, storage.Issued{Refresh: t}) })
+}
+
+// writeIssued writes a grant's new tokens; when one exists already it
+// writes nothing and says so.
+func writeIssued(tx *bbolt.Tx, out storage.Issued) error {
+	rb, ab := tx.Bucket(bRefresh), tx.Bucket(bAccess)
+	if out.Refresh != nil && rb.Get(out.Refresh.Hash[:]) != nil || out.Access != nil && ab.Get(out.Access.Hash[:]) != nil {
+		return storage.ErrAlreadyExists
+	}
+	if t := out.Refresh; t != nil {
 		if err := tx.Bucket(bFamilies).Put(pair(t.FamilyID, string(t.Hash[:])), nil); err != nil {
 			return err
 		}
-		return putCopy(b, t.Hash[:], t)
-	})
+		if err := expires(tx, t.ExpiresAt, kindRefresh, t.Hash[:]); err != nil {
+			return err
+		}
+		if err := putCopy(rb, t.Hash[:], t); err != nil {
+			return err
+		}
+	}
+	if t := out.Access; t != nil {
+		if err := expires(tx, t.ExpiresAt, kindAccess, t.Hash[:]); err != nil {
+			return err
+		}
+		return putCopy(ab, t.Hash[:], t)
+	}
+	return nil
 }
 
 // GetRefreshToken implements storage.RefreshTokens.
@@ -326,7 +421,7 @@ func (s *Store) GetRefreshToken(_ context.Context, h storage.Hash) (t *storage.R
 }
 
 // UseRefreshToken implements storage.RefreshTokens.
-func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash) (t *storage.RefreshToken, err error) {
+func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash, out storage.Issued) (t *storage.RefreshToken, err error) {
 	err = s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bRefresh)
 		t, err = get[storage.RefreshToken](b, h[:])
@@ -337,6 +432,9 @@ func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash) (t *storage.R
 		}
 		if !t.UsedAt.IsZero() || !t.RevokedAt.IsZero() {
 			return storage.ErrAlreadyUsed
+		}
+		if err := writeIssued(tx, out); err != nil {
+			return err
 		}
 		t.UsedAt = now
 		return put(b, h[:], t)
@@ -373,13 +471,7 @@ func (s *Store) RevokeRefreshFamily(_ context.Context, familyID string) error {
 
 // CreateAccessToken implements storage.AccessTokens.
 func (s *Store) CreateAccessToken(_ context.Context, t *storage.AccessToken) error {
-	return s.update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bAccess)
-		if b.Get(t.Hash[:]) != nil {
-			return storage.ErrAlreadyExists
-		}
-		return putCopy(b, t.Hash[:], t)
-	})
+	return s.update(func(tx *bbolt.Tx) error { return writeIssued(tx, storage.Issued{Access: t}) })
 }
 
 // GetAccessToken implements storage.AccessTokens.
@@ -412,6 +504,9 @@ func (s *Store) CreateInteraction(_ context.Context, i *storage.Interaction) err
 		if b.Get([]byte(i.ID)) != nil {
 			return storage.ErrAlreadyExists
 		}
+		if err := expires(tx, i.ExpiresAt, kindInteraction, []byte(i.ID)); err != nil {
+			return err
+		}
 		return putCopy(b, []byte(i.ID), i)
 	})
 }
@@ -434,6 +529,9 @@ func (s *Store) UpdateInteraction(_ context.Context, i *storage.Interaction) err
 		b := tx.Bucket(bInteract)
 		if b.Get([]byte(i.ID)) == nil {
 			return storage.ErrNotFound
+		}
+		if err := expires(tx, i.ExpiresAt, kindInteraction, []byte(i.ID)); err != nil {
+			return err
 		}
 		return putCopy(b, []byte(i.ID), i)
 	})
@@ -458,6 +556,9 @@ func (s *Store) CreateSession(_ context.Context, se *storage.Session) error {
 			return storage.ErrAlreadyExists
 		}
 		if err := hashes.Put(se.Hash[:], []byte(se.ID)); err != nil {
+			return err
+		}
+		if err := expires(tx, se.Deadline(), kindSession, []byte(se.ID)); err != nil {
 			return err
 		}
 		return putCopy(b, []byte(se.ID), se)
@@ -499,6 +600,9 @@ func (s *Store) UpdateSession(_ context.Context, se *storage.Session) error {
 				return err
 			}
 		}
+		if err := expires(tx, se.Deadline(), kindSession, []byte(se.ID)); err != nil {
+			return err
+		}
 		return putCopy(b, []byte(se.ID), se)
 	})
 }
@@ -521,7 +625,11 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 // PutConsent implements storage.Consents.
 func (s *Store) PutConsent(_ context.Context, c *storage.Consent) error {
 	return s.update(func(tx *bbolt.Tx) error {
-		return putCopy(tx.Bucket(bConsents), pair(c.UserID, c.ClientID), c)
+		k := pair(c.UserID, c.ClientID)
+		if err := expires(tx, c.ExpiresAt, kindConsent, k); err != nil {
+			return err
+		}
+		return putCopy(tx.Bucket(bConsents), k, c)
 	})
 }
 
@@ -600,6 +708,9 @@ func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context)
 // RevokeJTI implements storage.Revocations.
 func (s *Store) RevokeJTI(_ context.Context, r *storage.Revocation) error {
 	return s.update(func(tx *bbolt.Tx) error {
+		if err := expires(tx, r.ExpiresAt, kindRevocation, []byte(r.JTI)); err != nil {
+			return err
+		}
 		return putCopy(tx.Bucket(bRevocations), []byte(r.JTI), r)
 	})
 }
@@ -617,81 +728,118 @@ func (s *Store) IsRevoked(_ context.Context, jti string) (revoked bool, err erro
 	return revoked, err
 }
 
-// sweep deletes the records of bucket whose deadline has passed, calling
-// also first for each (to drop its index entries), and counts them.
-func sweep[T any](tx *bbolt.Tx, bucket []byte, now time.Time, deadline func(*T) time.Time, also func(k []byte, r *T) error) (int, error) {
-	b := tx.Bucket(bucket)
-	var expired [][]byte
-	err := b.ForEach(func(k, v []byte) error {
-		r := new(T)
-		if err := json.Unmarshal(v, r); err != nil {
-			return fmt.Errorf("bolt: decode %s/%x: %w", bucket, k, err)
-		}
-		if !storage.Expired(deadline(r), now) {
-			return nil
-		}
-		if also != nil {
-			if err := also(k, r); err != nil {
-				return err
-			}
-		}
-		expired = append(expired, k)
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, k := range expired {
-		if err := b.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return len(expired), nil
+// expiring says, per kind of record, where it lives, when it expires and
+// what else goes with it.
+type expiring struct {
+	bucket []byte
+	// expired reports whether the record at key has expired at now, and
+	// deletes whatever indexes it besides its bucket when it has.
+	expired func(tx *bbolt.Tx, key []byte, now time.Time) (bool, error)
 }
 
-// DeleteExpired implements storage.Storage. It runs in one transaction;
-// the expiring buckets hold short-lived records, so they stay small.
-func (s *Store) DeleteExpired(_ context.Context) (n int, err error) {
+func expiry[T any](bucket []byte, deadline func(*T) time.Time, also func(tx *bbolt.Tx, k []byte, r *T) error) expiring {
+	return expiring{bucket: bucket, expired: func(tx *bbolt.Tx, k []byte, now time.Time) (bool, error) {
+		r, err := get[T](tx.Bucket(bucket), k)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && !storage.Expired(deadline(r), now) {
+			return false, nil // a stale index entry
+		}
+		if err != nil || also == nil {
+			return err == nil, err
+		}
+		return true, also(tx, k, r)
+	}}
+}
+
+var expiringKinds = map[byte]expiring{
+	kindCode: expiry(bCodes, func(r *storage.AuthCode) time.Time { return r.ExpiresAt }, nil),
+	kindRefresh: expiry(bRefresh, func(r *storage.RefreshToken) time.Time { return r.ExpiresAt },
+		func(tx *bbolt.Tx, k []byte, r *storage.RefreshToken) error {
+			return tx.Bucket(bFamilies).Delete(pair(r.FamilyID, string(k)))
+		}),
+	kindAccess:      expiry(bAccess, func(r *storage.AccessToken) time.Time { return r.ExpiresAt }, nil),
+	kindInteraction: expiry(bInteract, func(r *storage.Interaction) time.Time { return r.ExpiresAt }, nil),
+	kindSession: expiry(bSessions, (*storage.Session).Deadline, func(tx *bbolt.Tx, _ []byte, r *storage.Session) error {
+		return tx.Bucket(bSessionHash).Delete(r.Hash[:])
+	}),
+	kindConsent:    expiry(bConsents, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil),
+	kindRevocation: expiry(bRevocations, func(r *storage.Revocation) time.Time { return r.ExpiresAt }, nil),
+}
+
+// sweepChunk bounds the index entries one clean-up transaction handles, so
+// the writers waiting behind it wait milliseconds, however large the store.
+const sweepChunk = 100
+
+// DeleteExpired implements storage.Storage. It walks the expiry index up to
+// now in short transactions of sweepChunk entries each, and reads only the
+// records the index names.
+func (s *Store) DeleteExpired(ctx context.Context) (n int, err error) {
 	now := s.now()
-	err = s.update(func(tx *bbolt.Tx) error {
-		n = 0
-		counts := []func() (int, error){
-			func() (int, error) {
-				return sweep(tx, bCodes, now, func(r *storage.AuthCode) time.Time { return r.ExpiresAt }, nil)
-			},
-			func() (int, error) {
-				return sweep(tx, bRefresh, now, func(r *storage.RefreshToken) time.Time { return r.ExpiresAt },
-					func(k []byte, r *storage.RefreshToken) error {
-						return tx.Bucket(bFamilies).Delete(pair(r.FamilyID, string(k)))
-					})
-			},
-			func() (int, error) {
-				return sweep(tx, bAccess, now, func(r *storage.AccessToken) time.Time { return r.ExpiresAt }, nil)
-			},
-			func() (int, error) {
-				return sweep(tx, bInteract, now, func(r *storage.Interaction) time.Time { return r.ExpiresAt }, nil)
-			},
-			func() (int, error) {
-				return sweep(tx, bSessions, now, (*storage.Session).Deadline,
-					func(_ []byte, r *storage.Session) error { return tx.Bucket(bSessionHash).Delete(r.Hash[:]) })
-			},
-			func() (int, error) {
-				return sweep(tx, bConsents, now, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil)
-			},
-			func() (int, error) {
-				return sweep(tx, bRevocations, now, func(r *storage.Revocation) time.Time { return r.ExpiresAt }, nil)
-			},
+	limit := expiryKey(now, 0xff, nil)
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
 		}
-		for _, count := range counts {
-			m, err := count()
-			if err != nil {
-				return err
+		seen, deleted := 0, 0
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			idx := tx.Bucket(bExpiry)
+			var done [][]byte
+			c := idx.Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, limit) < 0 && len(done) < sweepChunk; k, _ = c.Next() {
+				done = append(done, k)
 			}
-			n += m
+			for _, k := range done {
+				kind, key := k[8], k[9:]
+				if e, ok := expiringKinds[kind]; ok {
+					gone, err := e.expired(tx, key, now)
+					if err != nil {
+						return err
+					}
+					if gone {
+						if err := tx.Bucket(e.bucket).Delete(key); err != nil {
+							return err
+						}
+						deleted++
+					}
+				}
+				if err := idx.Delete(k); err != nil {
+					return err
+				}
+			}
+			seen = len(done)
+			return nil
+		})
+		if err != nil {
+			return n, err
 		}
-		return nil
-	})
-	return n, err
+		n += deleted
+		if seen < sweepChunk {
+			return n, nil
+		}
+	}
+}
+
+// reindex builds the expiry index of a file written before it existed.
+func reindex(tx *bbolt.Tx) error {
+	for kind, e := range expiringKinds {
+		err := tx.Bucket(e.bucket).ForEach(func(k, v []byte) error {
+			var r struct {
+				ExpiresAt     time.Time `json:"expires_at"`
+				IdleExpiresAt time.Time `json:"idle_expires_at"`
+			}
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("bolt: decode %s/%x: %w", e.bucket, k, err)
+			}
+			deadline := r.ExpiresAt
+			if !r.IdleExpiresAt.IsZero() && r.IdleExpiresAt.Before(deadline) {
+				deadline = r.IdleExpiresAt
+			}
+			return expires(tx, deadline, kind, k)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ping implements storage.Storage.

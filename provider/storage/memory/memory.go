@@ -215,8 +215,19 @@ func (s *Store) CreateAuthCode(_ context.Context, c *storage.AuthCode) error {
 	return nil
 }
 
+// GetAuthCode implements storage.AuthCodes.
+func (s *Store) GetAuthCode(_ context.Context, h storage.Hash) (*storage.AuthCode, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.codes[h]
+	if !ok || storage.Expired(c.ExpiresAt, s.now()) {
+		return nil, storage.ErrNotFound
+	}
+	return clone(c), nil
+}
+
 // ConsumeAuthCode implements storage.AuthCodes.
-func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash) (*storage.AuthCode, error) {
+func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash, out storage.Issued) (*storage.AuthCode, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.codes[h]
@@ -227,8 +238,31 @@ func (s *Store) ConsumeAuthCode(_ context.Context, h storage.Hash) (*storage.Aut
 	if !c.UsedAt.IsZero() {
 		return clone(c), storage.ErrAlreadyUsed
 	}
+	if err := s.writeIssued(out); err != nil {
+		return nil, err
+	}
 	c.UsedAt = storage.Timestamp(now)
 	return clone(c), nil
+}
+
+// writeIssued writes a grant's new tokens, or nothing when one exists
+// already. The caller holds mu.
+func (s *Store) writeIssued(out storage.Issued) error {
+	if out.Refresh != nil {
+		if _, ok := s.refresh[out.Refresh.Hash]; ok {
+			return storage.ErrAlreadyExists
+		}
+	}
+	if out.Access != nil {
+		if _, ok := s.access[out.Access.Hash]; ok {
+			return storage.ErrAlreadyExists
+		}
+		s.access[out.Access.Hash] = clone(out.Access)
+	}
+	if out.Refresh != nil {
+		s.refresh[out.Refresh.Hash] = clone(out.Refresh)
+	}
+	return nil
 }
 
 // DeleteAuthCode implements storage.AuthCodes.
@@ -265,7 +299,7 @@ func (s *Store) GetRefreshToken(_ context.Context, h storage.Hash) (*storage.Ref
 }
 
 // UseRefreshToken implements storage.RefreshTokens.
-func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash) (*storage.RefreshToken, error) {
+func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash, out storage.Issued) (*storage.RefreshToken, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.refresh[h]
@@ -275,6 +309,9 @@ func (s *Store) UseRefreshToken(_ context.Context, h storage.Hash) (*storage.Ref
 	}
 	if !t.UsedAt.IsZero() || !t.RevokedAt.IsZero() {
 		return clone(t), storage.ErrAlreadyUsed
+	}
+	if err := s.writeIssued(out); err != nil {
+		return nil, err
 	}
 	t.UsedAt = storage.Timestamp(now)
 	return clone(t), nil

@@ -250,28 +250,12 @@ func (s *Store) CreateAuthCode(ctx context.Context, c *storage.AuthCode) error {
 	return mapErr(err)
 }
 
-// ConsumeAuthCode implements storage.AuthCodes: one conditional UPDATE, so
-// PostgreSQL's row lock decides the single winner.
-func (s *Store) ConsumeAuthCode(ctx context.Context, h storage.Hash) (*storage.AuthCode, error) {
-	now := storage.Timestamp(s.now())
+// GetAuthCode implements storage.AuthCodes.
+func (s *Store) GetAuthCode(ctx context.Context, h storage.Hash) (*storage.AuthCode, error) {
 	var b []byte
 	var usedAt *time.Time
-	err := s.pool.QueryRow(ctx, `UPDATE auth_codes SET used_at = $2
-		WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING data, used_at`, h[:], now).Scan(&b, &usedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Lost the race, replayed, expired or unknown: tell which.
-		err = s.pool.QueryRow(ctx, "SELECT data, used_at FROM auth_codes WHERE hash = $1 AND expires_at > $2",
-			h[:], now).Scan(&b, &usedAt)
-		if err != nil {
-			return nil, mapErr(err)
-		}
-		c, err := decode[storage.AuthCode](b)
-		if err != nil {
-			return nil, err
-		}
-		c.UsedAt = fromDB(usedAt)
-		return c, storage.ErrAlreadyUsed
-	}
+	err := s.pool.QueryRow(ctx, "SELECT data, used_at FROM auth_codes WHERE hash = $1 AND expires_at > $2",
+		h[:], storage.Timestamp(s.now())).Scan(&b, &usedAt)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -283,6 +267,76 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, h storage.Hash) (*storage.A
 	return c, nil
 }
 
+// errLost ends a consuming transaction whose conditional UPDATE matched no
+// row: the record is unknown, expired or used, which the caller tells apart.
+var errLost = errors.New("postgres: no unused record")
+
+// ConsumeAuthCode implements storage.AuthCodes: a conditional UPDATE (so
+// PostgreSQL's row lock decides the single winner) and the grant's inserts,
+// in one transaction.
+func (s *Store) ConsumeAuthCode(ctx context.Context, h storage.Hash, out storage.Issued) (*storage.AuthCode, error) {
+	now := storage.Timestamp(s.now())
+	var c *storage.AuthCode
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var b []byte
+		var usedAt *time.Time
+		err := tx.QueryRow(ctx, `UPDATE auth_codes SET used_at = $2
+			WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING data, used_at`, h[:], now).Scan(&b, &usedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errLost
+		}
+		if err != nil {
+			return err
+		}
+		if c, err = decode[storage.AuthCode](b); err != nil {
+			return err
+		}
+		c.UsedAt = fromDB(usedAt)
+		return writeIssued(ctx, tx, out)
+	})
+	if errors.Is(err, errLost) {
+		// Lost the race, replayed, expired or unknown: tell which.
+		if c, err = s.GetAuthCode(ctx, h); err != nil {
+			return nil, err
+		}
+		return c, storage.ErrAlreadyUsed
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return c, nil
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// writeIssued inserts a grant's new tokens inside its transaction.
+func writeIssued(ctx context.Context, tx execer, out storage.Issued) error {
+	if out.Refresh != nil {
+		if err := insertRefresh(ctx, tx, out.Refresh); err != nil {
+			return err
+		}
+	}
+	if out.Access != nil {
+		return insertAccess(ctx, tx, out.Access)
+	}
+	return nil
+}
+
+func insertRefresh(ctx context.Context, q execer, t *storage.RefreshToken) error {
+	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, family_id, data, expires_at, used_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, t.Hash[:], t.FamilyID, record(t), ts(t.ExpiresAt), ts(t.UsedAt), ts(t.RevokedAt))
+	return mapErr(err)
+}
+
+func insertAccess(ctx context.Context, q execer, t *storage.AccessToken) error {
+	_, err := q.Exec(ctx, "INSERT INTO access_tokens (hash, data, expires_at) VALUES ($1, $2, $3)",
+		t.Hash[:], record(t), storage.Timestamp(t.ExpiresAt))
+	return mapErr(err)
+}
+
 // DeleteAuthCode implements storage.AuthCodes.
 func (s *Store) DeleteAuthCode(ctx context.Context, h storage.Hash) error {
 	return s.exec(ctx, "DELETE FROM auth_codes WHERE hash = $1", h[:])
@@ -290,9 +344,7 @@ func (s *Store) DeleteAuthCode(ctx context.Context, h storage.Hash) error {
 
 // CreateRefreshToken implements storage.RefreshTokens.
 func (s *Store) CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO refresh_tokens (hash, family_id, data, expires_at, used_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, t.Hash[:], t.FamilyID, record(t), ts(t.ExpiresAt), ts(t.UsedAt), ts(t.RevokedAt))
-	return mapErr(err)
+	return insertRefresh(ctx, s.pool, t)
 }
 
 const refreshCols = "data, used_at, revoked_at"
@@ -317,19 +369,33 @@ func (s *Store) GetRefreshToken(ctx context.Context, h storage.Hash) (*storage.R
 		h[:], storage.Timestamp(s.now())))
 }
 
-// UseRefreshToken implements storage.RefreshTokens.
-func (s *Store) UseRefreshToken(ctx context.Context, h storage.Hash) (*storage.RefreshToken, error) {
+// UseRefreshToken implements storage.RefreshTokens: the conditional UPDATE
+// and the successor's insert in one transaction.
+func (s *Store) UseRefreshToken(ctx context.Context, h storage.Hash, out storage.Issued) (*storage.RefreshToken, error) {
 	now := storage.Timestamp(s.now())
-	t, err := scanRefresh(s.pool.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $2
-		WHERE hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING `+refreshCols, h[:], now))
-	if errors.Is(err, storage.ErrNotFound) {
-		t, err = s.GetRefreshToken(ctx, h)
+	var t *storage.RefreshToken
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		t, err = scanRefresh(tx.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $2
+			WHERE hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING `+refreshCols, h[:], now))
+		if errors.Is(err, storage.ErrNotFound) {
+			return errLost
+		}
 		if err != nil {
+			return err
+		}
+		return writeIssued(ctx, tx, out)
+	})
+	if errors.Is(err, errLost) {
+		if t, err = s.GetRefreshToken(ctx, h); err != nil {
 			return nil, err
 		}
 		return t, storage.ErrAlreadyUsed
 	}
-	return t, err
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return t, nil
 }
 
 // RevokeRefreshFamily implements storage.RefreshTokens.
@@ -341,9 +407,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) error 
 
 // CreateAccessToken implements storage.AccessTokens.
 func (s *Store) CreateAccessToken(ctx context.Context, t *storage.AccessToken) error {
-	_, err := s.pool.Exec(ctx, "INSERT INTO access_tokens (hash, data, expires_at) VALUES ($1, $2, $3)",
-		t.Hash[:], record(t), storage.Timestamp(t.ExpiresAt))
-	return mapErr(err)
+	return insertAccess(ctx, s.pool, t)
 }
 
 // GetAccessToken implements storage.AccessTokens.

@@ -61,6 +61,9 @@ func Run(t *testing.T, open Opener) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshConcurrentUse", testRefreshConcurrent},
 		{"RefreshFamilyRevocation", testRefreshFamily},
+		{"RotationIsOneTransaction", testRotationAtomic},
+		{"RedemptionIsOneTransaction", testRedemptionAtomic},
+		{"RotationConcurrentSuccessors", testRotationConcurrent},
 		{"AccessTokens", testAccessTokens},
 		{"Interactions", testInteractions},
 		{"Sessions", testSessions},
@@ -263,32 +266,142 @@ func testAuthCodes(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.CreateAuthCode(ctx, c))
 	wantErr(t, s.CreateAuthCode(ctx, newCode("code-1", clk)), storage.ErrAlreadyExists)
 
-	got, err := s.ConsumeAuthCode(ctx, storage.HashOf("code-1"))
+	got, err := s.ConsumeAuthCode(ctx, storage.HashOf("code-1"), storage.Issued{})
 	must(t, err)
 	if got.ClientID != "c1" || got.Nonce != c.Nonce || got.CodeChallenge != c.CodeChallenge || got.FamilyID != c.FamilyID ||
 		got.Hash != c.Hash || !slices.Equal(got.Scopes, c.Scopes) {
 		t.Errorf("ConsumeAuthCode = %+v", got)
 	}
 	equalTime(t, "UsedAt", got.UsedAt, clk.Now())
-	again, err := s.ConsumeAuthCode(ctx, storage.HashOf("code-1"))
+	again, err := s.ConsumeAuthCode(ctx, storage.HashOf("code-1"), storage.Issued{})
 	wantErr(t, err, storage.ErrAlreadyUsed)
 	if again == nil || again.FamilyID != c.FamilyID {
 		t.Errorf("a replay must return the record for family revocation, got %+v", again)
 	}
 
-	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("unknown"))
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("unknown"), storage.Issued{})
 	wantErr(t, err, storage.ErrNotFound)
 
 	must(t, s.CreateAuthCode(ctx, newCode("code-2", clk)))
 	clk.Advance(time.Minute)
-	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-2"))
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-2"), storage.Issued{})
 	wantErr(t, err, storage.ErrNotFound)
 
 	must(t, s.CreateAuthCode(ctx, newCode("code-3", clk)))
 	must(t, s.DeleteAuthCode(ctx, storage.HashOf("code-3")))
-	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-3"))
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-3"), storage.Issued{})
 	wantErr(t, err, storage.ErrNotFound)
 	wantErr(t, s.DeleteAuthCode(ctx, storage.HashOf("code-3")), storage.ErrNotFound)
+}
+
+// testRotationAtomic: rotating a refresh token writes its successor (and an
+// opaque access token) in the same transaction; a write that fails between
+// the steps — here the successor's or the access token's key exists already,
+// as a crash or a lost connection would fail it — leaves the old token
+// unused, so the client's retry still works.
+func testRotationAtomic(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateRefreshToken(ctx, newRefresh("old", "fam", clk)))
+	must(t, s.CreateRefreshToken(ctx, newRefresh("taken", "other", clk)))
+	must(t, s.CreateAccessToken(ctx, newAccess("taken-at", clk)))
+	for _, tc := range []struct {
+		name string
+		out  storage.Issued
+	}{
+		{"successor exists", storage.Issued{Refresh: newRefresh("taken", "fam", clk)}},
+		{"access token exists", storage.Issued{Refresh: newRefresh("next-1", "fam", clk), Access: newAccess("taken-at", clk)}},
+	} {
+		_, err := s.UseRefreshToken(ctx, storage.HashOf("old"), tc.out)
+		wantErr(t, err, storage.ErrAlreadyExists)
+		got, err := s.GetRefreshToken(ctx, storage.HashOf("old"))
+		must(t, err)
+		if !got.UsedAt.IsZero() {
+			t.Fatalf("%s: the failed rotation used the old token", tc.name)
+		}
+		if _, err := s.GetRefreshToken(ctx, storage.HashOf("next-1")); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: the failed rotation wrote part of its successors: %v", tc.name, err)
+		}
+	}
+	used, err := s.UseRefreshToken(ctx, storage.HashOf("old"), storage.Issued{Refresh: newRefresh("next", "fam", clk),
+		Access: newAccess("next-at", clk)})
+	must(t, err)
+	if used.FamilyID != "fam" || used.UsedAt.IsZero() {
+		t.Errorf("UseRefreshToken = %+v", used)
+	}
+	next, err := s.GetRefreshToken(ctx, storage.HashOf("next"))
+	must(t, err)
+	if next.FamilyID != "fam" || !next.UsedAt.IsZero() {
+		t.Errorf("successor = %+v", next)
+	}
+	_, err = s.GetAccessToken(ctx, storage.HashOf("next-at"))
+	must(t, err)
+	// A used token writes nothing more.
+	_, err = s.UseRefreshToken(ctx, storage.HashOf("old"), storage.Issued{Refresh: newRefresh("next-2", "fam", clk)})
+	wantErr(t, err, storage.ErrAlreadyUsed)
+	_, err = s.GetRefreshToken(ctx, storage.HashOf("next-2"))
+	wantErr(t, err, storage.ErrNotFound)
+	// The successor is one of the family: revoking the family reaches it.
+	must(t, s.RevokeRefreshFamily(ctx, "fam"))
+	_, err = s.UseRefreshToken(ctx, storage.HashOf("next"), storage.Issued{})
+	wantErr(t, err, storage.ErrAlreadyUsed)
+}
+
+// testRedemptionAtomic: the same for a code and its first tokens.
+func testRedemptionAtomic(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateAuthCode(ctx, newCode("code", clk)))
+	must(t, s.CreateRefreshToken(ctx, newRefresh("taken", "other", clk)))
+	got, err := s.GetAuthCode(ctx, storage.HashOf("code"))
+	must(t, err)
+	if got.FamilyID != "fam-code" || !got.UsedAt.IsZero() {
+		t.Errorf("GetAuthCode = %+v", got)
+	}
+	_, err = s.GetAuthCode(ctx, storage.HashOf("unknown"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code"), storage.Issued{Refresh: newRefresh("taken", "fam-code", clk),
+		Access: newAccess("at", clk)})
+	wantErr(t, err, storage.ErrAlreadyExists)
+	if got, err := s.GetAuthCode(ctx, storage.HashOf("code")); err != nil || !got.UsedAt.IsZero() {
+		t.Fatalf("the failed redemption used the code: %+v, %v", got, err)
+	}
+	if _, err := s.GetAccessToken(ctx, storage.HashOf("at")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the failed redemption wrote its access token: %v", err)
+	}
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code"), storage.Issued{Refresh: newRefresh("first", "fam-code", clk),
+		Access: newAccess("at", clk)})
+	must(t, err)
+	_, err = s.GetRefreshToken(ctx, storage.HashOf("first"))
+	must(t, err)
+	_, err = s.GetAccessToken(ctx, storage.HashOf("at"))
+	must(t, err)
+	used, err := s.GetAuthCode(ctx, storage.HashOf("code"))
+	must(t, err)
+	equalTime(t, "UsedAt", used.UsedAt, clk.Now())
+}
+
+// testRotationConcurrent: of 50 concurrent rotations, each with its own
+// successor, one wins and only its successor is written.
+func testRotationConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateRefreshToken(ctx, newRefresh("contended", "fam", clk)))
+	var n atomic.Int32
+	race(t, 50, func() error {
+		_, err := s.UseRefreshToken(ctx, storage.HashOf("contended"),
+			storage.Issued{Refresh: newRefresh(fmt.Sprint("succ-", n.Add(1)), "fam", clk)})
+		return err
+	})
+	written := 0
+	for i := 1; i <= 50; i++ {
+		if _, err := s.GetRefreshToken(ctx, storage.HashOf(fmt.Sprint("succ-", i))); err == nil {
+			written++
+		}
+	}
+	if written != 1 {
+		t.Errorf("%d successors written, want 1", written)
+	}
+}
+
+func newAccess(secret string, clk *Clock) *storage.AccessToken {
+	return &storage.AccessToken{Hash: storage.HashOf(secret), ClientID: "c1", Subject: "u1", FamilyID: "fam",
+		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
 }
 
 // race runs fn from n goroutines released together and counts the
@@ -333,7 +446,7 @@ func race(t *testing.T, n int, fn func() error) {
 func testAuthCodeConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.CreateAuthCode(ctx, newCode("contended", clk)))
 	race(t, 50, func() error {
-		_, err := s.ConsumeAuthCode(ctx, storage.HashOf("contended"))
+		_, err := s.ConsumeAuthCode(ctx, storage.HashOf("contended"), storage.Issued{})
 		return err
 	})
 }
@@ -367,29 +480,29 @@ func testRefreshTokens(t *testing.T, s storage.Storage, clk *Clock) {
 	_, err = s.GetRefreshToken(ctx, storage.HashOf("unknown"))
 	wantErr(t, err, storage.ErrNotFound)
 
-	used, err := s.UseRefreshToken(ctx, rt.Hash)
+	used, err := s.UseRefreshToken(ctx, rt.Hash, storage.Issued{})
 	must(t, err)
 	equalTime(t, "UsedAt", used.UsedAt, clk.Now())
-	again, err := s.UseRefreshToken(ctx, rt.Hash)
+	again, err := s.UseRefreshToken(ctx, rt.Hash, storage.Issued{})
 	wantErr(t, err, storage.ErrAlreadyUsed)
 	if again == nil || again.FamilyID != "fam-1" {
 		t.Errorf("reuse must return the record, got %+v", again)
 	}
-	_, err = s.UseRefreshToken(ctx, storage.HashOf("unknown"))
+	_, err = s.UseRefreshToken(ctx, storage.HashOf("unknown"), storage.Issued{})
 	wantErr(t, err, storage.ErrNotFound)
 
 	must(t, s.CreateRefreshToken(ctx, newRefresh("rt-2", "fam-2", clk)))
 	clk.Advance(time.Hour)
 	_, err = s.GetRefreshToken(ctx, storage.HashOf("rt-2"))
 	wantErr(t, err, storage.ErrNotFound)
-	_, err = s.UseRefreshToken(ctx, storage.HashOf("rt-2"))
+	_, err = s.UseRefreshToken(ctx, storage.HashOf("rt-2"), storage.Issued{})
 	wantErr(t, err, storage.ErrNotFound)
 }
 
 func testRefreshConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.CreateRefreshToken(ctx, newRefresh("contended", "fam", clk)))
 	race(t, 50, func() error {
-		_, err := s.UseRefreshToken(ctx, storage.HashOf("contended"))
+		_, err := s.UseRefreshToken(ctx, storage.HashOf("contended"), storage.Issued{})
 		return err
 	})
 }
@@ -406,11 +519,11 @@ func testRefreshFamily(t *testing.T, s storage.Storage, clk *Clock) {
 		got, err := s.GetRefreshToken(ctx, h)
 		must(t, err)
 		equalTime(t, "RevokedAt", got.RevokedAt, clk.Now())
-		_, err = s.UseRefreshToken(ctx, h)
+		_, err = s.UseRefreshToken(ctx, h, storage.Issued{})
 		wantErr(t, err, storage.ErrAlreadyUsed)
 	}
 	// Another family is untouched.
-	if _, err := s.UseRefreshToken(ctx, storage.HashOf("b0")); err != nil {
+	if _, err := s.UseRefreshToken(ctx, storage.HashOf("b0"), storage.Issued{}); err != nil {
 		t.Errorf("other family affected: %v", err)
 	}
 	// Revoking again, or an unknown family, is not an error.
@@ -694,7 +807,7 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, err)
 	_, err = s.GetSession(ctx, storage.HashOf("cookie-"+long))
 	must(t, err)
-	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-"+long))
+	_, err = s.ConsumeAuthCode(ctx, storage.HashOf("code-"+long), storage.Issued{})
 	must(t, err)
 	_, err = s.GetConsent(ctx, "u-"+long, "c1")
 	must(t, err)
@@ -710,6 +823,24 @@ func testDeleteExpired(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at-" + short), ClientID: "c1",
 		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}))
 	must(t, s.CreateSession(ctx, newSession("sid-"+short, "cookie-"+short, clk)))
+
+	// A session kept alive past its first idle deadline is not collected at it.
+	se := newSession("sid-sliding", "cookie-sliding", clk)
+	se.IdleExpiresAt, se.ExpiresAt = clk.Now().Add(time.Minute), clk.Now().Add(time.Hour)
+	must(t, s.CreateSession(ctx, se))
+	clk.Advance(30 * time.Second)
+	se.IdleExpiresAt = clk.Now().Add(time.Minute)
+	must(t, s.UpdateSession(ctx, se))
+	clk.Advance(45 * time.Second)
+	_, err = s.DeleteExpired(ctx)
+	must(t, err)
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-sliding"))
+	must(t, err)
+	clk.Advance(time.Minute)
+	_, err = s.DeleteExpired(ctx)
+	must(t, err)
+	_, err = s.GetSession(ctx, storage.HashOf("cookie-sliding"))
+	wantErr(t, err, storage.ErrNotFound)
 }
 
 func testTimeZones(t *testing.T, s storage.Storage, clk *Clock) {
@@ -765,7 +896,7 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	must(t, s.CreateAccessToken(ctx, &storage.AccessToken{Hash: storage.HashOf("at"), ClientID: "c1",
 		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}))
 	// A used refresh token stays used.
-	_, err := s.UseRefreshToken(ctx, storage.HashOf("rt"))
+	_, err := s.UseRefreshToken(ctx, storage.HashOf("rt"), storage.Issued{})
 	must(t, err)
 
 	s = reopen()
@@ -775,10 +906,10 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	if _, err := s.GetUserByUsername(ctx, "alice"); err != nil {
 		t.Errorf("user: %v", err)
 	}
-	if _, err := s.ConsumeAuthCode(ctx, storage.HashOf("code")); err != nil {
+	if _, err := s.ConsumeAuthCode(ctx, storage.HashOf("code"), storage.Issued{}); err != nil {
 		t.Errorf("code: %v", err)
 	}
-	if _, err := s.UseRefreshToken(ctx, storage.HashOf("rt")); !errors.Is(err, storage.ErrAlreadyUsed) {
+	if _, err := s.UseRefreshToken(ctx, storage.HashOf("rt"), storage.Issued{}); !errors.Is(err, storage.ErrAlreadyUsed) {
 		t.Errorf("used refresh token after reopen: %v, want ErrAlreadyUsed", err)
 	}
 	if _, err := s.GetAccessToken(ctx, storage.HashOf("at")); err != nil {

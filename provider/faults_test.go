@@ -1,0 +1,167 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/oidcgate/oidcgate/provider/storage"
+	"github.com/oidcgate/oidcgate/provider/storage/memory"
+)
+
+// errOutage is what a store that lost its database answers.
+var errOutage = errors.New("connection refused (injected)")
+
+// faultyStore is the memory store with faults injected on demand: a named
+// operation fails with errOutage, without doing anything, while it is set.
+type faultyStore struct {
+	storage.Storage
+	mu   sync.Mutex
+	down map[string]bool
+}
+
+func newFaultyStore() *faultyStore {
+	return &faultyStore{Storage: memory.New(time.Now), down: map[string]bool{}}
+}
+
+func (f *faultyStore) fail(ops ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, op := range ops {
+		f.down[op] = true
+	}
+}
+
+func (f *faultyStore) heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.down)
+}
+
+func (f *faultyStore) err(op string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down[op] || f.down["*"] {
+		return errOutage
+	}
+	return nil
+}
+
+func (f *faultyStore) GetUser(ctx context.Context, id string) (*storage.User, error) {
+	if err := f.err("GetUser"); err != nil {
+		return nil, err
+	}
+	return f.Storage.GetUser(ctx, id)
+}
+
+func (f *faultyStore) UseRefreshToken(ctx context.Context, h storage.Hash, out storage.Issued) (*storage.RefreshToken, error) {
+	if err := f.err("UseRefreshToken"); err != nil {
+		return nil, err
+	}
+	return f.Storage.UseRefreshToken(ctx, h, out)
+}
+
+func (f *faultyStore) ConsumeAuthCode(ctx context.Context, h storage.Hash, out storage.Issued) (*storage.AuthCode, error) {
+	if err := f.err("ConsumeAuthCode"); err != nil {
+		return nil, err
+	}
+	return f.Storage.ConsumeAuthCode(ctx, h, out)
+}
+
+func (f *faultyStore) GetClient(ctx context.Context, id string) (*storage.Client, error) {
+	if err := f.err("GetClient"); err != nil {
+		return nil, err
+	}
+	return f.Storage.GetClient(ctx, id)
+}
+
+func (f *faultyStore) GetInteraction(ctx context.Context, id string) (*storage.Interaction, error) {
+	if err := f.err("GetInteraction"); err != nil {
+		return nil, err
+	}
+	return f.Storage.GetInteraction(ctx, id)
+}
+
+func (f *faultyStore) CreateInteraction(ctx context.Context, i *storage.Interaction) error {
+	if err := f.err("CreateInteraction"); err != nil {
+		return err
+	}
+	return f.Storage.CreateInteraction(ctx, i)
+}
+
+// wantUnavailable checks RFC 6749's answer to an outage: 503
+// temporarily_unavailable, with Retry-After.
+func wantUnavailable(t *testing.T, what string, r response) {
+	t.Helper()
+	if r.status != 503 || r.json(t)["error"] != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("%s during the outage: %d %v %s, want 503 temporarily_unavailable with Retry-After", what, r.status,
+			r.header, r.body)
+	}
+}
+
+// TestStoreOutageKeepsGrants: a store failure during a code redemption or
+// a refresh is 503 temporarily_unavailable — never invalid_grant — and the
+// code or refresh token is still good once the store is back.
+func TestStoreOutageKeepsGrants(t *testing.T) {
+	fs := newFaultyStore()
+	s := start(t, fs)
+	verifier := strings.Repeat("v", 43)
+	b := newBrowser(t)
+	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access", "code_challenge": oauth2.S256ChallengeFromVerifier(verifier)}))
+	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
+	redeem := func() response {
+		return s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+			"code_verifier": {verifier}}.Encode(), "web:"+secret)
+	}
+	for _, op := range []string{"GetUser", "ConsumeAuthCode"} {
+		fs.fail(op)
+		wantUnavailable(t, "code redemption ("+op+" failing)", redeem())
+		fs.heal()
+	}
+	tok := redeem()
+	if tok.status != 200 {
+		t.Fatalf("the code after the outage: %d %s", tok.status, tok.body)
+	}
+	rt := tok.json(t)["refresh_token"].(string)
+	refresh := func(token string) response {
+		return s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}.Encode(), "web:"+secret)
+	}
+	for _, op := range []string{"GetUser", "UseRefreshToken"} {
+		fs.fail(op)
+		wantUnavailable(t, "refresh ("+op+" failing)", refresh(rt))
+		fs.heal()
+	}
+	next := refresh(rt)
+	if next.status != 200 {
+		t.Fatalf("the refresh token after the outage: %d %s", next.status, next.body)
+	}
+	if r := refresh(next.json(t)["refresh_token"].(string)); r.status != 200 {
+		t.Fatalf("the family after the outage: %d %s", r.status, r.body)
+	}
+}
+
+// TestRefreshWiderScopeSpendsNothing: a refresh asking for more than was
+// granted is refused before the token is spent.
+func TestRefreshWiderScopeSpendsNothing(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	verifier := strings.Repeat("v", 43)
+	b := newBrowser(t)
+	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access", "code_challenge": oauth2.S256ChallengeFromVerifier(verifier)}))
+	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
+	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
+	rt := tok["refresh_token"].(string)
+	wide := s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"openid email"}}.Encode(), "web:"+secret)
+	if wide.status != 400 || wide.json(t)["error"] != "invalid_scope" {
+		t.Fatalf("wider scope: %d %s", wide.status, wide.body)
+	}
+	if r := s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "web:"+secret); r.status != 200 {
+		t.Fatalf("the token after a refused wider scope: %d %s", r.status, r.body)
+	}
+}
