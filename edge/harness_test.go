@@ -102,6 +102,7 @@ type worldOpts struct {
 	negativeTTL time.Duration
 	introTTL    time.Duration
 	minRefresh  time.Duration
+	maxRefresh  time.Duration
 	maxStale    time.Duration
 	prePublish  time.Duration
 	reload      time.Duration
@@ -169,7 +170,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	reg := prometheus.NewRegistry()
 	w.registry = reg
 	w.jwks, err = edge.NewRemoteKeys(edge.RemoteKeysConfig{URL: w.issuer + "/jwks", MinRefresh: o.minRefresh, MaxStale: o.maxStale,
-		DefaultRefresh: 5 * time.Minute, FetchTimeout: 2 * time.Second}, discard, reg, w.clock.Now)
+		MaxRefresh: o.maxRefresh, DefaultRefresh: 5 * time.Minute, FetchTimeout: 2 * time.Second}, discard, reg, w.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,10 @@ type RemoteKeysConfig struct {
 	// DefaultRefresh is the refresh period when the JWKS response has no
 	// Cache-Control max-age.
 	DefaultRefresh time.Duration
+	// MaxRefresh caps the refresh period whatever the max-age says: it
+	// bounds how long a revoked key is trusted (0: no cap). Refreshes are
+	// conditional (If-None-Match), so an unchanged set costs a 304.
+	MaxRefresh time.Duration
 	// FetchTimeout bounds one fetch.
 	FetchTimeout time.Duration
 }
@@ -49,6 +53,7 @@ type jwksSnapshot struct {
 	keys      map[string]*keys.PublicKey
 	fetchedAt time.Time
 	maxAge    time.Duration
+	etag      string
 }
 
 // RemoteKeys is a keys.KeySet over a provider's JWKS. The key set lives in
@@ -66,6 +71,8 @@ type RemoteKeys struct {
 
 	mu          sync.Mutex
 	lastAttempt time.Time // of any fetch, for MinRefresh
+	lastNewer   time.Time // of the last fetch for a newer token, see RefreshFor
+	newerIat    int64     // that token's iat
 
 	fetches *prometheus.CounterVec
 }
@@ -145,6 +152,34 @@ func (r *RemoteKeys) tryRefresh(now time.Time) {
 	r.Refresh(ctx)
 }
 
+// newerInterval is the least time between two fetches for tokens newer
+// than the key set (RefreshFor): made-up tokens can cost at most one fetch
+// per second, and only by claiming a newer iat each time.
+const newerInterval = time.Second
+
+// RefreshFor fetches the key set again for a token with an unknown kid
+// issued (iat, Unix seconds, unverified) no earlier than the last fetch: its
+// key may have been published since — an emergency revocation's
+// replacement signs at once. It runs even inside MinRefresh, but at most
+// once per iat and per newerInterval, never for an iat in the future, and
+// is shared with concurrent callers. It reports whether it fetched.
+func (r *RemoteKeys) RefreshFor(iat int64) bool {
+	s, now := r.snap.Load(), r.now()
+	if s == nil || iat < s.fetchedAt.Unix() || iat > now.Unix()+1 {
+		return false
+	}
+	r.mu.Lock()
+	if iat <= r.newerIat || now.Sub(r.lastNewer) < newerInterval {
+		r.mu.Unlock()
+		return false
+	}
+	r.newerIat, r.lastNewer, r.lastAttempt = iat, now, now
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FetchTimeout)
+	defer cancel()
+	return r.Refresh(ctx) == nil
+}
+
 // Refresh fetches the key set now (de-duplicated with concurrent callers).
 func (r *RemoteKeys) Refresh(ctx context.Context) error {
 	_, err, _ := r.sf.Do("jwks", func() (any, error) {
@@ -166,12 +201,21 @@ func (r *RemoteKeys) fetch(ctx context.Context) error {
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(r.cfg.URL)
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	old := r.snap.Load()
+	if old != nil && old.etag != "" {
+		req.Header.Set("If-None-Match", old.etag)
+	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = r.now().Add(r.cfg.FetchTimeout)
 	}
 	if err := r.client.DoDeadline(req, resp, deadline); err != nil {
 		return err
+	}
+	cc := maxAge(resp.Header.Peek("Cache-Control"))
+	if resp.StatusCode() == fasthttp.StatusNotModified && old != nil {
+		r.snap.Store(&jwksSnapshot{keys: old.keys, fetchedAt: r.now(), maxAge: cc, etag: old.etag})
+		return nil
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return fmt.Errorf("status %d", resp.StatusCode())
@@ -180,8 +224,7 @@ func (r *RemoteKeys) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	old := r.snap.Load()
-	r.snap.Store(&jwksSnapshot{keys: set, fetchedAt: r.now(), maxAge: maxAge(resp.Header.Peek("Cache-Control"))})
+	r.snap.Store(&jwksSnapshot{keys: set, fetchedAt: r.now(), maxAge: cc, etag: string(resp.Header.Peek("ETag"))})
 	if old != nil && lostKey(old.keys, set) {
 		r.epoch.Add(1) // after the swap, as keys.Ring does
 	}
@@ -279,6 +322,9 @@ func (r *RemoteKeys) Run(ctx context.Context) {
 		wait := r.cfg.DefaultRefresh
 		if s := r.snap.Load(); s != nil && s.maxAge > 0 {
 			wait = s.maxAge * 3 / 4 // before it runs out
+		}
+		if r.cfg.MaxRefresh > 0 {
+			wait = min(wait, r.cfg.MaxRefresh)
 		}
 		if err != nil {
 			wait = min(wait, r.cfg.MinRefresh)

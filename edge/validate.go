@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -185,6 +186,34 @@ type Validator struct {
 	seed   maphash.Seed
 
 	epochs keyEpochs // the key set's, when it counts them
+	newer  newerKeys // the key set's, when it can fetch for a newer token
+}
+
+// newerKeys is a key set that can fetch again for a token issued after its
+// last fetch (RemoteKeys.RefreshFor).
+type newerKeys interface {
+	RefreshFor(iat int64) bool
+}
+
+// unverifiedIat reads a JWT's iat before its signature is checked: only to
+// decide whether fetching the key set again could help.
+func unverifiedIat(tok []byte) (int64, bool) {
+	parts := bytes.SplitN(tok, []byte("."), 3)
+	if len(parts) != 3 || len(parts[1]) > keys.MaxTokenSize {
+		return 0, false
+	}
+	payload := make([]byte, base64.RawURLEncoding.DecodedLen(len(parts[1])))
+	n, err := base64.RawURLEncoding.Decode(payload, parts[1])
+	if err != nil {
+		return 0, false
+	}
+	var c struct {
+		Iat *int64 `json:"iat"`
+	}
+	if gojson.Unmarshal(payload[:n], &c) != nil || c.Iat == nil {
+		return 0, false
+	}
+	return *c.Iat, true
 }
 
 const recentSlots = 1024
@@ -217,6 +246,7 @@ func NewValidator(cfg ValidatorConfig, ks keys.KeySet, revocations RevocationLis
 	val := &Validator{cfg: cfg, verifier: v, revocations: revocations, introspector: introspector,
 		verified: verified, seed: maphash.MakeSeed()}
 	val.epochs, _ = ks.(keyEpochs)
+	val.newer, _ = ks.(newerKeys)
 	// Without an introspector there is nothing to cache, and a cache's
 	// admission sketch alone is ~30 bytes per entry it is sized for.
 	if introspector != nil {
@@ -416,6 +446,11 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 		return nil, deny(ReasonMalformed, "the token is not a bearer token")
 	}
 	payload, hdr, err := v.verifier.Verify(tok)
+	if errors.Is(err, keys.ErrUnknownKey) && v.newer != nil {
+		if iat, ok := unverifiedIat(tok); ok && v.newer.RefreshFor(iat) {
+			payload, hdr, err = v.verifier.Verify(tok)
+		}
+	}
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		return nil, deny(ReasonUnavailable, "no verification keys are available")

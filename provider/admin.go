@@ -3,10 +3,12 @@ package provider
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -52,6 +54,9 @@ func (p *Provider) adminRoutes(a *adapter) fasthttp.RequestHandler {
 	r.GET("/admin/v1/clients", a.handle("admin_clients_list", p.adminListClients))
 	r.GET("/admin/v1/clients/{id}", a.handle("admin_clients_get", p.adminGetClient))
 	r.DELETE("/admin/v1/clients/{id}", a.handle("admin_clients_delete", p.adminDeleteClient))
+	r.GET("/admin/v1/keys", a.handle("admin_keys_list", p.adminListKeys))
+	r.POST("/admin/v1/keys/rotate", a.handle("admin_keys_rotate", p.adminRotateKey))
+	r.POST("/admin/v1/keys/{kid}/revoke", a.handle("admin_keys_revoke", p.adminRevokeKey))
 	return r.Handler
 }
 
@@ -97,4 +102,63 @@ func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
 	p.ForgetClient(id)
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
+}
+
+// KeyView is a signing key as operators see it: never the private half.
+type KeyView struct {
+	KID       string `json:"kid"`
+	Alg       string `json:"alg"`
+	State     string `json:"state"`
+	CreatedAt string `json:"created_at"`
+	Activates string `json:"activates_at"`
+	Retires   string `json:"retires_at,omitempty"`
+}
+
+func viewKeys(recs []keys.Record) []KeyView {
+	out := make([]KeyView, len(recs))
+	for i, r := range recs {
+		out[i] = KeyView{KID: r.ID, Alg: r.Alg, State: string(r.State), CreatedAt: r.CreatedAt.Format(time.RFC3339),
+			Activates: r.ActivatesAt.Format(time.RFC3339)}
+		if !r.RetiresAt.IsZero() {
+			out[i].Retires = r.RetiresAt.Format(time.RFC3339)
+		}
+	}
+	return out
+}
+
+func (p *Provider) adminListKeys(ctx *fasthttp.RequestCtx) error {
+	return writeJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
+}
+
+// adminRotateKey stages a new key for ?alg= (default: the access token
+// algorithm); it signs once it has been published for the pre-publish lead.
+func (p *Provider) adminRotateKey(ctx *fasthttp.RequestCtx) error {
+	alg := string(ctx.QueryArgs().Peek("alg"))
+	if alg == "" {
+		alg = p.cfg.AccessTokenAlg
+	}
+	if !slices.Contains(p.ring.Algs(), alg) {
+		return ErrInvalidRequest("alg %q is not one the ring keeps", alg)
+	}
+	sctx, cancel := requestCtx()
+	defer cancel()
+	if _, err := p.ring.Rotate(sctx, alg); err != nil {
+		return ErrUnavailable(err)
+	}
+	return writeJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
+}
+
+// adminRevokeKey is the emergency revocation: the key leaves the JWKS, and
+// this process stops signing with it before answering (other replicas on
+// their next ring reload).
+func (p *Provider) adminRevokeKey(ctx *fasthttp.RequestCtx) error {
+	kid, _ := ctx.UserValue("kid").(string)
+	sctx, cancel := requestCtx()
+	defer cancel()
+	if err := p.ring.Revoke(sctx, kid); errors.Is(err, keys.ErrNoSuchKey) {
+		return newError(http.StatusNotFound, "not_found", "no such key")
+	} else if err != nil {
+		return ErrUnavailable(err)
+	}
+	return writeJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
 }

@@ -45,5 +45,5 @@ func runEcho(ctx context.Context, args []string, io stdio) error {
 	if cfg.Bare {
 		h = func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) }
 	}
-	return runListeners(ctx, []listener{{"echo", cfg.Addr, h, nil, cfg.ServeConfig}}, nil, cfg.ServeConfig, log)
+	return runListeners(ctx, &lifecycle{}, []listener{{"echo", cfg.Addr, h, nil, cfg.ServeConfig}}, nil, cfg.ServeConfig, log)
 }

@@ -120,12 +120,14 @@ type EdgeConfig struct {
 	JWKSMinRefresh        time.Duration `yaml:"jwks_min_refresh" help:"least time between JWKS fetches caused by unknown kids"`
 	JWKSMaxStale          time.Duration `yaml:"jwks_max_stale" help:"how long cached keys are used while the provider is unreachable, before answering 503"`
 	JWKSRefresh           time.Duration `yaml:"jwks_refresh" help:"JWKS refresh period when the response has no Cache-Control max-age"`
+	JWKSMaxRefresh        time.Duration `yaml:"jwks_max_refresh" help:"longest time between two JWKS refreshes whatever the max-age says: a revoked key is trusted at most this long (conditional requests: an unchanged set costs a 304)"`
 }
 
 func defaultEdgeConfig() EdgeConfig {
 	sc := defaultServeConfig()
 	return EdgeConfig{ServeConfig: sc, EdgeSettings: defaultEdgeSettings(),
-		JWKSMinRefresh: 30 * time.Second, JWKSMaxStale: 24 * time.Hour, JWKSRefresh: 5 * time.Minute}
+		JWKSMinRefresh: 30 * time.Second, JWKSMaxStale: 24 * time.Hour, JWKSRefresh: 5 * time.Minute,
+		JWKSMaxRefresh: time.Minute}
 }
 
 // Validate reports every bad setting at once.
@@ -147,6 +149,7 @@ func (c *EdgeConfig) Validate() error {
 	p.positive("jwks_min_refresh", c.JWKSMinRefresh)
 	p.positive("jwks_max_stale", c.JWKSMaxStale)
 	p.positive("jwks_refresh", c.JWKSRefresh)
+	p.positive("jwks_max_refresh", c.JWKSMaxRefresh)
 	return p.err()
 }
 
@@ -252,7 +255,7 @@ func runEdge(ctx context.Context, args []string, io stdio) error {
 	}
 	reg := newRegistry()
 	remote, err := edge.NewRemoteKeys(edge.RemoteKeysConfig{URL: jwksURI, MinRefresh: cfg.JWKSMinRefresh, MaxStale: cfg.JWKSMaxStale,
-		DefaultRefresh: cfg.JWKSRefresh, FetchTimeout: 5 * time.Second}, log, reg, time.Now)
+		DefaultRefresh: cfg.JWKSRefresh, MaxRefresh: cfg.JWKSMaxRefresh, FetchTimeout: 5 * time.Second}, log, reg, time.Now)
 	if err != nil {
 		return err
 	}
@@ -276,8 +279,9 @@ func runEdge(ctx context.Context, args []string, io stdio) error {
 	edgeServe := cfg.ServeConfig
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
 	log.Info("oidcgate edge starting", "version", version, "issuer", cfg.Issuer, "jwks_uri", jwksURI, "upstream", cfg.Upstream)
-	return runListeners(ctx, []listener{
+	lc := &lifecycle{}
+	return runListeners(ctx, lc, []listener{
 		{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe},
-		{"ops", cfg.OpsAddr, opsHandler(reg, checks, nil), nil, cfg.ServeConfig},
+		{"ops", cfg.OpsAddr, opsHandler(lc, reg, checks, nil, log), nil, cfg.ServeConfig},
 	}, certs, cfg.ServeConfig, log, remote.Run)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +26,9 @@ func runKeys(ctx context.Context, args []string, io stdio) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg.AdminURL != "" {
+		return keysViaAdmin(ctx, cfg, verb, rest, io)
 	}
 	log := newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, io.err)
 	store, err := openStore(ctx, cfg.StoreConfig, log)
@@ -93,4 +99,57 @@ func printKeys(io stdio, recs []keys.Record, asJSON bool) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Alg, r.State, ts(r.CreatedAt), ts(r.ActivatesAt), ts(r.RetiresAt))
 	}
 	return w.Flush()
+}
+
+// keysViaAdmin runs a keys command through a provider's admin API.
+func keysViaAdmin(ctx context.Context, cfg KeysCommandConfig, verb string, rest []string, io stdio) error {
+	method, path := http.MethodGet, "/admin/v1/keys"
+	switch verb {
+	case "rotate":
+		method, path = http.MethodPost, "/admin/v1/keys/rotate?alg="+url.QueryEscape(cfg.Alg)
+	case "revoke":
+		method, path = http.MethodPost, "/admin/v1/keys/"+url.PathEscape(rest[1])+"/revoke"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(cfg.AdminURL, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		dec.Decode(&e)
+		return fmt.Errorf("admin API: %s: %s %s", resp.Status, e.Error, e.Description)
+	}
+	var views []struct {
+		KID       string `json:"kid"`
+		Alg       string `json:"alg"`
+		State     string `json:"state"`
+		CreatedAt string `json:"created_at"`
+		Activates string `json:"activates_at"`
+		Retires   string `json:"retires_at"`
+	}
+	if err := dec.Decode(&views); err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	if verb == "revoke" {
+		fmt.Fprintf(io.err, "revoked %s: removed from the JWKS, no longer signing in that provider; other replicas drop it within their reload interval\n", rest[1])
+	}
+	recs := make([]keys.Record, len(views))
+	for i, v := range views {
+		recs[i] = keys.Record{ID: v.KID, Alg: v.Alg, State: keys.State(v.State)}
+		recs[i].CreatedAt, _ = time.Parse(time.RFC3339, v.CreatedAt)
+		recs[i].ActivatesAt, _ = time.Parse(time.RFC3339, v.Activates)
+		recs[i].RetiresAt, _ = time.Parse(time.RFC3339, v.Retires)
+	}
+	return printKeys(io, recs, cfg.JSON)
 }

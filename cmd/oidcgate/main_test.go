@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -158,29 +159,7 @@ func TestUnreachableDatabase(t *testing.T) {
 // sends SIGTERM and expects exit 0 within the drain timeout.
 func TestProviderLifecycle(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(binary, "provider")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"OIDCGATE_PUBLIC_ADDR=127.0.0.1:0", "OIDCGATE_ADMIN_ADDR=127.0.0.1:0", "OIDCGATE_OPS_ADDR=127.0.0.1:0",
-		"OIDCGATE_SHUTDOWN_TIMEOUT=5s")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-
-	addrs := map[string]string{}
-	lines := bufio.NewScanner(stderr)
-	re := regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
-	for len(addrs) < 3 && lines.Scan() {
-		if m := re.FindStringSubmatch(lines.Text()); m != nil {
-			addrs[m[1]] = m[2]
-		}
-	}
-	go io.Copy(io.Discard, stderr)
+	cmd, addrs := startProvider(t, dir)
 	ops := "http://" + addrs["ops"]
 	if addrs["ops"] == "" {
 		t.Fatalf("no ops listener logged: %v", addrs)
@@ -234,5 +213,76 @@ func TestWrongKEKIsAClearStartupError(t *testing.T) {
 	code, _, stderr = runCmd(t, nil, "keys", "list", "--data-dir", dir, "--key-encryption-key", "c2hvcnQ=")
 	if code != exitUsage || !strings.Contains(stderr, "--key-encryption-key: the key-encryption key must decode to 32 bytes") {
 		t.Errorf("short KEK: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// startProvider runs the real binary's provider in dir on free loopback
+// ports and returns it with its listeners' addresses by name.
+func startProvider(t *testing.T, dir string, extraEnv ...string) (*exec.Cmd, map[string]string) {
+	t.Helper()
+	cmd := exec.Command(binary, "provider")
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(),
+		"OIDCGATE_PUBLIC_ADDR=127.0.0.1:0", "OIDCGATE_ADMIN_ADDR=127.0.0.1:0", "OIDCGATE_OPS_ADDR=127.0.0.1:0",
+		"OIDCGATE_SHUTDOWN_TIMEOUT=5s"), extraEnv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addrs := map[string]string{}
+	lines := bufio.NewScanner(stderr)
+	re := regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
+	for len(addrs) < 3 && lines.Scan() {
+		if m := re.FindStringSubmatch(lines.Text()); m != nil {
+			addrs[m[1]] = m[2]
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	return cmd, addrs
+}
+
+// TestKeysRevokeThroughAdminAPI: `keys revoke --admin-url` has the running
+// provider revoke the key (its embedded store is locked to the CLI), and it
+// stops signing with it at once.
+func TestKeysRevokeThroughAdminAPI(t *testing.T) {
+	_, addrs := startProvider(t, t.TempDir())
+	admin := "http://" + addrs["admin"]
+	code, out, stderr := runCmd(t, nil, "keys", "list", "--admin-url", admin, "--json")
+	if code != 0 {
+		t.Fatalf("keys list: %d %s", code, stderr)
+	}
+	var list []struct {
+		KID   string `json:"kid"`
+		Alg   string `json:"alg"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) == 0 {
+		t.Fatalf("keys list --json: %q %v", out, err)
+	}
+	victim := ""
+	for _, k := range list {
+		if k.Alg == "ES256" && k.State == "active" {
+			victim = k.KID
+		}
+	}
+	code, out, stderr = runCmd(t, nil, "keys", "revoke", victim, "--admin-url", admin)
+	if code != 0 || !strings.Contains(stderr, "revoked "+victim) || strings.Contains(out, victim) {
+		t.Fatalf("keys revoke: %d %s %s", code, out, stderr)
+	}
+	resp, err := http.Get("http://" + addrs["public"] + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), victim) {
+		t.Error("the revoked key is still in the JWKS")
+	}
+	if code, _, stderr := runCmd(t, nil, "keys", "revoke", "nope", "--admin-url", admin); code != 1 || !strings.Contains(stderr, "404") {
+		t.Errorf("revoke unknown: %d %s", code, stderr)
 	}
 }

@@ -53,6 +53,8 @@ type providerParts struct {
 	checks   []readiness
 	warnings []string
 	certs    *certReloader
+	lc       lifecycle
+	log      *slog.Logger
 }
 
 func (pp *providerParts) close() {
@@ -69,7 +71,7 @@ func buildProvider(ctx context.Context, cfg *ProviderConfig, log *slog.Logger, r
 	if err != nil {
 		return nil, err
 	}
-	pp := &providerParts{store: store}
+	pp := &providerParts{store: store, log: log}
 	fail := func(err error) (*providerParts, error) {
 		pp.close()
 		return nil, err
@@ -157,7 +159,7 @@ func (pp *providerParts) listeners(cfg *ProviderConfig, gatherer prometheus.Gath
 	return []listener{
 		{"public", cfg.PublicAddr, pp.p.Public(), provider.RejectMalformed, cfg.ServeConfig},
 		{"admin", cfg.AdminAddr, pp.p.Admin(), provider.RejectMalformed, cfg.ServeConfig},
-		{"ops", cfg.OpsAddr, opsHandler(gatherer, pp.checks, pp.warnings), nil, cfg.ServeConfig},
+		{"ops", cfg.OpsAddr, opsHandler(&pp.lc, gatherer, pp.checks, pp.warnings, pp.log), nil, cfg.ServeConfig},
 	}
 }
 
@@ -165,7 +167,7 @@ func (pp *providerParts) listeners(cfg *ProviderConfig, gatherer prometheus.Gath
 // serves until ctx ends.
 func (pp *providerParts) serve(ctx context.Context, mode string, cfg *ProviderConfig, ls []listener, log *slog.Logger) error {
 	log.Info("oidcgate "+mode+" starting", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
-	err := runListeners(ctx, ls, pp.certs, cfg.ServeConfig, log, pp.p.Run, pp.ring.Run)
+	err := runListeners(ctx, &pp.lc, ls, pp.certs, cfg.ServeConfig, log, pp.p.Run, pp.ring.Run)
 	log.Info("oidcgate " + mode + " stopped")
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,9 +150,13 @@ func startProfile(path string, log *slog.Logger) (func(), error) {
 	}, nil
 }
 
+// lifecycle is what a serving process's listeners share about its state:
+// once it is draining, /readyz answers 503 so load balancers stop sending.
+type lifecycle struct{ draining atomic.Bool }
+
 // runListeners binds ls, starts the CPU profile if one is asked for and the
 // background loops, and serves until ctx ends: every serving mode's tail.
-func runListeners(ctx context.Context, ls []listener, certs *certReloader, cfg ServeConfig, log *slog.Logger,
+func runListeners(ctx context.Context, lc *lifecycle, ls []listener, certs *certReloader, cfg ServeConfig, log *slog.Logger,
 	loops ...func(context.Context)) error {
 	servers, err := listenAll(ls, certs, log)
 	if err != nil {
@@ -168,12 +173,19 @@ func runListeners(ctx context.Context, ls []listener, certs *certReloader, cfg S
 	for _, loop := range loops {
 		go loop(loopCtx)
 	}
-	return serveAll(ctx, servers, cfg.ShutdownTimeout, log)
+	return serveAll(ctx, lc, servers, shutdown{delay: cfg.ShutdownDelay, drain: cfg.ShutdownTimeout}, log)
 }
 
+// shutdown is how a process stops on SIGTERM: /readyz turns 503 for delay
+// while every listener keeps serving (so load balancers and Kubernetes
+// endpoints stop sending), then the listeners close and in-flight requests
+// get up to drain to finish.
+type shutdown struct{ delay, drain time.Duration }
+
 // serveAll runs every server until ctx is cancelled or one of them fails,
-// then shuts all down, draining in-flight requests for up to drain.
-func serveAll(ctx context.Context, servers []*server, drain time.Duration, log *slog.Logger) error {
+// then shuts all down as sd says. Requests still running when the drain
+// ends are cut, which is logged: the exit is still clean, as asked for.
+func serveAll(ctx context.Context, lc *lifecycle, servers []*server, sd shutdown, log *slog.Logger) error {
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
 		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
@@ -188,25 +200,35 @@ func serveAll(ctx context.Context, servers []*server, drain time.Duration, log *
 	var failed error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down", "drain_timeout", drain.String())
+		lc.draining.Store(true)
+		log.Info("shutting down", "readiness_delay", sd.delay.String(), "drain_timeout", sd.drain.String())
+		if sd.delay > 0 {
+			select { // a listener failing now ends the delay
+			case <-time.After(sd.delay):
+			case failed = <-errc:
+			}
+		}
 	case failed = <-errc:
+		lc.draining.Store(true)
 		log.Error("listener failed; shutting down", "error", failed)
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	dctx, cancel := context.WithTimeout(context.Background(), sd.drain)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, len(servers))
-	for i, s := range servers {
+	for _, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.srv.ShutdownWithContext(dctx); err != nil {
-				errs[i] = fmt.Errorf("%s listener: drain: %w", s.name, err)
+			if err := s.srv.ShutdownWithContext(dctx); errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("drain timeout: requests still running were cut", "listener", s.name, "open_connections",
+					s.srv.GetOpenConnectionsCount())
+			} else if err != nil {
+				log.Warn("listener shutdown", "listener", s.name, "error", err)
 			}
 		}()
 	}
 	wg.Wait()
-	return errors.Join(append(errs, failed)...)
+	return failed
 }
 
 // readiness is one named check behind /readyz.
@@ -216,8 +238,11 @@ type readiness struct {
 }
 
 // opsHandler serves /metrics, /healthz (the process answers) and /readyz
-// (every check passes; failures are listed by name).
-func opsHandler(gatherer prometheus.Gatherer, checks []readiness, warnings []string) fasthttp.RequestHandler {
+// (not draining, and every check passes; failures are listed by name with
+// a generic reason — the ops listener may be reachable from anywhere, so
+// the detail, which can name the database's user, host and port, is logged
+// instead).
+func opsHandler(lc *lifecycle, gatherer prometheus.Gatherer, checks []readiness, warnings []string, log *slog.Logger) fasthttp.RequestHandler {
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
@@ -230,11 +255,15 @@ func opsHandler(gatherer prometheus.Gatherer, checks []readiness, warnings []str
 			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			ctx.SetContentType("text/plain; charset=utf-8")
-			ready := true
+			ready := !lc.draining.Load()
+			if !ready {
+				fmt.Fprintf(ctx, "[-] shutting down\n")
+			}
 			for _, c := range checks {
 				if err := c.check(cctx); err != nil {
 					ready = false
-					fmt.Fprintf(ctx, "[-] %s: %v\n", c.name, err)
+					log.Warn("readiness check failed", "check", c.name, "error", err)
+					fmt.Fprintf(ctx, "[-] %s: not ready (see the log)\n", c.name)
 				} else {
 					fmt.Fprintf(ctx, "[+] %s ok\n", c.name)
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/provider"
@@ -102,7 +105,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- serveAll(ctx, []*server{s}, time.Second, log) }()
+	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
 	defer func() { cancel(); <-done }()
 	addr := s.ln.Addr().String()
 
@@ -139,7 +142,7 @@ func TestOversizedBodyRejected(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- serveAll(ctx, []*server{s}, time.Second, log) }()
+	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
 	defer func() { cancel(); <-done }()
 
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -169,7 +172,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- serveAll(ctx, []*server{s}, 5*time.Second, log) }()
+	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: 5 * time.Second}, log) }()
 	addr := s.ln.Addr().String()
 
 	got := make(chan string, 1)
@@ -191,5 +194,98 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	}
 	if _, _, err := fasthttp.Get(nil, "http://"+addr+"/"); err == nil {
 		t.Error("a new connection was accepted after shutdown")
+	}
+}
+
+// TestShutdownDelayThenDrainTimeoutExitsCleanly: on SIGTERM /readyz turns
+// 503 at once while the listeners keep serving for the delay; then a
+// request still running when the drain ends is cut, and the exit is clean.
+func TestShutdownDelayThenDrainTimeoutExitsCleanly(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	lc := &lifecycle{}
+	started := make(chan struct{})
+	var once sync.Once
+	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/slow" {
+			once.Do(func() { close(started) })
+			time.Sleep(3 * time.Second)
+		}
+		ctx.SetBodyString("hi")
+	}, nil, defaultServeConfig(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := listen("ops", "127.0.0.1:0", opsHandler(lc, prometheus.NewRegistry(), nil, nil, log), nil, defaultServeConfig(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- serveAll(ctx, lc, []*server{s, ops}, shutdown{delay: 500 * time.Millisecond, drain: 200 * time.Millisecond}, log)
+	}()
+	addr, opsAddr := "http://"+s.ln.Addr().String(), "http://"+ops.ln.Addr().String()
+	if status, _, _ := fasthttp.Get(nil, opsAddr+"/readyz"); status != 200 {
+		t.Fatalf("/readyz before the signal: %d", status)
+	}
+	go fasthttp.Get(nil, addr+"/slow")
+	<-started
+	cancel()
+	// During the delay: not ready, still serving.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, body, err := fasthttp.Get(nil, opsAddr+"/readyz")
+		if err == nil && status == 503 && strings.Contains(string(body), "shutting down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz during the delay: %d %s %v", status, body, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if status, body, err := fasthttp.Get(nil, addr+"/"); err != nil || status != 200 || string(body) != "hi" {
+		t.Errorf("a request during the delay: %d %q %v", status, body, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serveAll after a drain timeout: %v, want nil (exit 0)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveAll did not return")
+	}
+	if !strings.Contains(logs.String(), "drain timeout") {
+		t.Errorf("the cut requests were not logged:\n%s", logs.String())
+	}
+}
+
+// TestReadyzHidesCheckDetails: a failing check shows its name and a
+// generic reason; the driver's message (user, host, port) goes to the log.
+func TestReadyzHidesCheckDetails(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	leak := "failed to connect to `user=oidcgate database=prod`: 10.1.2.3:5432: dial error"
+	h := opsHandler(&lifecycle{}, prometheus.NewRegistry(), []readiness{{name: "store", check: func(context.Context) error {
+		return errors.New(leak)
+	}}}, nil, log)
+	s, err := listen("ops", "127.0.0.1:0", h, nil, defaultServeConfig(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
+	defer func() { cancel(); <-done }()
+	status, body, err := fasthttp.Get(nil, "http://"+s.ln.Addr().String()+"/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != 503 || !strings.Contains(string(body), "[-] store: not ready") || strings.Contains(string(body), "10.1.2.3") ||
+		strings.Contains(string(body), "user=") {
+		t.Errorf("/readyz = %d %q", status, body)
+	}
+	if !strings.Contains(logs.String(), "10.1.2.3") {
+		t.Errorf("the detail is not in the log:\n%s", logs.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -29,7 +30,8 @@ type ServeConfig struct {
 	ReadTimeout        time.Duration `yaml:"read_timeout" help:"longest time to read one request, headers and body"`
 	WriteTimeout       time.Duration `yaml:"write_timeout" help:"longest time to write one response"`
 	IdleTimeout        time.Duration `yaml:"idle_timeout" help:"how long a keep-alive connection may wait for its next request"`
-	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout" help:"on SIGTERM/SIGINT, how long in-flight requests may drain before exit"`
+	ShutdownDelay      time.Duration `yaml:"shutdown_delay" help:"on SIGTERM/SIGINT, how long /readyz answers 503 while the listeners keep serving, before they close (Kubernetes: a few seconds, so endpoints stop sending first)"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout" help:"then, how long in-flight requests may drain; requests still running are cut and the exit is still 0"`
 	MaxRequestBodySize int           `yaml:"max_request_body_size" help:"largest request body in bytes; larger ones get 413"`
 	MaxConcurrency     int           `yaml:"max_concurrency" help:"most connections served at once per listener"`
 
@@ -238,6 +240,7 @@ type KeysCommandConfig struct {
 	KeysConfig  `yaml:",inline"`
 	Alg         string `yaml:"alg" help:"with rotate: the algorithm whose key to rotate"`
 	JSON        bool   `yaml:"json" help:"print machine-readable JSON"`
+	AdminURL    string `yaml:"admin_url" help:"a running provider's admin listener, e.g. http://127.0.0.1:8081: the change is made by that process, so a revoked key stops signing there at once (and the embedded store need not be free)"`
 }
 
 // Validate reports every bad setting at once.
@@ -247,6 +250,9 @@ func (c *KeysCommandConfig) Validate() error {
 	c.KeysConfig.validate(&p)
 	if c.Alg != "" && !keys.Supported(c.Alg) {
 		p.add("alg", "%q is not one of ES256, RS256, PS256, EdDSA", c.Alg)
+	}
+	if u, err := url.Parse(c.AdminURL); c.AdminURL != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		p.add("admin_url", "not an http(s) URL: %q", c.AdminURL)
 	}
 	return p.err()
 }
