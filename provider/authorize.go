@@ -101,7 +101,9 @@ func (p *Provider) authorize(ctx *fasthttp.RequestCtx) error {
 		return p.respond(ctx, ia, nil, authErr("login_required", "the user is not signed in"))
 	}
 	if err := p.store.CreateInteraction(sctx, ia); err != nil {
-		return ErrUnavailable(err)
+		// The client and its redirect URI are trusted: tell it (RFC 6749 §4.1.2.1).
+		p.log.Error("authorization request not stored", "client_id", client.ID, "error", err)
+		return p.respond(ctx, ia, nil, authErr("temporarily_unavailable", "the authorization server cannot take requests now; try again shortly"))
 	}
 	return p.next(ctx, sctx, client, ia)
 }

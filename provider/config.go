@@ -26,6 +26,9 @@ type Config struct {
 	// ClientCacheTTL is how long a client record is served from memory;
 	// changes made through another process take at most this long.
 	ClientCacheTTL time.Duration
+	// ClientStaleTTL is how much longer a cached client record serves while
+	// the store cannot be read (stale-if-error); 0: not at all.
+	ClientStaleTTL time.Duration
 	// GCInterval is how often expired codes, tokens, sessions, consents and
 	// revocations are deleted.
 	GCInterval time.Duration
@@ -102,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "https://") && !strings.HasPrefix(c.BrandLogoURL, "data:image/") {
 		errs = append(errs, fmt.Errorf("brand logo URL must be https:// or a data:image/ URL"))
+	}
+	if c.ClientStaleTTL < 0 {
+		errs = append(errs, fmt.Errorf("client stale TTL must not be negative, got %s", c.ClientStaleTTL))
 	}
 	if c.RefreshReuseGrace < 0 {
 		errs = append(errs, fmt.Errorf("refresh reuse grace must not be negative, got %s", c.RefreshReuseGrace))

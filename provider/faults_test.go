@@ -3,6 +3,8 @@ package provider_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
@@ -164,4 +167,80 @@ func TestRefreshWiderScopeSpendsNothing(t *testing.T) {
 	if r := s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "web:"+secret); r.status != 200 {
 		t.Fatalf("the token after a refused wider scope: %d %s", r.status, r.body)
 	}
+}
+
+// TestClientCacheServesStaleDuringOutage: past its TTL, a cached client
+// keeps issuing tokens while the store fails, for ClientStaleTTL and no
+// longer; a client the store says is gone is gone at once.
+func TestClientCacheServesStaleDuringOutage(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stale time.Duration
+		want  int
+	}{
+		{"within the stale bound", time.Hour, 200},
+		{"without stale-if-error", 0, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFaultyStore()
+			s := start(t, fs, func(c *provider.Config) { c.ClientCacheTTL, c.ClientStaleTTL = 50*time.Millisecond, tc.stale })
+			s.token(t, "svc", "") // cached
+			time.Sleep(100 * time.Millisecond)
+			fs.fail("GetClient")
+			r := s.post(t, "/token", "grant_type=client_credentials", "svc:"+secret)
+			if r.status != tc.want {
+				t.Fatalf("token during the outage, past the TTL: %d %s, want %d", r.status, r.body, tc.want)
+			}
+			if tc.want == 503 {
+				wantUnavailable(t, "token", r)
+			}
+			fs.heal()
+			if err := fs.DeleteClient(context.Background(), "svc"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if r := s.post(t, "/token", "grant_type=client_credentials", "svc:"+secret); r.status != 401 {
+				t.Errorf("token for a deleted client past the TTL: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+// TestOutageAnswersBrowsersInHTML: a browser meeting a store outage gets an
+// HTML page (503, Retry-After) — or, once the client and its redirect URI
+// are trusted, a redirect with error=temporarily_unavailable — never JSON.
+func TestOutageAnswersBrowsersInHTML(t *testing.T) {
+	fs := newFaultyStore()
+	s := start(t, fs)
+	htmlPage := func(what string, resp *http.Response, body string) {
+		t.Helper()
+		if resp.StatusCode != 503 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+			resp.Header.Get("Retry-After") == "" || strings.Contains(body, `"error"`) || !strings.Contains(body, "try again") {
+			t.Errorf("%s during the outage: %d %v %s", what, resp.StatusCode, resp.Header, body)
+		}
+	}
+	get := func(u string) (*http.Response, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	fs.fail("GetClient")
+	resp, body := get(authURL(s, nil))
+	htmlPage("/authorize, client unknown yet", resp, body)
+	fs.heal()
+
+	fs.fail("CreateInteraction")
+	b := newBrowser(t)
+	errorAt(t, s, b.get(authURL(s, nil)), "st", "temporarily_unavailable")
+	fs.heal()
+
+	p := b.get(authURL(s, nil)) // the sign-in page
+	fs.fail("GetInteraction")
+	resp, body = get(p.url.String())
+	htmlPage("the sign-in page", resp, body)
+	fs.heal()
 }

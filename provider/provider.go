@@ -27,7 +27,7 @@ type Provider struct {
 	jwksCacheControl string
 	issuerPath       string // the issuer URL's path: every endpoint's prefix
 	verifier         *keys.Verifier
-	clients          *cache.Cache[string, *storage.Client]
+	clients          *cache.Cache[string, cachedClient]
 	discovery        []byte // OIDC Discovery document, rendered once
 	asMetadata       []byte // RFC 8414 metadata, rendered once
 	metrics          *providerMetrics
@@ -57,7 +57,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	if err != nil {
 		return nil, err
 	}
-	clients, err := cache.New[string, *storage.Client](cache.Config{Name: "clients", MaxItems: 100_000}, reg)
+	clients, err := cache.New[string, cachedClient](cache.Config{Name: "clients", MaxItems: 100_000}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -122,16 +122,16 @@ func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
 	r.POST(at("/token"), a.handle("token", p.token))
 	r.POST(at("/introspect"), a.handle("introspect", p.introspect))
 	r.POST(at("/revoke"), a.handle("revoke", p.revoke))
-	r.GET(at("/authorize"), a.handle("authorize", p.authorize))
-	r.POST(at("/authorize"), a.handle("authorize", p.authorize))
-	r.GET(at("/login"), a.handle("login", p.interactionStep(p.loginPage)))
-	r.POST(at("/login"), a.handle("login", p.interactionStep(p.login)))
-	r.GET(at("/consent"), a.handle("consent", p.interactionStep(p.consentPage)))
-	r.POST(at("/consent"), a.handle("consent", p.interactionStep(p.consent)))
+	r.GET(at("/authorize"), a.handle("authorize", p.browserPages(p.authorize)))
+	r.POST(at("/authorize"), a.handle("authorize", p.browserPages(p.authorize)))
+	r.GET(at("/login"), a.handle("login", p.browserPages(p.interactionStep(p.loginPage))))
+	r.POST(at("/login"), a.handle("login", p.browserPages(p.interactionStep(p.login))))
+	r.GET(at("/consent"), a.handle("consent", p.browserPages(p.interactionStep(p.consentPage))))
+	r.POST(at("/consent"), a.handle("consent", p.browserPages(p.interactionStep(p.consent))))
 	r.GET(at("/userinfo"), a.handle("userinfo", p.userinfo))
 	r.POST(at("/userinfo"), a.handle("userinfo", p.userinfo))
-	r.GET(at("/end_session"), a.handle("end_session", p.endSession))
-	r.POST(at("/end_session"), a.handle("end_session", p.endSession))
+	r.GET(at("/end_session"), a.handle("end_session", p.browserPages(p.endSession)))
+	r.POST(at("/end_session"), a.handle("end_session", p.browserPages(p.endSession)))
 	return r.Handler
 }
 

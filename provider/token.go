@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -253,16 +254,33 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 	return minted{token: tok}, ttl, nil
 }
 
-// client returns a client record, from the cache when it can.
+// cachedClient is a client record as the cache holds it: fresh until
+// fresh (Unix nanoseconds), then kept for ClientStaleTTL more to serve
+// while the store fails.
+type cachedClient struct {
+	c     *storage.Client
+	fresh int64
+}
+
+// client returns a client record, from the cache when it can. A cached
+// record past its TTL is read again; should the store fail then (not: say
+// the client is gone), the cached one serves for up to ClientStaleTTL more,
+// so token issuance rides out a store outage.
 func (p *Provider) client(ctx context.Context, id string) (*storage.Client, error) {
-	if c, ok := p.clients.Get(id); ok {
-		return c, nil
+	e, cached := p.clients.Get(id)
+	now := p.now().UnixNano()
+	if cached && now < e.fresh {
+		return e.c, nil
 	}
 	c, err := p.store.GetClient(ctx, id)
 	if err != nil {
+		if cached && !errors.Is(err, storage.ErrNotFound) {
+			p.log.Warn("store unavailable; serving a cached client record", "client_id", id, "error", err)
+			return e.c, nil
+		}
 		return nil, err
 	}
-	p.clients.Set(id, c, p.cfg.ClientCacheTTL)
+	p.clients.Set(id, cachedClient{c: c, fresh: now + int64(p.cfg.ClientCacheTTL)}, p.cfg.ClientCacheTTL+p.cfg.ClientStaleTTL)
 	return c, nil
 }
 

@@ -166,15 +166,16 @@ type ProviderConfig struct {
 	// AdminAddr serves the operator API; keep it off the internet.
 	AdminAddr string `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
 
-	Issuer         string        `yaml:"issuer" help:"issuer URL: https, or http on a loopback host; its path prefixes every endpoint"`
-	InsecureHTTP   bool          `yaml:"insecure_http" help:"allow an http issuer on a non-loopback host (only behind a TLS-terminating proxy)"`
-	AccessTokenTTL time.Duration `yaml:"access_token_ttl" help:"access token lifetime unless the client sets its own"`
-	AccessTokenAlg string        `yaml:"access_token_alg" help:"algorithm of JWT access tokens (RFC 9068); must be one of --signing-algs"`
-	ClientCacheTTL time.Duration `yaml:"client_cache_ttl" help:"how long client records are cached; changes made by another process or replica show after at most this long"`
-	Bootstrap      string        `yaml:"bootstrap" help:"YAML file declaring clients and users, applied idempotently at start"`
-	Argon2Time     int           `yaml:"argon2_time" help:"argon2id passes for new password hashes"`
-	Argon2Memory   int           `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for new password hashes"`
-	Argon2Threads  int           `yaml:"argon2_threads" help:"argon2id parallelism for new password hashes"`
+	Issuer           string        `yaml:"issuer" help:"issuer URL: https, or http on a loopback host; its path prefixes every endpoint"`
+	InsecureHTTP     bool          `yaml:"insecure_http" help:"allow an http issuer on a non-loopback host (only behind a TLS-terminating proxy)"`
+	AccessTokenTTL   time.Duration `yaml:"access_token_ttl" help:"access token lifetime unless the client sets its own"`
+	AccessTokenAlg   string        `yaml:"access_token_alg" help:"algorithm of JWT access tokens (RFC 9068); must be one of --signing-algs"`
+	ClientCacheTTL   time.Duration `yaml:"client_cache_ttl" help:"how long client records are cached; changes made by another process or replica show after at most this long"`
+	ClientCacheStale time.Duration `yaml:"client_cache_stale" help:"while the store cannot be read, a cached client record past --client-cache-ttl serves this much longer (stale-if-error); 0: never"`
+	Bootstrap        string        `yaml:"bootstrap" help:"YAML file declaring clients and users, applied idempotently at start"`
+	Argon2Time       int           `yaml:"argon2_time" help:"argon2id passes for new password hashes"`
+	Argon2Memory     int           `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for new password hashes"`
+	Argon2Threads    int           `yaml:"argon2_threads" help:"argon2id parallelism for new password hashes"`
 
 	RequirePKCE     bool          `yaml:"require_pkce" help:"require PKCE (S256) from confidential clients too; public clients always need it"`
 	InteractionTTL  time.Duration `yaml:"interaction_ttl" help:"how long a pending authorization request waits for sign-in and consent"`
@@ -195,7 +196,7 @@ type ProviderConfig struct {
 func (c *ProviderConfig) providerConfig() provider.Config {
 	return provider.Config{
 		Issuer: c.Issuer, InsecureHTTP: c.InsecureHTTP, AccessTokenTTL: c.AccessTokenTTL, AccessTokenAlg: c.AccessTokenAlg,
-		ClientCacheTTL: c.ClientCacheTTL, GCInterval: c.GCInterval,
+		ClientCacheTTL: c.ClientCacheTTL, ClientStaleTTL: c.ClientCacheStale, GCInterval: c.GCInterval,
 		Argon2:      provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
 		RequirePKCE: c.RequirePKCE, InteractionTTL: c.InteractionTTL, CodeTTL: c.CodeTTL, SessionIdleTTL: c.SessionIdleTTL,
 		SessionTTL: c.SessionTTL, IDTokenTTL: c.IDTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, LoginLimit: c.LoginLimit,
@@ -212,13 +213,14 @@ func defaultProviderConfig() ProviderConfig {
 		PublicAddr:  ":8080",
 		AdminAddr:   "127.0.0.1:8081",
 
-		Issuer:         "http://127.0.0.1:8080",
-		AccessTokenTTL: time.Hour,
-		AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: 30 * time.Second,
-		Argon2Time:     int(provider.DefaultArgon2.Time),
-		Argon2Memory:   int(provider.DefaultArgon2.Memory),
-		Argon2Threads:  int(provider.DefaultArgon2.Threads),
+		Issuer:           "http://127.0.0.1:8080",
+		AccessTokenTTL:   time.Hour,
+		AccessTokenAlg:   keys.ES256,
+		ClientCacheTTL:   30 * time.Second,
+		ClientCacheStale: 5 * time.Minute,
+		Argon2Time:       int(provider.DefaultArgon2.Time),
+		Argon2Memory:     int(provider.DefaultArgon2.Memory),
+		Argon2Threads:    int(provider.DefaultArgon2.Threads),
 
 		InteractionTTL:  10 * time.Minute,
 		CodeTTL:         time.Minute,
@@ -363,6 +365,9 @@ func (c *ProviderConfig) Validate() error {
 	}
 	p.positive("access_token_ttl", c.AccessTokenTTL)
 	p.positive("client_cache_ttl", c.ClientCacheTTL)
+	if c.ClientCacheStale < 0 {
+		p.add("client_cache_stale", "must not be negative, got %s", c.ClientCacheStale)
+	}
 	if !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) && c.AccessTokenAlg != keys.RS256 {
 		p.add("access_token_alg", "%q is not one of --signing-algs %v", c.AccessTokenAlg, c.SigningAlgs)
 	}
