@@ -3,9 +3,9 @@ package provider
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strings"
