@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 RACE_PKGS := ./provider/... ./migrations/... ./keys/... ./edge/... ./cache/...
 FUZZTIME ?= 30s
 
-.PHONY: help build run test lint bench bench-compare fuzz clean
+.PHONY: help build run test lint bench bench-compare fault fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: ## run the micro-benchmarks, then the ratio tables of docs/benchmarks.md 
 
 bench-compare: ## oidcgate beside the Node oidc-provider, pinned to separate CPUs; writes bench/compare/results.md
 	bash bench/compare/run.sh
+
+fault: ## refresh chains under kill -9 (bolt); FAULT=postgres stops the local PostgreSQL for 10 s instead
+	bash bench/fault/refresh-chains.sh $(or $(FAULT),kill)
 
 fuzz: ## fuzz every Fuzz target for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \

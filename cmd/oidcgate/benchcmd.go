@@ -11,7 +11,7 @@ import (
 
 // BenchConfig configures `oidcgate bench`.
 type BenchConfig struct {
-	Scenario     string        `yaml:"scenario" help:"token, introspect, jwks, discovery or edge"`
+	Scenario     string        `yaml:"scenario" help:"token, introspect, jwks, discovery, edge, or refresh-chains (a fault run: --chains users' refresh tokens rotated by retrying clients; dead chains are users logged out)"`
 	Target       string        `yaml:"target" help:"base URL under load: the issuer, or the edge for the edge scenario"`
 	Issuer       string        `yaml:"bench_issuer" help:"where the edge and introspect scenarios get their tokens (default: --target)"`
 	ClientID     string        `yaml:"client_id" help:"client for token requests (and introspection)"`
@@ -25,6 +25,10 @@ type BenchConfig struct {
 	Warmup       time.Duration `yaml:"warmup" help:"how long to send before measuring"`
 	JSON         bool          `yaml:"json" help:"print the result as JSON"`
 	ServerPID    int           `yaml:"server_pid" help:"PID of the server under load, on this machine: its CPU time per request is reported (Linux)"`
+	Chains       int           `yaml:"chains" help:"refresh-chains: how many refresh-token families to rotate"`
+	RedirectURI  string        `yaml:"redirect_uri" help:"refresh-chains: a redirect URI registered for --client-id"`
+	Username     string        `yaml:"username" help:"refresh-chains: the user who signs in"`
+	Password     string        `yaml:"password" secret:"true" help:"refresh-chains: that user's password"`
 }
 
 func runBench(ctx context.Context, args []string, io stdio) error {
@@ -32,6 +36,9 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		Connections: 16, Duration: 10 * time.Second, Warmup: 2 * time.Second}
 	if _, err := load("bench", &cfg, args, io.env, io.out); err != nil {
 		return err
+	}
+	if cfg.Scenario == bench.RefreshChains {
+		return runChains(ctx, cfg, io)
 	}
 	bc := bench.Config{Scenario: cfg.Scenario, Target: cfg.Target, Issuer: cfg.Issuer, ClientID: cfg.ClientID,
 		ClientSecret: cfg.ClientSecret, Scope: cfg.Scope, Path: cfg.Path, ForwardAuth: cfg.ForwardAuth,
@@ -53,6 +60,27 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	}
 	if !res.OK() {
 		return fmt.Errorf("%d unexpected answers and %d errors out of %d requests", res.Unexpected, res.Errors, res.Requests)
+	}
+	return nil
+}
+
+// runChains is the refresh-chains fault run; it fails when a chain died.
+func runChains(ctx context.Context, cfg BenchConfig, io stdio) error {
+	chains := cfg.Chains
+	if chains == 0 {
+		chains = 64
+	}
+	res, err := bench.RunChains(ctx, bench.ChainsConfig{Issuer: cfg.Target, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		RedirectURI: cfg.RedirectURI, Username: cfg.Username, Password: cfg.Password, Chains: chains, Duration: cfg.Duration,
+		Progress: io.err})
+	if err != nil {
+		return err
+	}
+	if err := printJSON(io.out, res); err != nil {
+		return err
+	}
+	if res.Dead > 0 || res.Stuck > 0 {
+		return fmt.Errorf("%d of %d refresh chains died and %d never recovered (first: %s)", res.Dead, res.Chains, res.Stuck, res.FirstDead)
 	}
 	return nil
 }
