@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -89,9 +90,14 @@ func (p *Provider) authorize(ctx *fasthttp.RequestCtx) error {
 		return p.respond(ctx, ia, nil, err)
 	}
 
+	if !p.pending.allow(ctx.RemoteIP().String()) {
+		p.log.Warn("authorization requests refused: too many pending from one address", "ip", ctx.RemoteIP().String())
+		return p.respond(ctx, ia, nil, authErr("temporarily_unavailable", "too many pending sign-ins from this address; try again later"))
+	}
 	now := p.now()
 	ia.ID, ia.CSRF = randomToken(), randomToken()
 	ia.CreatedAt, ia.ExpiresAt = now, now.Add(p.cfg.InteractionTTL)
+	ia.BrowserHash = p.bindBrowser(ctx)
 	// A live session that satisfies prompt and max_age signs the user in.
 	if se := p.liveSession(sctx, ctx, now); se != nil && !slices.Contains(ia.Prompt, "login") &&
 		(ia.MaxAge < 0 || now.Sub(se.AuthTime) <= time.Duration(ia.MaxAge)*time.Second) {
@@ -132,6 +138,11 @@ func (p *Provider) checkRequest(c *storage.Client, args *fasthttp.Args, ia *stor
 	}
 	ia.Scopes = scopes
 	ia.Nonce, ia.LoginHint = get("nonce"), get("login_hint")
+	for name, v := range map[string]string{"state": ia.State, "nonce": ia.Nonce, "login_hint": ia.LoginHint} {
+		if len(v) > maxParamLen {
+			return authErr("invalid_request", name+" is longer than "+strconv.Itoa(maxParamLen)+" bytes")
+		}
+	}
 
 	// PKCE (RFC 7636): S256 only; required for public clients.
 	challenge, method := get("code_challenge"), get("code_challenge_method")
@@ -166,6 +177,10 @@ func (p *Provider) checkRequest(c *storage.Client, args *fasthttp.Args, ia *stor
 	}
 	return nil
 }
+
+// maxParamLen bounds the free-form parameters an unauthenticated
+// authorization request stores (state, nonce, login_hint).
+const maxParamLen = 2048
 
 // validVerifier is RFC 7636 §4.1's code_verifier (and an S256 challenge's)
 // form: 43 to 128 unreserved characters.
@@ -292,6 +307,12 @@ func (p *Provider) interaction(ctx *fasthttp.RequestCtx, sctx context.Context, i
 	if err != nil {
 		return nil, ErrUnavailable(err)
 	}
+	if !p.sameBrowser(ctx, ia) {
+		p.log.Warn("sign-in step refused: not the browser that started it", "interaction_client", ia.ClientID,
+			"ip", ctx.RemoteIP().String())
+		return nil, p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
+			Message: "This sign-in was started in another browser. Go back to the application and start again."})
+	}
 	if post && subtle.ConstantTimeCompare([]byte(csrf), []byte(ia.CSRF)) != 1 {
 		return nil, p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
 			Message: "The form was not the one this server sent (CSRF check). Go back to the application and start again."})
@@ -308,6 +329,9 @@ func (p *Provider) interactionStep(fn step) handlerFunc {
 		var f form
 		id, csrf := string(ctx.QueryArgs().Peek("interaction")), ""
 		if ctx.IsPost() {
+			if p.crossSite(ctx) {
+				return p.refuseCrossSite(ctx)
+			}
 			var err error
 			if f, err = readForm(ctx); err != nil {
 				return err
@@ -334,25 +358,31 @@ func (p *Provider) loginPage(ctx *fasthttp.RequestCtx, _ context.Context, _ form
 }
 
 func (p *Provider) login(ctx *fasthttp.RequestCtx, sctx context.Context, f form, ia *storage.Interaction, c *storage.Client) error {
-	username := f.str("username")
-	keys := []string{"user:" + username, "ip:" + ctx.RemoteIP().String()}
+	username, ip := f.str("username"), ctx.RemoteIP().String()
 	retry := func(status int, msg string) error {
 		return p.render(ctx, status, "login", page{Title: "Sign in", Action: p.issuerPath + "/login", ClientName: c.Name,
 			Interaction: ia.ID, CSRF: ia.CSRF, Username: username, Error: msg})
 	}
-	if wait, blocked := p.limiter.blocked(keys...); blocked {
+	keys := p.signInKeys(username, ip)
+	wait, ok := p.limiter.reserve(keys...)
+	if !ok {
+		p.log.Warn("sign-in refused: too many attempts", "username", fmt.Sprintf("%q", username), "ip", ip)
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds()+1)))
 		return retry(http.StatusTooManyRequests, "Too many failed attempts. Wait a minute and try again.")
 	}
 	u, err := p.passwords.check(sctx, username, f.str("password"))
+	if err == nil {
+		p.limiter.done(false, keys, keys[0].key)
+	} else {
+		p.limiter.done(errors.Is(err, errBadCredentials), keys) // an outage is no guess
+	}
 	if errors.Is(err, errBadCredentials) {
-		p.limiter.failed(keys...)
+		p.log.Info("sign-in failed", "username", fmt.Sprintf("%q", username), "ip", ip)
 		return retry(http.StatusUnauthorized, "Invalid username or password.")
 	}
 	if err != nil {
 		return err
 	}
-	p.limiter.reset(keys[0])
 	se, err := p.startSession(ctx, sctx, u)
 	if err != nil {
 		return err
@@ -364,6 +394,20 @@ func (p *Provider) login(ctx *fasthttp.RequestCtx, sctx context.Context, f form,
 	return p.next(ctx, sctx, c, ia)
 }
 
+// signInKeys are what one sign-in attempt counts against, as OWASP's
+// authentication cheat sheet advises: the username at this IP (the tight
+// limit, cleared by a success), the IP across usernames (spraying), and the
+// username across IPs — a slower limit, so strangers cannot lock a user out
+// for long.
+func (p *Provider) signInKeys(username, ip string) []limitKey {
+	n, w := p.cfg.LoginLimit, p.cfg.LoginWindow
+	return []limitKey{
+		{"user@ip:" + username + "\x00" + ip, limitRule{n, w}},
+		{"ip:" + ip, limitRule{4 * n, w}},
+		{"user:" + username, limitRule{4 * n, 15 * w}},
+	}
+}
+
 // scopeWords are the consent page's descriptions of well-known scopes.
 var scopeWords = map[string]string{
 	"openid":         "Sign you in with your account",
@@ -372,8 +416,8 @@ var scopeWords = map[string]string{
 	"offline_access": "Stay signed in: keep access while you are away",
 }
 
-func (p *Provider) consentPage(ctx *fasthttp.RequestCtx, _ context.Context, _ form, ia *storage.Interaction, c *storage.Client) error {
-	if ia.UserID == "" {
+func (p *Provider) consentPage(ctx *fasthttp.RequestCtx, sctx context.Context, _ form, ia *storage.Interaction, c *storage.Client) error {
+	if !p.signedInHere(ctx, sctx, ia) {
 		return p.errorPage(ctx, "Sign in first.")
 	}
 	words := make([]string, 0, len(ia.Scopes))
@@ -389,7 +433,7 @@ func (p *Provider) consentPage(ctx *fasthttp.RequestCtx, _ context.Context, _ fo
 }
 
 func (p *Provider) consent(ctx *fasthttp.RequestCtx, sctx context.Context, f form, ia *storage.Interaction, _ *storage.Client) error {
-	if ia.UserID == "" {
+	if !p.signedInHere(ctx, sctx, ia) {
 		return p.errorPage(ctx, "Sign in first.")
 	}
 	if f.str("decision") != "allow" {
@@ -409,6 +453,77 @@ func (p *Provider) consent(ctx *fasthttp.RequestCtx, sctx context.Context, f for
 		return ErrUnavailable(err)
 	}
 	return p.finish(ctx, sctx, ia)
+}
+
+// signedInHere: the interaction has a user, and the request carries the
+// session that signed them in — consent is given by whoever signed in, in
+// this browser, not by whoever holds the interaction.
+func (p *Provider) signedInHere(ctx *fasthttp.RequestCtx, sctx context.Context, ia *storage.Interaction) bool {
+	if ia.UserID == "" || ia.SessionID == "" {
+		return false
+	}
+	v := ctx.Request.Header.Cookie(p.cookieName())
+	if len(v) == 0 {
+		return false
+	}
+	se, err := p.store.GetSession(sctx, storage.HashOf(string(v)))
+	return err == nil && se.ID == ia.SessionID && se.UserID == ia.UserID
+}
+
+// Browser binding: a random cookie, set at /authorize when the browser has
+// none, whose hash every interaction records. A sign-in link or consent
+// form handed to another browser is refused there (interaction hijack), and
+// a cross-site form cannot sign a victim's browser in (login CSRF).
+
+func (p *Provider) browserCookieName() string {
+	if strings.HasPrefix(p.cfg.Issuer, "https://") {
+		return "__Host-oidcgate_browser"
+	}
+	return "oidcgate_browser"
+}
+
+// bindBrowser returns the hash of the request's browser cookie, setting a
+// new one if it has none (or a malformed one).
+func (p *Provider) bindBrowser(ctx *fasthttp.RequestCtx) storage.Hash {
+	v := string(ctx.Request.Header.Cookie(p.browserCookieName()))
+	if len(v) != 43 { // randomToken's length
+		v = randomToken()
+		c := fasthttp.AcquireCookie()
+		defer fasthttp.ReleaseCookie(c)
+		c.SetKey(p.browserCookieName())
+		c.SetValue(v)
+		c.SetPath("/")
+		c.SetHTTPOnly(true)
+		c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+		c.SetSecure(strings.HasPrefix(p.cfg.Issuer, "https://"))
+		ctx.Response.Header.SetCookie(c)
+	}
+	return storage.HashOf(v)
+}
+
+// sameBrowser: the request carries the cookie of the browser that started
+// the interaction.
+func (p *Provider) sameBrowser(ctx *fasthttp.RequestCtx, ia *storage.Interaction) bool {
+	v := ctx.Request.Header.Cookie(p.browserCookieName())
+	h := storage.HashOf(string(v))
+	return len(v) > 0 && subtle.ConstantTimeCompare(h[:], ia.BrowserHash[:]) == 1
+}
+
+// crossSite reports a form POST sent from another site (login CSRF,
+// forced consent or sign-out): a browser says where a request comes from in
+// Sec-Fetch-Site and Origin; a request saying neither (an old browser, a
+// script) has only the CSRF token and the browser binding to pass.
+func (p *Provider) crossSite(ctx *fasthttp.RequestCtx) bool {
+	site := string(ctx.Request.Header.Peek("Sec-Fetch-Site"))
+	origin := string(ctx.Request.Header.Peek("Origin"))
+	return site != "" && site != "same-origin" && site != "none" || origin != "" && origin != p.origin
+}
+
+func (p *Provider) refuseCrossSite(ctx *fasthttp.RequestCtx) error {
+	p.log.Warn("cross-site form refused", "path", string(ctx.Path()), "origin", string(ctx.Request.Header.Peek("Origin")),
+		"sec_fetch_site", string(ctx.Request.Header.Peek("Sec-Fetch-Site")))
+	return p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
+		Message: "This form was sent from another site. Go back to the application and start again."})
 }
 
 // Sessions: a random cookie secret, stored only as its hash.

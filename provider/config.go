@@ -49,8 +49,9 @@ type Config struct {
 	// revokes on every reuse; the binary's default is 30s.
 	RefreshReuseGrace time.Duration
 	RequirePKCE       bool          // PKCE for confidential clients too
-	LoginLimit        int           // failed sign-ins per username and per IP per LoginWindow [5]
+	LoginLimit        int           // sign-in attempts per username at one IP per LoginWindow [5]; 4× per IP, 4× per username per 15 windows
 	LoginWindow       time.Duration // [1m]
+	MaxPendingPerIP   int           // authorization requests one client IP may start per InteractionTTL [1000]
 	BrandName         string        // shown on the sign-in pages ["oidcgate"]
 	BrandLogoURL      string        // an https:// or data:image/ logo shown above it [none]
 }
@@ -72,6 +73,9 @@ func (c Config) withDefaults() Config {
 	def(&c.LoginWindow, time.Minute)
 	if c.LoginLimit == 0 {
 		c.LoginLimit = 5
+	}
+	if c.MaxPendingPerIP == 0 {
+		c.MaxPendingPerIP = 1000
 	}
 	if c.BrandName == "" {
 		c.BrandName = "oidcgate"

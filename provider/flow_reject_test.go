@@ -236,8 +236,9 @@ func TestFormRejects(t *testing.T) {
 		defer func() { u.Disabled = false; s.store.UpdateUser(context.Background(), u) }()
 		// No SSO, no sign-in, no refresh.
 		errorAt(t, s, b.get(authURL(s, map[string]string{"prompt": "none"})), "st", "login_required")
-		p := newBrowser(t).get(authURL(s, nil))
-		if r := newBrowser(t).signIn(s, p, alicePassword); r.status != 401 && !strings.Contains(r.body, "Invalid username or password") {
+		other := newBrowser(t)
+		p := other.get(authURL(s, nil))
+		if r := other.signIn(s, p, alicePassword); r.status != 401 && !strings.Contains(r.body, "Invalid username or password") {
 			t.Errorf("disabled user signed in: %d", r.status)
 		}
 		if rt, ok := tok["refresh_token"].(string); ok {

@@ -54,70 +54,123 @@ func (p *passwords) check(ctx context.Context, username, password string) (*stor
 	return u, nil
 }
 
-// limiter counts failed sign-ins per key (a username, a client IP) in
-// fixed windows: after limit failures within window, a key is refused
-// until its window ends.
+// limiter counts sign-in attempts per key (a client IP, a username at an
+// IP, a username) in fixed windows. An attempt is reserved before the
+// password is checked and counts against every key until it is known to
+// have succeeded, so N concurrent guesses cannot all run: at most limit
+// checks per key per window, whatever the concurrency. Each key has its own
+// rule (limit and window).
 type limiter struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]*attempts
+}
+
+// limitRule is a key's budget: limit attempts (failed, or under way) per window.
+type limitRule struct {
 	limit  int
 	window time.Duration
-	now    func() time.Time
-
-	mu    sync.Mutex
-	fails map[string]*failures
 }
 
-type failures struct {
-	n     int
-	until time.Time // the window's end
+// limitKey is one key an attempt counts against, and its rule.
+type limitKey struct {
+	key  string
+	rule limitRule
 }
 
-// maxTracked bounds the keys kept; past it, ended windows are swept.
+type attempts struct {
+	failed, inFlight int
+	until            time.Time // the window's end
+}
+
+// maxTracked bounds the keys kept; past it, idle ended windows are swept.
 const maxTracked = 100_000
 
-func newLimiter(limit int, window time.Duration, now func() time.Time) *limiter {
-	return &limiter{limit: limit, window: window, now: now, fails: map[string]*failures{}}
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{now: now, keys: map[string]*attempts{}}
 }
 
-// blocked reports whether any key is over its limit and, if so, how long
-// until the latest of their windows ends (for Retry-After).
-func (l *limiter) blocked(keys ...string) (time.Duration, bool) {
+// reserve takes one attempt against every key, or none when any is at its
+// limit — then it reports how long until the latest of those windows ends
+// (for Retry-After). A reservation must be ended with done.
+func (l *limiter) reserve(keys ...limitKey) (wait time.Duration, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	var wait time.Duration
-	for _, k := range keys {
-		if f, ok := l.fails[k]; ok && f.n >= l.limit && now.Before(f.until) {
-			wait = max(wait, f.until.Sub(now))
-		}
-	}
-	return wait, wait > 0
-}
-
-// failed records a failure against every key.
-func (l *limiter) failed(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if len(l.fails) >= maxTracked {
-		for k, f := range l.fails {
-			if !now.Before(f.until) {
-				delete(l.fails, k)
+	if len(l.keys) >= maxTracked {
+		for k, a := range l.keys {
+			if a.inFlight == 0 && !now.Before(a.until) {
+				delete(l.keys, k)
 			}
 		}
 	}
 	for _, k := range keys {
-		f, ok := l.fails[k]
-		if !ok || !now.Before(f.until) {
-			f = &failures{until: now.Add(l.window)}
-			l.fails[k] = f
+		if a := l.window(k, now); a.failed+a.inFlight >= k.rule.limit {
+			wait = max(wait, a.until.Sub(now))
 		}
-		f.n++
+	}
+	if wait > 0 {
+		return wait, false
+	}
+	for _, k := range keys {
+		l.keys[k.key].inFlight++
+	}
+	return 0, true
+}
+
+// window returns k's current window, starting a new one when the last ended.
+func (l *limiter) window(k limitKey, now time.Time) *attempts {
+	a, ok := l.keys[k.key]
+	if !ok {
+		a = &attempts{until: now.Add(k.rule.window)}
+		l.keys[k.key] = a
+	} else if !now.Before(a.until) {
+		a.failed, a.until = 0, now.Add(k.rule.window)
+	}
+	return a
+}
+
+// done ends a reservation: a failure counts against every key; a success
+// counts against none and clears the keys in forget (the user at this IP).
+func (l *limiter) done(failed bool, keys []limitKey, forget ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if a, ok := l.keys[k.key]; ok {
+			a.inFlight = max(0, a.inFlight-1)
+			if failed {
+				a.failed++
+			}
+		}
+	}
+	for _, k := range forget {
+		if a, ok := l.keys[k]; ok && a.inFlight == 0 {
+			delete(l.keys, k)
+		} else if ok {
+			a.failed = 0
+		}
 	}
 }
 
-// reset forgets a key's failures (a successful sign-in of that user).
-func (l *limiter) reset(key string) {
+// count records one event against k and reports whether it is within k's
+// rule (a plain counter, for pending authorization requests per IP).
+func (l *limiter) count(k limitKey) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.fails, key)
+	a := l.window(k, l.now())
+	if a.failed >= k.rule.limit {
+		return false
+	}
+	a.failed++
+	return true
 }
+
+// pendingLimit bounds the authorization requests one client IP may leave
+// pending: each stores an interaction, and /authorize needs no credentials.
+type pendingLimit struct {
+	l    *limiter
+	rule limitRule
+}
+
+func (p pendingLimit) allow(ip string) bool { return p.l.count(limitKey{"pending:" + ip, p.rule}) }

@@ -58,36 +58,70 @@ func TestPasswordChecksQueue(t *testing.T) {
 
 func TestLimiter(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(5, time.Minute, func() time.Time { return now })
-	for range 4 {
-		l.failed("user:alice", "ip:10.0.0.1")
+	l := newLimiter(func() time.Time { return now })
+	rule := limitRule{5, time.Minute}
+	alice := []limitKey{{"user:alice", rule}, {"ip:10.0.0.1", limitRule{20, time.Minute}}}
+	fail := func(keys []limitKey) {
+		t.Helper()
+		if _, ok := l.reserve(keys...); !ok {
+			t.Fatal("refused before its limit")
+		}
+		l.done(true, keys)
 	}
-	if _, blocked := l.blocked("user:alice", "ip:10.0.0.1"); blocked {
+	for range 4 {
+		fail(alice)
+	}
+	if _, ok := l.reserve(alice...); !ok {
 		t.Fatal("blocked after 4 failures")
 	}
-	l.failed("user:alice", "ip:10.0.0.1")
-	wait, blocked := l.blocked("user:alice")
-	if !blocked || wait != time.Minute {
-		t.Fatalf("after 5 failures: blocked %v for %v", blocked, wait)
+	l.done(true, alice)
+	wait, ok := l.reserve(alice...)
+	if ok || wait != time.Minute {
+		t.Fatalf("after 5 failures: allowed %v, wait %v", ok, wait)
 	}
-	if _, blocked := l.blocked("user:bob", "ip:10.0.0.2"); blocked {
+	bob := []limitKey{{"user:bob", rule}, {"ip:10.0.0.2", limitRule{20, time.Minute}}}
+	if _, ok := l.reserve(bob...); !ok {
 		t.Error("other keys blocked")
 	}
-	// The IP is blocked for every username it tries.
-	if _, blocked := l.blocked("user:bob", "ip:10.0.0.1"); !blocked {
-		t.Error("the failing IP may try another user")
+	l.done(false, bob)
+	// The IP's own, looser limit: another user from it may still try, until it too is spent.
+	bobThere := []limitKey{{"user:bob", rule}, {"ip:10.0.0.1", limitRule{20, time.Minute}}}
+	if _, ok := l.reserve(bobThere...); !ok {
+		t.Error("another user from the IP refused before the IP's limit")
 	}
+	l.done(true, bobThere)
 	now = now.Add(40 * time.Second)
-	if wait, _ := l.blocked("user:alice"); wait != 20*time.Second {
+	if wait, _ := l.reserve(alice...); wait != 20*time.Second {
 		t.Errorf("Retry-After = %v, want the rest of the window", wait)
 	}
 	now = now.Add(20 * time.Second)
-	if _, blocked := l.blocked("user:alice", "ip:10.0.0.1"); blocked {
+	if _, ok := l.reserve(alice...); !ok {
 		t.Error("still blocked after the window")
 	}
-	l.failed("user:carol")
-	l.reset("user:carol")
-	if len(l.fails) != 2 {
-		t.Errorf("%d keys tracked", len(l.fails))
+	l.done(false, alice, "user:alice") // a success forgets the user's failures
+	if a := l.keys["user:alice"]; a != nil {
+		t.Errorf("user key kept after a success: %+v", a)
+	}
+}
+
+// TestLimiterReservesBeforeChecking: attempts under way count, so however
+// many arrive at once, at most the limit get a password check.
+func TestLimiterReservesBeforeChecking(t *testing.T) {
+	l := newLimiter(time.Now)
+	keys := []limitKey{{"user@ip:alice", limitRule{5, time.Minute}}}
+	granted := 0
+	for range 40 { // all at once: none has finished
+		if _, ok := l.reserve(keys...); ok {
+			granted++
+		}
+	}
+	if granted != 5 {
+		t.Fatalf("%d of 40 concurrent attempts reserved a check, want 5", granted)
+	}
+	for range granted {
+		l.done(true, keys)
+	}
+	if _, ok := l.reserve(keys...); ok {
+		t.Error("a sixth attempt after five failures")
 	}
 }

@@ -35,6 +35,8 @@ type Provider struct {
 	onRevoke         []func(token string)
 	passwords        *passwords
 	limiter          *limiter
+	pending          pendingLimit // authorization requests per client IP
+	origin           string       // the issuer's scheme://host, for Origin checks
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -94,7 +96,9 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	}
 	p.grantHandlers = p.grants()
 	p.passwords = newPasswords(store, cfg.Argon2)
-	p.limiter = newLimiter(cfg.LoginLimit, cfg.LoginWindow, now)
+	p.limiter = newLimiter(now)
+	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
+	p.origin = iu.Scheme + "://" + iu.Host
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err
 	}

@@ -147,6 +147,9 @@ type Interaction struct {
 	Prompt        []string `json:"prompt,omitempty"`
 	MaxAge        int      `json:"max_age"` // -1: none
 	LoginHint     string   `json:"login_hint,omitempty"`
+	// BrowserHash is the hash of the browser-binding cookie of the browser
+	// that started the request: every later step must come from it.
+	BrowserHash Hash `json:"browser_hash"`
 	// Set once the user has signed in (or had a live session).
 	UserID    string    `json:"user_id,omitempty"`
 	SessionID string    `json:"session_id,omitempty"`
