@@ -22,6 +22,10 @@ type Introspection struct {
 	Aud      keys.Audience `json:"aud"`
 	Iss      string        `json:"iss"`
 	Exp      int64         `json:"exp"`
+	// TokenType is RFC 7662's token_type; TokenUse says access_token or
+	// refresh_token, as oidcgate and Hydra do. Only access tokens pass.
+	TokenType string `json:"token_type"`
+	TokenUse  string `json:"token_use"`
 }
 
 // Introspector asks the provider about an opaque token.

@@ -118,6 +118,7 @@ type entry struct {
 var (
 	whyNotActive    = "the token is not active"
 	whyOtherIssuer  = "the token is from another issuer"
+	whyNotAccess    = "the token is not an access token"
 	whyExpired      = "the token has expired"
 	whyUnsafeClaims = "the token claims hold control characters"
 )
@@ -551,6 +552,11 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 		e.reason = &whyNotActive
 	case res.Iss != "" && res.Iss != v.cfg.Issuer:
 		e.reason = &whyOtherIssuer
+	case res.TokenUse != "" && res.TokenUse != "access_token",
+		strings.EqualFold(res.TokenType, "refresh_token"), strings.EqualFold(res.TokenType, "refresh"):
+		// A refresh token is a credential for the token endpoint, never
+		// for a resource (RFC 6749 §1.5).
+		e.reason = &whyNotAccess
 	case res.Exp != 0 && now.Unix() >= res.Exp:
 		e.reason = &whyExpired
 	}

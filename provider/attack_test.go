@@ -1,12 +1,17 @@
 package provider_test
 
 import (
+	"context"
+	"crypto/sha256"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/oidcgate/oidcgate/provider"
 )
 
 // The attacks of the outside audit (issue 22), each written as the
@@ -118,5 +123,117 @@ func TestParallelGuesses(t *testing.T) {
 	}
 	if p := b.signIn(s, login, alicePassword); p.status != 429 {
 		t.Errorf("the right password after 39 parallel guesses: %d, want 429", p.status)
+	}
+}
+
+// TestClientSecretsSaltedAndNoEnumeration: two clients given one secret
+// store different hashes; a record from before salts still authenticates;
+// and a known client tried with the wrong method is told nothing more than
+// a wrong secret would be.
+func TestClientSecretsSaltedAndNoEnumeration(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	ctx := context.Background()
+	a, _ := s.store.GetClient(ctx, "svc")
+	b, _ := s.store.GetClient(ctx, "opaque") // same secret
+	if len(a.SecretSalt) == 0 || string(a.SecretHash) == string(b.SecretHash) {
+		t.Errorf("one secret, one hash: %x %x", a.SecretHash, b.SecretHash)
+	}
+	legacy := sha256.Sum256([]byte(secret))
+	old, _, _ := provider.ClientSpec{ID: "legacy", Secret: secret, Scopes: []string{"read"}, Audiences: []string{api}}.Build(time.Now())
+	old.SecretSalt, old.SecretHash = nil, legacy[:]
+	if err := s.store.CreateClient(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.post(t, "/token", "grant_type=client_credentials", "legacy:"+secret); r.status != 200 {
+		t.Errorf("legacy unsalted record: %d %s", r.status, r.body)
+	}
+	wrongMethod := s.post(t, "/token", "grant_type=client_credentials&client_id=svc&client_secret="+secret, "")
+	wrongSecret := s.post(t, "/token", "grant_type=client_credentials&client_id=svc-post&client_secret=nope-nope-nope", "")
+	if wrongMethod.status != 401 || string(wrongMethod.body) != string(wrongSecret.body) {
+		t.Errorf("wrong method %d %s vs wrong secret %d %s", wrongMethod.status, wrongMethod.body, wrongSecret.status, wrongSecret.body)
+	}
+}
+
+// idTokenOf runs a sign-in in b and returns the ID token it ends with.
+func idTokenOf(t *testing.T, s *server, b *browser) string {
+	t.Helper()
+	verifier := strings.Repeat("v", 43)
+	p := b.get(authURL(s, nil))
+	if strings.Contains(p.body, `name="password"`) {
+		p = b.signIn(s, p, alicePassword)
+	}
+	if p.loc == nil {
+		p = b.decide(s, p, "allow")
+	}
+	code := codeAt(t, s, p, "st")
+	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
+	id, _ := tok["id_token"].(string)
+	if id == "" {
+		t.Fatalf("no ID token: %v", tok)
+	}
+	return id
+}
+
+// TestEndSessionForeignHint: a sign-out link carrying an ID token of
+// another session (the attacker's own) asks the victim to confirm instead
+// of ending the victim's session; the victim's own hint signs out at once.
+func TestEndSessionForeignHint(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	attacker, victim := newBrowser(t), newBrowser(t)
+	foreign := idTokenOf(t, s, attacker)
+	own := idTokenOf(t, s, victim)
+	p := victim.get(s.issuer + "/end_session?" + url.Values{"id_token_hint": {foreign}}.Encode())
+	if p.status != 200 || !strings.Contains(p.body, `name="confirm"`) {
+		t.Fatalf("a foreign hint: %d, want the confirmation page", p.status)
+	}
+	if p := victim.get(authURL(s, map[string]string{"prompt": "none"})); p.loc == nil || p.loc.Query().Get("code") == "" {
+		t.Fatalf("the victim was signed out by a foreign hint: %v", p.loc)
+	}
+	p = victim.get(s.issuer + "/end_session?" + url.Values{"id_token_hint": {own}}.Encode())
+	if p.status != 200 || strings.Contains(p.body, `name="confirm"`) {
+		t.Fatalf("the victim's own hint: %d %s", p.status, p.body)
+	}
+	errorAt(t, s, victim.get(authURL(s, map[string]string{"prompt": "none"})), "st", "login_required")
+}
+
+// TestRefreshTokenNotActiveForResourceServers: a resource server (the
+// edge) asking about a refresh token hears active:false — in process too —
+// while the client holding it may still learn it is live.
+func TestRefreshTokenNotActiveForResourceServers(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	verifier := strings.Repeat("v", 43)
+	b := newBrowser(t)
+	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access"}))
+	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
+	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
+	rt := tok["refresh_token"].(string)
+	if m := s.introspect(t, "resource-server:"+secret, rt); m["active"] != false {
+		t.Errorf("a resource server sees a live refresh token: %v", m)
+	}
+	if res, err := s.p.Inspect(context.Background(), rt); err != nil || res.Active {
+		t.Errorf("the in-process edge sees a live refresh token: %+v %v", res, err)
+	}
+	if m := s.introspect(t, "web:"+secret, rt); m["active"] != true || m["token_use"] != "refresh_token" {
+		t.Errorf("its own client: %v", m)
+	}
+}
+
+// TestDuplicateAuthorizationRefused: two Authorization headers leave it to
+// each hop which one counts: 400.
+func TestDuplicateAuthorizationRefused(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	req, _ := http.NewRequest("POST", s.issuer+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("svc", secret)
+	req.Header.Add("Authorization", "Basic b3RoZXI6c2VjcmV0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("two Authorization headers: %d, want 400", resp.StatusCode)
 	}
 }

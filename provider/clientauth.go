@@ -3,6 +3,8 @@ package provider
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -66,36 +68,56 @@ func parseCredentials(authorization, formID, formSecret []byte) (credentials, er
 	return credentials{id: id, secret: secret, method: authSecretBasic}, nil
 }
 
-// hashSecret is how client secrets are stored: SHA-256. Secrets oidcgate
-// generates carry 256 bits of entropy and operator-supplied ones must be 32+
-// characters, so a slow password hash would buy nothing but latency.
-func hashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
+// hashSecret is how client secrets are stored: HMAC-SHA-256 under the
+// client's own random salt, so two clients given one secret, or a leaked
+// table and a list of likely secrets, do not line up; records from before
+// salts are plain SHA-256. Secrets oidcgate generates carry 256 bits of
+// entropy and operator-supplied ones must be 32+ characters, so a slow
+// password hash would buy nothing but latency on the token path.
+func hashSecret(secret string, salt []byte) []byte {
+	if len(salt) == 0 {
+		h := sha256.Sum256([]byte(secret))
+		return h[:]
+	}
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
 }
 
-// dummySecretHash keeps the work for an unknown client the same as for a
-// known one.
-var dummySecretHash = hashSecret("oidcgate: no such client")
+// newSalt is a client's secret salt.
+func newSalt() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b
+}
+
+// dummySalt and dummySecretHash keep the work for an unknown client the
+// same as for a known one.
+var (
+	dummySalt       = newSalt()
+	dummySecretHash = hashSecret("oidcgate: no such client", dummySalt)
+)
 
 // authenticate checks creds against the registered client.
 func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storage.Client, error) {
 	basic := creds.method == authSecretBasic
 	c, err := p.client(ctx, creds.id)
 	if errors.Is(err, storage.ErrNotFound) {
-		subtle.ConstantTimeCompare(hashSecret(creds.secret), dummySecretHash)
+		subtle.ConstantTimeCompare(hashSecret(creds.secret, dummySalt), dummySecretHash)
 		return nil, ErrInvalidClient(basic, "client authentication failed")
 	}
 	if err != nil {
 		return nil, ErrUnavailable(err)
 	}
 	if c.TokenEndpointAuthMethod != creds.method {
-		return nil, ErrInvalidClient(basic, "client authentication failed: this client authenticates with %s", c.TokenEndpointAuthMethod)
+		// The same answer as a wrong secret: which method a client uses is
+		// not for strangers to learn (client enumeration).
+		return nil, ErrInvalidClient(basic, "client authentication failed")
 	}
 	if creds.method == authNone {
 		return c, nil
 	}
-	if len(c.SecretHash) == 0 || subtle.ConstantTimeCompare(hashSecret(creds.secret), c.SecretHash) != 1 {
+	if len(c.SecretHash) == 0 || subtle.ConstantTimeCompare(hashSecret(creds.secret, c.SecretSalt), c.SecretHash) != 1 {
 		return nil, ErrInvalidClient(basic, "client authentication failed")
 	}
 	return c, nil

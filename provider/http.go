@@ -115,6 +115,11 @@ func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
 			}
 			duration.Observe(time.Since(start).Seconds())
 		}()
+		if len(ctx.Request.Header.PeekAll("Authorization")) > 1 {
+			// Which one counts would be up to each hop: refuse (RFC 9110 §5.3).
+			a.render(ctx, id, route, ErrInvalidRequest("more than one Authorization header"))
+			return
+		}
 		if err := h(ctx); err != nil {
 			a.render(ctx, id, route, err)
 		}

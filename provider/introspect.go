@@ -180,7 +180,9 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		return inactive, nil
 	case err != nil:
 		return nil, ErrUnavailable(err)
-	case !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || !visible(caller, rt.ClientID):
+	case !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || caller.ID != rt.ClientID:
+		// Only the client holding a refresh token learns it is live: to a
+		// resource server (introspect_any), it is no access token at all.
 		return inactive, nil
 	}
 	return &Introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.UserID,

@@ -449,23 +449,44 @@ func (p *Provider) endSession(ctx *fasthttp.RequestCtx) error {
 		}
 	}
 	cookie := ctx.Request.Header.Cookie(p.cookieName())
-	if !hinted && len(cookie) > 0 && !(ctx.IsPost() && get("confirm") == "yes") {
-		// Without an ID token, ask the user: a cross-site link must not sign
-		// anyone out.
-		return p.render(ctx, http.StatusOK, "logout", page{Title: "Sign out", CSRF: logoutCSRF(cookie),
-			Action: p.issuerPath + "/end_session?" + ctx.QueryArgs().String()})
-	}
-	if !hinted && len(cookie) > 0 && subtle.ConstantTimeCompare([]byte(get("csrf")), []byte(logoutCSRF(cookie))) != 1 {
-		return p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
-			Message: "The sign-out form was not the one this server sent (CSRF check)."})
-	}
+	var se *storage.Session // this browser's session
 	if len(cookie) > 0 {
-		if se, err := p.store.GetSession(sctx, storage.HashOf(string(cookie))); err == nil && (sid == "" || se.ID == sid) {
-			p.store.DeleteSession(sctx, se.ID)
+		var err error
+		if se, err = p.store.GetSession(sctx, storage.HashOf(string(cookie))); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return ErrUnavailable(err)
+		}
+	}
+	// The hint speaks for this browser's session only when it names it; any
+	// other sign-out of a browser with a session is the user's to confirm —
+	// a cross-site link, or an ID token of someone else's session, must not
+	// sign anyone out.
+	named := hinted && se != nil && sid != "" && se.ID == sid
+	if se != nil && !named {
+		if !(ctx.IsPost() && get("confirm") == "yes") {
+			return p.render(ctx, http.StatusOK, "logout", page{Title: "Sign out", CSRF: logoutCSRF(cookie),
+				Action: p.issuerPath + "/end_session?" + ctx.QueryArgs().String()})
+		}
+		if p.crossSite(ctx) {
+			return p.refuseCrossSite(ctx)
+		}
+		if subtle.ConstantTimeCompare([]byte(get("csrf")), []byte(logoutCSRF(cookie))) != 1 {
+			return p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
+				Message: "The sign-out form was not the one this server sent (CSRF check)."})
+		}
+	}
+	switch {
+	case se != nil:
+		if err := p.store.DeleteSession(sctx, se.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return ErrUnavailable(err)
 		}
 		p.setCookie(ctx, "", time.Time{})
-	} else if sid != "" {
-		p.store.DeleteSession(sctx, sid)
+	case len(cookie) > 0:
+		p.setCookie(ctx, "", time.Time{}) // a session already gone
+	case hinted && sid != "":
+		// No session here: the relying party ends the one its ID token names.
+		if err := p.store.DeleteSession(sctx, sid); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return ErrUnavailable(err)
+		}
 	}
 	if redirect != "" {
 		u, _ := url.Parse(redirect)

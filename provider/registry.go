@@ -188,7 +188,8 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		c.ResponseTypes = []string{"code"}
 	}
 	if !spec.Public {
-		c.SecretHash = hashSecret(secret)
+		c.SecretSalt = newSalt()
+		c.SecretHash = hashSecret(secret, c.SecretSalt)
 	}
 	return c, generated, nil
 }

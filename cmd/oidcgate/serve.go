@@ -119,6 +119,9 @@ func listen(name, addr string, h fasthttp.RequestHandler, onMalformed func(*fast
 		MaxRequestBodySize:    cfg.MaxRequestBodySize,
 		Concurrency:           cfg.MaxConcurrency,
 		NoDefaultServerHeader: true,
+		// A malformed request is logged without its bytes: they may hold an
+		// Authorization header or a session cookie.
+		SecureErrorLogMessage: true,
 		Logger:                slogPrinter{log.With("listener", name)},
 		ErrorHandler:          onMalformed,
 	}

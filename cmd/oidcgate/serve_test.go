@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -288,4 +289,53 @@ func TestReadyzHidesCheckDetails(t *testing.T) {
 	if !strings.Contains(logs.String(), "10.1.2.3") {
 		t.Errorf("the detail is not in the log:\n%s", logs.String())
 	}
+}
+
+// TestMalformedRequestLogsNoCredentials: a request fasthttp cannot parse
+// is logged without its bytes, which hold the Authorization header and
+// cookies.
+func TestMalformedRequestLogsNoCredentials(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {}, provider.RejectMalformed, defaultServeConfig(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
+	defer func() { cancel(); <-done }()
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-TOKEN-123\r\nCookie: oidcgate_session=SECRET-COOKIE\r\nbroken header line\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic U0VDUkVULVRPS0VOLTEyMw==\r\nContent-Length: 99999999\r\n\r\nxx",
+	} {
+		conn, err := net.Dial("tcp", s.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(raw))
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.ReadAll(conn)
+		conn.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, secret := range []string{"SECRET-TOKEN-123", "SECRET-COOKIE", "U0VDUkVULVRPS0VOLTEyMw"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %s:\n%s", secret, logs.String())
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -47,7 +47,8 @@ func (h *Hash) UnmarshalText(b []byte) error {
 type Client struct {
 	ID                       string        `json:"id"`
 	Name                     string        `json:"name"`
-	SecretHash               []byte        `json:"secret_hash,omitempty"` // SHA-256 of the secret; empty for public clients
+	SecretHash               []byte        `json:"secret_hash,omitempty"` // HMAC-SHA-256 of the secret under SecretSalt (SHA-256 without one); empty for public clients
+	SecretSalt               []byte        `json:"secret_salt,omitempty"` // per-client random salt
 	RedirectURIs             []string      `json:"redirect_uris,omitempty"`
 	PostLogoutRedirectURIs   []string      `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes               []string      `json:"grant_types,omitempty"`
