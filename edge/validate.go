@@ -111,7 +111,7 @@ type entry struct {
 	id     *Identity // nil: inactive (introspection's negative answer); shared between tokens
 	exp    int64     // Unix seconds
 	reason *string   // why inactive: one of the texts below
-	epoch  uint32    // the key set's KeyEpoch when the token was verified
+	epoch  uint32    // keyEpoch when the token was verified or introspected
 }
 
 // Why an introspected token is refused (entry.reason).
@@ -128,6 +128,12 @@ var (
 // the tokens of a revoked key stop when the key leaves the set, not when
 // their cache entries lapse.
 type keyEpochs interface{ KeyEpoch() uint64 }
+
+// revocationEpochs is a revocation list that counts its revocations (the
+// provider, in `oidcgate all`): after one, cached tokens are checked again,
+// so a replayed code's or a reused refresh token's family stops at once,
+// not when the cache entries lapse.
+type revocationEpochs interface{ RevocationEpoch() uint64 }
 
 // identityKey is what makes two tokens' identities the same.
 type identityKey struct{ sub, client, scope, audience string }
@@ -186,7 +192,8 @@ type Validator struct {
 	recent [recentSlots]atomic.Pointer[recentToken]
 	seed   maphash.Seed
 
-	epochs keyEpochs // the key set's, when it counts them
+	epochs keyEpochs        // the key set's, when it counts them
+	revs   revocationEpochs // the revocation list's, when it counts them
 	newer  newerKeys // the key set's, when it can fetch for a newer token
 }
 
@@ -247,6 +254,7 @@ func NewValidator(cfg ValidatorConfig, ks keys.KeySet, revocations RevocationLis
 	val := &Validator{cfg: cfg, verifier: v, revocations: revocations, introspector: introspector,
 		verified: verified, seed: maphash.MakeSeed()}
 	val.epochs, _ = ks.(keyEpochs)
+	val.revs, _ = revocations.(revocationEpochs)
 	val.newer, _ = ks.(newerKeys)
 	// Without an introspector there is nothing to cache, and a cache's
 	// admission sketch alone is ~30 bytes per entry it is sized for.
@@ -309,13 +317,19 @@ var b64token = func() (t [256]bool) {
 
 func cacheKey(sum *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
 
-// keyEpoch is the key set's count of lost keys (0 when it keeps none); the
-// low 32 bits are plenty to tell "changed" from "unchanged".
+// keyEpoch is the key set's count of lost keys plus the revocation list's
+// count of revocations (0 for what keeps none): both only grow, so their
+// sum moves when either does, and the low 32 bits are plenty to tell
+// "changed" from "unchanged".
 func (v *Validator) keyEpoch() uint32 {
-	if v.epochs == nil {
-		return 0
+	var n uint64
+	if v.epochs != nil {
+		n = v.epochs.KeyEpoch()
 	}
-	return uint32(v.epochs.KeyEpoch())
+	if v.revs != nil {
+		n += v.revs.RevocationEpoch()
+	}
+	return uint32(n)
 }
 
 // Check decides, at time now, on the Authorization header of a request
@@ -355,7 +369,7 @@ func (v *Validator) Check(ctx context.Context, now time.Time, authorization []by
 		id, d = v.checkJWT(ctx, now, tok, slot, epoch)
 	} else {
 		sum := sha256.Sum256(tok)
-		id, d = v.checkOpaque(ctx, now, tok, &sum)
+		id, d = v.checkOpaque(ctx, now, tok, &sum, epoch)
 	}
 	if d.Status != 200 {
 		return nil, d
@@ -509,7 +523,7 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 	return id, allowed
 }
 
-func (v *Validator) checkOpaque(ctx context.Context, now time.Time, tok []byte, sum *[sha256.Size]byte) (*Identity, Decision) {
+func (v *Validator) checkOpaque(ctx context.Context, now time.Time, tok []byte, sum *[sha256.Size]byte, epoch uint32) (*Identity, Decision) {
 	if v.introspector == nil {
 		return nil, deny(ReasonMalformed, "opaque tokens are not accepted")
 	}
@@ -518,10 +532,10 @@ func (v *Validator) checkOpaque(ctx context.Context, now time.Time, tok []byte, 
 	}
 	key := cacheKey(sum)
 	e, ok := v.introspected.Get(key)
-	if !ok || e.sum != *sum {
+	if !ok || e.sum != *sum || e.epoch != epoch {
 		// Concurrent requests with one token share one introspection.
 		res, err, _ := v.sf.Do(string(sum[:]), func() (any, error) {
-			return v.introspect(ctx, string(tok), sum, now)
+			return v.introspect(ctx, string(tok), sum, now, epoch)
 		})
 		if err != nil {
 			return nil, deny(ReasonUnavailable, "the token cannot be introspected now")
@@ -538,7 +552,7 @@ func (v *Validator) checkOpaque(ctx context.Context, now time.Time, tok []byte, 
 	return e.id, allowed
 }
 
-func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Size]byte, now time.Time) (*entry, error) {
+func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Size]byte, now time.Time, epoch uint32) (*entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	res, err := v.introspector.Introspect(ctx, tok)
@@ -546,7 +560,7 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 		return nil, err
 	}
 	key := cacheKey(sum)
-	e := &entry{sum: *sum}
+	e := &entry{sum: *sum, epoch: epoch}
 	switch {
 	case !res.Active:
 		e.reason = &whyNotActive

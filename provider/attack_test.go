@@ -3,6 +3,7 @@ package provider_test
 import (
 	"context"
 	"crypto/sha256"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
 
 // The attacks of the outside audit (issue 22), each written as the
@@ -235,5 +241,60 @@ func TestDuplicateAuthorizationRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("two Authorization headers: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestAdminRefusesForeignHost: a page rebinding its DNS name to loopback
+// reaches the admin listener with its own Host: refused.
+func TestAdminRefusesForeignHost(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	req, _ := http.NewRequest("GET", s.admin+"/admin/v1/clients", nil)
+	req.Host = "attacker.example:8081"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("admin API for Host attacker.example: %d, want 421", resp.StatusCode)
+	}
+	req.Host = "localhost"
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("admin API for Host localhost: %v %v", resp, err)
+	}
+}
+
+// TestHSTSOnHTTPSIssuer: an https issuer's public answers carry
+// Strict-Transport-Security; a loopback http one's do not.
+func TestHSTSOnHTTPSIssuer(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	if r := do(t, "GET", s.issuer+"/jwks", "", "", ""); r.header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS on an http issuer")
+	}
+	store := memory.New(time.Now)
+	kek := make([]byte, keys.KEKSize)
+	ring, err := keys.NewRing(context.Background(), keys.Config{Algs: []string{keys.ES256, keys.RS256}, RSABits: 2048,
+		RotationPeriod: 720 * time.Hour, PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second, KEK: kek},
+		store, discard, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := provider.New(provider.Config{Issuer: "https://id.example.com", AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
+		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, discard,
+		prometheus.NewRegistry(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: p.Public()}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	r := do(t, "GET", "http://"+ln.Addr().String()+"/jwks", "", "", "")
+	if got := r.header.Get("Strict-Transport-Security"); r.status != 200 || got != "max-age=31536000" {
+		t.Errorf("%d, Strict-Transport-Security = %q", r.status, got)
 	}
 }

@@ -51,6 +51,7 @@ type Config struct {
 	RequirePKCE       bool          // PKCE for confidential clients too
 	LoginLimit        int           // sign-in attempts per username at one IP per LoginWindow [5]; 4× per IP, 4× per username per 15 windows
 	LoginWindow       time.Duration // [1m]
+	AdminHosts        []string      // DNS names the admin API answers to, besides IP literals and localhost
 	MaxPendingPerIP   int           // authorization requests one client IP may start per InteractionTTL [1000]
 	BrandName         string        // shown on the sign-in pages ["oidcgate"]
 	BrandLogoURL      string        // an https:// or data:image/ logo shown above it [none]

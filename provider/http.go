@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +89,12 @@ type adapter struct {
 	log      *slog.Logger
 	metrics  *httpMetrics
 	ids      *requestIDs
+	// hsts, when set, is sent as Strict-Transport-Security (an https issuer).
+	hsts string
+	// hostAllowed, when set, refuses requests for any other Host: the
+	// admin API is not to be reached through a DNS name an attacker's page
+	// rebinds to loopback.
+	hostAllowed func(host []byte) bool
 }
 
 func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
@@ -104,6 +112,13 @@ func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
 			id = a.ids.next()
 		}
 		ctx.Response.Header.Set("X-Request-Id", id)
+		if a.hsts != "" {
+			ctx.Response.Header.Set("Strict-Transport-Security", a.hsts)
+		}
+		if a.hostAllowed != nil && !a.hostAllowed(ctx.Request.Header.Host()) {
+			a.render(ctx, id, route, newError(http.StatusMisdirectedRequest, "invalid_request", "this listener does not answer to that Host"))
+			return
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				a.render(ctx, id, route, ErrServer(fmt.Errorf("panic: %v\n%s", r, debug.Stack())))
@@ -129,6 +144,21 @@ func (a *adapter) handle(route string, h handlerFunc) fasthttp.RequestHandler {
 // retryAfterOutage is the Retry-After (seconds, RFC 9110 §10.2.3) of a 503:
 // a store outage is usually a fail-over or a restart.
 const retryAfterOutage = "2"
+
+// adminHost accepts the Hosts an operator reaches the admin API by: an IP
+// literal, localhost, or one of extra — never an arbitrary DNS name.
+func adminHost(extra []string) func([]byte) bool {
+	return func(hostport []byte) bool {
+		host, _, err := net.SplitHostPort(string(hostport))
+		if err != nil {
+			host = string(hostport)
+		}
+		host = strings.Trim(host, "[]")
+		return net.ParseIP(host) != nil || strings.EqualFold(host, "localhost") || slices.ContainsFunc(extra, func(h string) bool {
+			return strings.EqualFold(h, host)
+		})
+	}
+}
 
 // errorBody is the RFC 6749 §5.2 error response.
 type errorBody struct {

@@ -101,6 +101,10 @@ func (p *Provider) Inspect(ctx context.Context, token string) (*Introspection, e
 	return p.inspect(ctx, resourceServer, token)
 }
 
+// RevocationEpoch counts the revocations this process made (tokens and
+// families): an in-process edge re-checks its cached tokens when it moves.
+func (p *Provider) RevocationEpoch() uint64 { return p.revocations.Load() }
+
 // OnRevoke registers fn to hear of every token this process revokes (an
 // in-process edge drops it from its caches). Call it before serving.
 func (p *Provider) OnRevoke(fn func(token string)) { p.onRevoke = append(p.onRevoke, fn) }
@@ -235,6 +239,7 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 		if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: c.Jti, ExpiresAt: time.Unix(c.Exp, 0)}); err != nil {
 			return "", ErrUnavailable(err)
 		}
+		p.revocations.Add(1)
 		return "jwt_access_token", nil
 	}
 	h := storage.HashOf(token)
@@ -260,7 +265,9 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 	case rt.ClientID != caller.ID:
 		return "", errNotYours()
 	}
-	if err := p.store.RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
+	// The whole grant, as for a replayed code (RFC 7009 §2.1 allows it):
+	// its refresh tokens and every access token issued from it.
+	if err := p.revokeFamily(ctx, rt.FamilyID); err != nil {
 		return "", ErrUnavailable(err)
 	}
 	return "refresh_token", nil

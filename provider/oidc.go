@@ -35,7 +35,11 @@ func (p *Provider) revokeFamily(ctx context.Context, familyID string) error {
 	if err := p.store.RevokeRefreshFamily(ctx, familyID); err != nil {
 		return err
 	}
-	return p.store.RevokeJTI(ctx, &storage.Revocation{JTI: familyMark(familyID), ExpiresAt: p.now().Add(p.maxAccessTTL())})
+	if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: familyMark(familyID), ExpiresAt: p.now().Add(p.maxAccessTTL())}); err != nil {
+		return err
+	}
+	p.revocations.Add(1)
+	return nil
 }
 
 // maxAccessTTL bounds how long an access token can live.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -33,6 +34,7 @@ type Provider struct {
 	metrics          *providerMetrics
 	grantHandlers    map[string]grantHandler
 	onRevoke         []func(token string)
+	revocations      atomic.Uint64 // see RevocationEpoch
 	passwords        *passwords
 	limiter          *limiter
 	pending          pendingLimit // authorization requests per client IP
@@ -103,8 +105,12 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 		return nil, err
 	}
 	ids := newRequestIDs()
-	p.public = p.publicRoutes(&adapter{listener: "public", log: log, metrics: m, ids: ids})
-	p.admin = p.adminRoutes(&adapter{listener: "admin", log: log, metrics: m, ids: ids})
+	pub := &adapter{listener: "public", log: log, metrics: m, ids: ids}
+	if iu.Scheme == "https" {
+		pub.hsts = "max-age=31536000" // RFC 6797; sub-domains are the operator's call
+	}
+	p.public = p.publicRoutes(pub)
+	p.admin = p.adminRoutes(&adapter{listener: "admin", log: log, metrics: m, ids: ids, hostAllowed: adminHost(cfg.AdminHosts)})
 	return p, nil
 }
 

@@ -164,7 +164,8 @@ type ProviderConfig struct {
 	// PublicAddr serves the protocol endpoints and the login pages.
 	PublicAddr string `yaml:"public_addr" help:"address of the public listener (protocol endpoints)"`
 	// AdminAddr serves the operator API; keep it off the internet.
-	AdminAddr string `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
+	AdminAddr  string   `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
+	AdminHosts []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
 
 	Issuer           string        `yaml:"issuer" help:"issuer URL: https, or http on a loopback host; its path prefixes every endpoint"`
 	InsecureHTTP     bool          `yaml:"insecure_http" help:"allow an http issuer on a non-loopback host (only behind a TLS-terminating proxy)"`
@@ -200,7 +201,7 @@ func (c *ProviderConfig) providerConfig() provider.Config {
 		Argon2:      provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
 		RequirePKCE: c.RequirePKCE, InteractionTTL: c.InteractionTTL, CodeTTL: c.CodeTTL, SessionIdleTTL: c.SessionIdleTTL,
 		SessionTTL: c.SessionTTL, IDTokenTTL: c.IDTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, LoginLimit: c.LoginLimit,
-		RefreshIdleTTL: c.RefreshIdleTTL, RefreshReuseGrace: c.RefreshGrace,
+		RefreshIdleTTL: c.RefreshIdleTTL, RefreshReuseGrace: c.RefreshGrace, AdminHosts: c.AdminHosts,
 		LoginWindow: c.LoginWindow, BrandName: c.BrandName, BrandLogoURL: c.BrandLogoURL,
 	}
 }
