@@ -194,7 +194,7 @@ type Validator struct {
 
 	epochs keyEpochs        // the key set's, when it counts them
 	revs   revocationEpochs // the revocation list's, when it counts them
-	newer  newerKeys // the key set's, when it can fetch for a newer token
+	newer  newerKeys        // the key set's, when it can fetch for a newer token
 }
 
 // newerKeys is a key set that can fetch again for a token issued after its
