@@ -47,6 +47,13 @@ type Config struct {
 	SendClaims bool
 	// PassAuthorization forwards the Authorization header upstream.
 	PassAuthorization bool
+	// ForwardAuthProxy is the proxy in front of forward-auth, whose headers
+	// alone say what the original request was: nginx (X-Original-URI and
+	// -Method), traefik or caddy (X-Forwarded-Uri and -Method), envoy (the
+	// path after ForwardAuthPath). Empty: whichever is present, refusing a
+	// request that carries both URI headers with different values — a
+	// client's own header copied along by the proxy.
+	ForwardAuthProxy string
 	// Clock, when set, is the time decisions are made at (tests); nil: the
 	// time the request arrived, which fasthttp has read already.
 	Clock func() time.Time
@@ -88,6 +95,11 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 			e.names[i] = canonical(h)
 		}
 	}
+	switch cfg.ForwardAuthProxy {
+	case "", ProxyNginx, ProxyTraefik, ProxyCaddy, ProxyEnvoy:
+	default:
+		return nil, fmt.Errorf("edge: forward-auth proxy must be nginx, traefik, caddy or envoy, got %q", cfg.ForwardAuthProxy)
+	}
 	if cfg.Upstream != "" {
 		u, err := url.Parse(cfg.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -109,18 +121,28 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 	}
 	e.byReason = map[string]prometheus.Counter{}
 	for _, r := range []string{ReasonOK, ReasonPublic, ReasonMissing, ReasonMalformed, ReasonExpired, ReasonBadSignature,
-		ReasonUnknownKID, ReasonWrongIssuer, ReasonWrongAudience, ReasonInsufficientScope, ReasonInactive, ReasonUnavailable, ReasonNoRoute} {
+		ReasonUnknownKID, ReasonWrongIssuer, ReasonWrongAudience, ReasonInsufficientScope, ReasonInactive, ReasonUnavailable, ReasonNoRoute,
+		ReasonBadRequest} {
 		e.byReason[r] = e.decisions.WithLabelValues(r)
 	}
 	e.okDecisions = e.byReason[ReasonOK]
 	return e, nil
 }
 
-// Handler serves forward-auth at ForwardAuthPath and proxies the rest.
+// The proxies forward-auth knows (Config.ForwardAuthProxy).
+const (
+	ProxyNginx   = "nginx"
+	ProxyTraefik = "traefik"
+	ProxyCaddy   = "caddy"
+	ProxyEnvoy   = "envoy"
+)
+
+// Handler serves forward-auth at ForwardAuthPath and proxies the rest. It
+// works on the raw request path: the one the upstream will get.
 func (e *Edge) Handler() fasthttp.RequestHandler {
 	prefix := []byte(e.cfg.ForwardAuthPath)
 	return func(ctx *fasthttp.RequestCtx) {
-		path := ctx.Path()
+		path := ctx.Request.URI().PathOriginal()
 		if bytes.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/') {
 			e.forwardAuth(ctx, path[len(prefix):])
 			return
@@ -129,12 +151,17 @@ func (e *Edge) Handler() fasthttp.RequestHandler {
 			ctx.Error("not found\n", fasthttp.StatusNotFound)
 			return
 		}
-		e.proxy(ctx)
+		e.proxy(ctx, path)
 	}
 }
 
-// decide matches the route and checks the token.
-func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, path, authorization []byte) (*Identity, Decision) {
+// decide checks the raw path, matches the route and checks the token.
+func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization []byte) (*Identity, Decision) {
+	path, err := routePath(rawPath)
+	if err != nil {
+		e.byReason[ReasonBadRequest].Inc()
+		return nil, deny(ReasonBadRequest, err.Error())
+	}
 	r := e.routes.Match(method, path)
 	if r == nil {
 		e.byReason[ReasonNoRoute].Inc()
@@ -162,11 +189,13 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	method, uri := ctx.Method(), rest
 	// One pass over the headers instead of a look-up per name.
 	var origURI, origMethod, fwdURI, fwdMethod, authorization []byte
+	authorizations := 0
 	ctx.Request.Header.VisitAll(func(k, v []byte) {
 		switch len(k) {
 		case len("Authorization"):
 			if bytes.EqualFold(k, []byte("Authorization")) {
 				authorization = v
+				authorizations++
 			}
 		case len("X-Original-URI"):
 			if bytes.EqualFold(k, []byte("X-Original-URI")) {
@@ -186,29 +215,30 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 			}
 		}
 	})
-	switch {
+	switch proxy := e.cfg.ForwardAuthProxy; {
+	case authorizations > 1:
+		e.reject(ctx, deny(ReasonBadRequest, "more than one Authorization header"))
+		return
+	case proxy == ProxyNginx:
+		uri, method = origURI, orDefault(origMethod, method)
+	case proxy == ProxyTraefik || proxy == ProxyCaddy:
+		uri, method = fwdURI, orDefault(fwdMethod, method)
+	case proxy == ProxyEnvoy:
+	case len(origURI) > 0 && len(fwdURI) > 0 && !bytes.Equal(origURI, fwdURI):
+		e.reject(ctx, deny(ReasonBadRequest, "X-Original-URI and X-Forwarded-Uri disagree"))
+		return
 	case len(origURI) > 0:
-		uri = origURI
-		if len(origMethod) > 0 {
-			method = origMethod
-		}
+		uri, method = origURI, orDefault(origMethod, method)
 	case len(fwdURI) > 0:
-		uri = fwdURI
-		if len(fwdMethod) > 0 {
-			method = fwdMethod
-		}
+		uri, method = fwdURI, orDefault(fwdMethod, method)
 	}
-	// Match routes on the path as the upstream will see it: percent-decoded,
-	// dot segments and repeated slashes resolved — else /%61dmin or
-	// /public/../admin would dodge an /admin rule. (The proxy path and
-	// Envoy's rest come from ctx.Path(), which fasthttp already normalised.)
+	if len(uri) == 0 && e.cfg.ForwardAuthProxy != ProxyEnvoy && e.cfg.ForwardAuthProxy != "" {
+		e.reject(ctx, deny(ReasonBadRequest, "the proxy did not say which URI it checks"))
+		return
+	}
+	// Routes are matched on the path the upstream will route, checked by
+	// decide: an ambiguous one is refused, not normalised.
 	path := pathOnly(uri)
-	if needsNormalizing(path) {
-		u := fasthttp.AcquireURI()
-		defer fasthttp.ReleaseURI(u)
-		u.SetPathBytes(path)
-		path = u.Path()
-	}
 	id, d := e.decide(ctx, method, path, authorization)
 	if d.Status != 200 {
 		e.reject(ctx, d)
@@ -223,6 +253,13 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	ctx.Response.Header.SetNoDefaultContentType(true)
 }
 
+func orDefault(v, def []byte) []byte {
+	if len(v) > 0 {
+		return v
+	}
+	return def
+}
+
 // pathOnly is a request target without its query.
 func pathOnly(uri []byte) []byte {
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
@@ -232,13 +269,6 @@ func pathOnly(uri []byte) []byte {
 		return []byte("/")
 	}
 	return uri
-}
-
-// needsNormalizing: a path with no percent-encoding, no dot segment and no
-// empty segment is already what normalising would make of it.
-func needsNormalizing(p []byte) bool {
-	return bytes.IndexByte(p, '%') >= 0 || bytes.Contains(p, []byte("/.")) || bytes.Contains(p, []byte("//")) ||
-		bytes.IndexByte(p, '\\') >= 0
 }
 
 // hopByHop are the RFC 9110 §7.6.1 connection-specific headers.
@@ -262,13 +292,18 @@ func stripHopByHop(h interface {
 }
 
 // proxy forwards an allowed request upstream with the verified identity.
-func (e *Edge) proxy(ctx *fasthttp.RequestCtx) {
+func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 	req := &ctx.Request
-	// Spoofed identity headers go first, whatever the decision.
-	for _, h := range e.strip {
-		req.Header.DelBytes(h)
+	// Hop-by-hop headers first, so a client's Connection cannot name an
+	// identity header set below; then spoofed identity headers, in every
+	// spelling a CGI-style upstream folds into the same variable.
+	stripHopByHop(&req.Header)
+	e.stripIdentity(&req.Header)
+	if len(req.Header.PeekAll("Authorization")) > 1 {
+		e.reject(ctx, deny(ReasonBadRequest, "more than one Authorization header"))
+		return
 	}
-	id, d := e.decide(ctx, ctx.Method(), ctx.Path(), ctx.Request.Header.Peek("Authorization"))
+	id, d := e.decide(ctx, ctx.Method(), rawPath, req.Header.Peek("Authorization"))
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
@@ -279,7 +314,6 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx) {
 	if !e.cfg.PassAuthorization {
 		req.Header.Del("Authorization")
 	}
-	stripHopByHop(&req.Header)
 	clientIP := ctx.RemoteIP().String()
 	if prior := req.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
 		clientIP = string(prior) + ", " + clientIP
@@ -291,6 +325,9 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx) {
 	}
 	req.Header.Set("X-Forwarded-Proto", proto)
 	req.Header.SetBytesV("X-Forwarded-Host", req.Header.Host())
+	// The upstream's own host, in the header and in the URI fasthttp writes
+	// the Host from: never the client's.
+	req.URI().SetHost(e.upHost)
 	req.Header.SetHost(e.upHost)
 
 	start := time.Now()
@@ -307,6 +344,53 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	stripHopByHop(&ctx.Response.Header)
+}
+
+// stripIdentity removes every identity header a client sent, including
+// spellings with underscores for dashes (X_Auth_Subject), which CGI, PHP
+// and WSGI stacks read as the same HTTP_X_AUTH_SUBJECT.
+func (e *Edge) stripIdentity(h *fasthttp.RequestHeader) {
+	for _, name := range e.strip {
+		h.DelBytes(name)
+	}
+	var folded [8][]byte
+	n := 0
+	h.VisitAll(func(k, _ []byte) {
+		if n < len(folded) && bytes.IndexByte(k, '_') >= 0 && e.isIdentity(k) {
+			folded[n] = append([]byte(nil), k...)
+			n++
+		}
+	})
+	for _, k := range folded[:n] {
+		h.DelBytes(k)
+	}
+	if n == len(folded) { // more than fit: go again
+		e.stripIdentity(h)
+	}
+}
+
+// isIdentity: k names an identity header once underscores read as dashes.
+func (e *Edge) isIdentity(k []byte) bool {
+	for _, name := range e.strip {
+		if len(k) != len(name) {
+			continue
+		}
+		same := true
+		for i := range k {
+			a, b := k[i], name[i]
+			if a == '_' {
+				a = '-'
+			}
+			if a|0x20 != b|0x20 {
+				same = false
+				break
+			}
+		}
+		if same {
+			return true
+		}
+	}
+	return false
 }
 
 // canonical is a header name as fasthttp stores it (Content-Type style).
@@ -362,6 +446,8 @@ func (e *Edge) reject(ctx *fasthttp.RequestCtx, d Decision) {
 		} else {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="oidcgate", error="insufficient_scope", scope="`+d.Scope+`"`)
 		}
+	case 400:
+		code = "invalid_request"
 	case 503:
 		code = "temporarily_unavailable"
 		ctx.Response.Header.Set("Retry-After", "5")

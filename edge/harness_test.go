@@ -47,9 +47,10 @@ func serve(t testing.TB, h fasthttp.RequestHandler) string {
 
 // upstream records what reached it.
 type upstream struct {
-	mu   sync.Mutex
-	last http.Header
-	hits int
+	mu        sync.Mutex
+	last      http.Header
+	host, uri string // of the last request, as it arrived
+	hits      int
 }
 
 func (u *upstream) handler(ctx *fasthttp.RequestCtx) {
@@ -58,6 +59,7 @@ func (u *upstream) handler(ctx *fasthttp.RequestCtx) {
 	u.hits++
 	u.last = http.Header{}
 	ctx.Request.Header.VisitAll(func(k, v []byte) { u.last.Add(string(k), string(v)) })
+	u.host, u.uri = string(ctx.Request.Header.Host()), string(ctx.Request.Header.RequestURI())
 	ctx.SetBodyString("from upstream")
 }
 
@@ -103,6 +105,7 @@ type worldOpts struct {
 	introTTL    time.Duration
 	minRefresh  time.Duration
 	maxRefresh  time.Duration
+	proxyKind   string // Config.ForwardAuthProxy
 	maxStale    time.Duration
 	prePublish  time.Duration
 	reload      time.Duration
@@ -198,7 +201,8 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	upURL := serve(t, w.up.handler)
 	e, err := edge.New(edge.Config{Upstream: upURL, UpstreamTimeout: 5 * time.Second, ForwardAuthPath: "/_oidcgate/auth",
-		Headers: edge.DefaultHeaders, SendClaims: true, PassAuthorization: false, Clock: w.clock.Now}, v, routes, discard, reg)
+		Headers: edge.DefaultHeaders, SendClaims: true, PassAuthorization: false, Clock: w.clock.Now,
+		ForwardAuthProxy: o.proxyKind}, v, routes, discard, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

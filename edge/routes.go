@@ -18,9 +18,12 @@ const (
 	TokenEither = "either"
 )
 
-// Route is one rule: requests whose path starts with PathPrefix (and whose
-// method is in Methods, if given) are public, or need a token of Token kind
-// carrying Audience and every one of Scopes.
+// Route is one rule: requests whose path is PathPrefix or below it, segment
+// by segment (/public matches /public and /public/x, not /publicadmin; a
+// prefix ending in / matches everything under it), and whose method is in
+// Methods, if given, are public, or need a token of Token kind carrying
+// Audience and every one of Scopes. Paths compare case-sensitively, as
+// most upstream routers do.
 type Route struct {
 	PathPrefix string   `yaml:"path_prefix"`
 	Methods    []string `yaml:"methods"`
@@ -110,6 +113,12 @@ func compile(r *Routes) (*Routes, error) {
 	return r, nil
 }
 
+// underPrefix: path is prefix, or below it at a segment boundary.
+func underPrefix(path, prefix []byte) bool {
+	return bytes.HasPrefix(path, prefix) &&
+		(len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/')
+}
+
 func (r *Route) allows(method []byte) bool {
 	if len(r.Methods) == 0 {
 		return true
@@ -127,7 +136,7 @@ func (r *Route) allows(method []byte) bool {
 func (r *Routes) Match(method, path []byte) *Route {
 	for i := range r.Rules {
 		rule := &r.Rules[i]
-		if bytes.HasPrefix(path, rule.prefix) && rule.allows(method) {
+		if underPrefix(path, rule.prefix) && rule.allows(method) {
 			return rule
 		}
 	}

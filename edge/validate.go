@@ -37,12 +37,13 @@ const (
 	ReasonInactive          = "inactive"
 	ReasonUnavailable       = "unavailable"
 	ReasonNoRoute           = "no_route"
+	ReasonBadRequest        = "bad_request" // an ambiguous path, conflicting headers
 )
 
 // Decision is the outcome for one request.
 type Decision struct {
 	Reason      string
-	Status      int    // 200, 401, 403 or 503
+	Status      int    // 200, 400, 401, 403 or 503
 	Description string // for error_description: plain ASCII, no quotes
 	Scope       string // with insufficient_scope: what the route needs
 }
@@ -59,6 +60,8 @@ func deny(reason, description string) Decision {
 		status = 503
 	case ReasonNoRoute:
 		status = 403
+	case ReasonBadRequest:
+		status = 400
 	}
 	return Decision{Reason: reason, Status: status, Description: description}
 }

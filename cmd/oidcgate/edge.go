@@ -27,8 +27,9 @@ type EdgeSettings struct {
 	Upstream          string        `yaml:"upstream" help:"URL of the app to proxy to, e.g. http://127.0.0.1:3000; empty: forward-auth only"`
 	UpstreamTimeout   time.Duration `yaml:"upstream_timeout" help:"longest wait for the upstream (then 504)"`
 	Routes            string        `yaml:"routes" help:"YAML routes file (ordered rules: path_prefix, methods, public, audience, scopes, token); none: every request needs a valid token for --audience"`
-	Audience          string        `yaml:"audience" help:"without a routes file: the audience every token must carry (empty: any)"`
+	Audience          string        `yaml:"audience" help:"without a routes file: the audience every token must carry; required then (any: accept every audience, said on purpose)"`
 	ForwardAuthPath   string        `yaml:"forward_auth_path" help:"path of the forward-auth endpoint (nginx auth_request, Traefik forwardAuth, Envoy ext_authz path_prefix)"`
+	ForwardAuthProxy  string        `yaml:"forward_auth_proxy" help:"the proxy in front of forward-auth, whose headers alone are read: nginx (X-Original-URI), traefik or caddy (X-Forwarded-Uri), envoy (the path after --forward-auth-path); empty: either header, refusing a request whose two disagree"`
 	AllowedAlgs       []string      `yaml:"allowed_algs" help:"JWT algorithms accepted (never taken from the token)"`
 	Leeway            time.Duration `yaml:"leeway" help:"clock skew tolerated on exp, nbf and iat"`
 	RequireTyp        bool          `yaml:"require_typ" help:"require typ at+jwt on JWT access tokens (RFC 9068); turn off for issuers that do not set it"`
@@ -92,6 +93,13 @@ func (c *EdgeSettings) validate(p *problems) {
 		if _, err := edge.LoadRoutes(c.Routes); err != nil {
 			p.add("routes", "%v", err)
 		}
+	} else if c.Audience == "" {
+		p.add("audience", "required without --routes: the audience every token must carry (or any, to accept tokens for any audience)")
+	}
+	switch c.ForwardAuthProxy {
+	case "", edge.ProxyNginx, edge.ProxyTraefik, edge.ProxyCaddy, edge.ProxyEnvoy:
+	default:
+		p.add("forward_auth_proxy", "must be nginx, traefik, caddy or envoy, got %q", c.ForwardAuthProxy)
 	}
 }
 
@@ -196,11 +204,14 @@ func (c *EdgeSettings) routes() (*edge.Routes, error) {
 	if c.Routes != "" {
 		return edge.LoadRoutes(c.Routes)
 	}
+	if c.Audience == "any" {
+		return edge.DefaultRoutes("")
+	}
 	return edge.DefaultRoutes(c.Audience)
 }
 
 func (c *EdgeSettings) edgeConfig() edge.Config {
-	return edge.Config{Upstream: c.Upstream, UpstreamTimeout: c.UpstreamTimeout, ForwardAuthPath: c.ForwardAuthPath,
+	return edge.Config{Upstream: c.Upstream, UpstreamTimeout: c.UpstreamTimeout, ForwardAuthPath: c.ForwardAuthPath, ForwardAuthProxy: c.ForwardAuthProxy,
 		Headers: edge.Headers{Subject: c.HeaderSubject, ClientID: c.HeaderClientID, Scopes: c.HeaderScopes,
 			Audience: c.HeaderAudience, Claims: c.HeaderClaims},
 		SendClaims: c.SendClaims, PassAuthorization: c.PassAuthorization}

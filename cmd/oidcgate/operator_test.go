@@ -86,3 +86,17 @@ func TestUsersCommand(t *testing.T) {
 		t.Error("create without a username accepted")
 	}
 }
+
+// TestEdgeNeedsAnAudience: an edge without routes and without --audience
+// would accept tokens minted for any API: it refuses to start, unless told
+// "any" on purpose.
+func TestEdgeNeedsAnAudience(t *testing.T) {
+	for _, mode := range []string{"edge", "all"} {
+		code, _, stderr := runCmd(t, env("OIDCGATE_DATA_DIR", t.TempDir()), mode, "--issuer", "http://127.0.0.1:1",
+			"--forward-auth-proxy", "haproxy")
+		if code != exitUsage || !strings.Contains(stderr, "--audience: required without --routes") ||
+			!strings.Contains(stderr, "--forward-auth-proxy: must be nginx") {
+			t.Errorf("%s without --audience: exit %d, %s", mode, code, stderr)
+		}
+	}
+}
