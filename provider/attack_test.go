@@ -163,17 +163,7 @@ func TestClientSecretsSaltedAndNoEnumeration(t *testing.T) {
 // idTokenOf runs a sign-in in b and returns the ID token it ends with.
 func idTokenOf(t *testing.T, s *server, b *browser) string {
 	t.Helper()
-	verifier := strings.Repeat("v", 43)
-	p := b.get(authURL(s, nil))
-	if strings.Contains(p.body, `name="password"`) {
-		p = b.signIn(s, p, alicePassword)
-	}
-	if p.loc == nil {
-		p = b.decide(s, p, "allow")
-	}
-	code := codeAt(t, s, p, "st")
-	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
+	tok := s.grant(t, b, "openid")
 	id, _ := tok["id_token"].(string)
 	if id == "" {
 		t.Fatalf("no ID token: %v", tok)
@@ -208,13 +198,7 @@ func TestEndSessionForeignHint(t *testing.T) {
 // while the client holding it may still learn it is live.
 func TestRefreshTokenNotActiveForResourceServers(t *testing.T) {
 	s := start(t, backends()[0].open(t))
-	verifier := strings.Repeat("v", 43)
-	b := newBrowser(t)
-	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access"}))
-	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
-	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
-	rt := tok["refresh_token"].(string)
+	rt := s.grant(t, newBrowser(t), "openid offline_access")["refresh_token"].(string)
 	if m := s.introspect(t, "resource-server:"+secret, rt); m["active"] != false {
 		t.Errorf("a resource server sees a live refresh token: %v", m)
 	}
@@ -297,4 +281,26 @@ func TestHSTSOnHTTPSIssuer(t *testing.T) {
 	if got := r.header.Get("Strict-Transport-Security"); r.status != 200 || got != "max-age=31536000" {
 		t.Errorf("%d, Strict-Transport-Security = %q", r.status, got)
 	}
+}
+
+// TestAuthorizeBoundsWhatItStores: /authorize needs no credentials, so
+// what it stores is bounded: long free-form parameters are refused, and so
+// are pending requests past the per-IP cap.
+func TestAuthorizeBoundsWhatItStores(t *testing.T) {
+	s := start(t, backends()[0].open(t), func(c *provider.Config) { c.MaxPendingPerIP = 3 })
+	b := newBrowser(t)
+	for _, name := range []string{"nonce", "login_hint"} {
+		errorAt(t, s, b.get(authURL(s, map[string]string{name: strings.Repeat("n", 2049)})), "st", "invalid_request")
+	}
+	long := strings.Repeat("s", 2049)
+	p := b.get(authURL(s, map[string]string{"state": long}))
+	if p.loc == nil || p.loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("a 2 KB+ state: %v", p.loc)
+	}
+	for i := range 3 {
+		if p := b.get(authURL(s, nil)); !strings.Contains(p.body, `name="password"`) {
+			t.Fatalf("pending request %d: %d", i+1, p.status)
+		}
+	}
+	errorAt(t, s, b.get(authURL(s, nil)), "st", "temporarily_unavailable")
 }

@@ -488,15 +488,7 @@ func (p *Provider) bindBrowser(ctx *fasthttp.RequestCtx) storage.Hash {
 	v := string(ctx.Request.Header.Cookie(p.browserCookieName()))
 	if len(v) != 43 { // randomToken's length
 		v = randomToken()
-		c := fasthttp.AcquireCookie()
-		defer fasthttp.ReleaseCookie(c)
-		c.SetKey(p.browserCookieName())
-		c.SetValue(v)
-		c.SetPath("/")
-		c.SetHTTPOnly(true)
-		c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
-		c.SetSecure(strings.HasPrefix(p.cfg.Issuer, "https://"))
-		ctx.Response.Header.SetCookie(c)
+		p.writeCookie(ctx, p.browserCookieName(), v, time.Time{}) // lasts as long as the browser session
 	}
 	return storage.HashOf(v)
 }
@@ -535,18 +527,26 @@ func (p *Provider) cookieName() string {
 	return "oidcgate_session"
 }
 
+// setCookie sets the session cookie (an empty value deletes it).
 func (p *Provider) setCookie(ctx *fasthttp.RequestCtx, value string, expires time.Time) {
+	if value == "" {
+		expires = fasthttp.CookieExpireDelete
+	}
+	p.writeCookie(ctx, p.cookieName(), value, expires)
+}
+
+// writeCookie sets one of the provider's cookies: HttpOnly, SameSite=Lax,
+// Secure on an https issuer; no expiry: a browser-session cookie.
+func (p *Provider) writeCookie(ctx *fasthttp.RequestCtx, name, value string, expires time.Time) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(p.cookieName())
+	c.SetKey(name)
 	c.SetValue(value)
 	c.SetPath("/")
 	c.SetHTTPOnly(true)
 	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
 	c.SetSecure(strings.HasPrefix(p.cfg.Issuer, "https://"))
-	if value == "" {
-		c.SetExpire(fasthttp.CookieExpireDelete)
-	} else {
+	if !expires.IsZero() {
 		c.SetExpire(expires)
 	}
 	ctx.Response.Header.SetCookie(c)

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
@@ -114,14 +112,8 @@ func wantUnavailable(t *testing.T, what string, r response) {
 func TestStoreOutageKeepsGrants(t *testing.T) {
 	fs := newFaultyStore()
 	s := start(t, fs)
-	verifier := strings.Repeat("v", 43)
-	b := newBrowser(t)
-	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access", "code_challenge": oauth2.S256ChallengeFromVerifier(verifier)}))
-	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
-	redeem := func() response {
-		return s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-			"code_verifier": {verifier}}.Encode(), "web:"+secret)
-	}
+	code := s.codeIn(t, newBrowser(t), "openid offline_access")
+	redeem := func() response { return s.redeem(t, code) }
 	for _, op := range []string{"GetUser", "ConsumeAuthCode"} {
 		fs.fail(op)
 		wantUnavailable(t, "code redemption ("+op+" failing)", redeem())
@@ -153,13 +145,7 @@ func TestStoreOutageKeepsGrants(t *testing.T) {
 // granted is refused before the token is spent.
 func TestRefreshWiderScopeSpendsNothing(t *testing.T) {
 	s := start(t, backends()[0].open(t))
-	verifier := strings.Repeat("v", 43)
-	b := newBrowser(t)
-	p := b.get(authURL(s, map[string]string{"scope": "openid offline_access", "code_challenge": oauth2.S256ChallengeFromVerifier(verifier)}))
-	code := codeAt(t, s, b.decide(s, b.signIn(s, p, alicePassword), "allow"), "st")
-	tok := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-		"code_verifier": {verifier}}.Encode(), "web:"+secret).json(t)
-	rt := tok["refresh_token"].(string)
+	rt := s.grant(t, newBrowser(t), "openid offline_access")["refresh_token"].(string)
 	wide := s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"openid email"}}.Encode(), "web:"+secret)
 	if wide.status != 400 || wide.json(t)["error"] != "invalid_scope" {
 		t.Fatalf("wider scope: %d %s", wide.status, wide.body)

@@ -109,6 +109,37 @@ func signedIn(t *testing.T, s *server, verifier string) (*browser, string) {
 	return b, codeAt(t, s, p, "st")
 }
 
+// codeIn runs an authorization for scope in b — signing in and consenting
+// as the pages ask — and returns its code (PKCE: authURL's verifier).
+func (s *server) codeIn(t *testing.T, b *browser, scope string) string {
+	t.Helper()
+	p := b.get(authURL(s, map[string]string{"scope": scope}))
+	if strings.Contains(p.body, `name="password"`) {
+		p = b.signIn(s, p, alicePassword)
+	}
+	if p.loc == nil {
+		p = b.decide(s, p, "allow")
+	}
+	return codeAt(t, s, p, "st")
+}
+
+// redeem exchanges a code of codeIn at the web client.
+func (s *server) redeem(t *testing.T, code string) response {
+	t.Helper()
+	return s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+		"code_verifier": {strings.Repeat("v", 43)}}.Encode(), "web:"+secret)
+}
+
+// grant is codeIn and redeem: the token response, which must be a 200.
+func (s *server) grant(t *testing.T, b *browser, scope string) map[string]any {
+	t.Helper()
+	r := s.redeem(t, s.codeIn(t, b, scope))
+	if r.status != 200 {
+		t.Fatalf("redeem: %d %s", r.status, r.body)
+	}
+	return r.json(t)
+}
+
 func TestTokenCodeRejects(t *testing.T) {
 	s := start(t, backends()[0].open(t))
 	verifier := strings.Repeat("v", 43)

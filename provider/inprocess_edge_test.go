@@ -2,8 +2,6 @@ package provider_test
 
 import (
 	"context"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,37 +28,24 @@ func TestFamilyRevocationReachesCachedTokens(t *testing.T) {
 		_, d := v.Check(context.Background(), time.Now(), []byte("Bearer "+at), route)
 		return d.Status
 	}
-	verifier := strings.Repeat("v", 43)
-	grant := func() (code string, tok map[string]any) {
-		b := newBrowser(t)
-		p := b.get(authURL(s, map[string]string{"scope": "openid offline_access"}))
-		p = b.signIn(s, p, alicePassword)
-		if p.loc == nil {
-			p = b.decide(s, p, "allow")
-		}
-		code = codeAt(t, s, p, "st")
-		r := s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-			"code_verifier": {verifier}}.Encode(), "web:"+secret)
-		if r.status != 200 {
-			t.Fatalf("redeem: %d %s", r.status, r.body)
-		}
-		return code, r.json(t)
+	code := s.codeIn(t, newBrowser(t), "openid offline_access")
+	r := s.redeem(t, code)
+	if r.status != 200 {
+		t.Fatalf("redeem: %d %s", r.status, r.body)
 	}
-	code, tok := grant()
-	at := tok["access_token"].(string)
+	at := r.json(t)["access_token"].(string)
 	for range 2 { // verified, then from the cache
 		if st := check(at); st != 200 {
 			t.Fatalf("before: %d", st)
 		}
 	}
 	v.WaitForCache()
-	s.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-		"code_verifier": {verifier}}.Encode(), "web:"+secret) // the replay
+	s.redeem(t, code) // the replay
 	if st := check(at); st != 401 {
 		t.Errorf("a replayed code's cached access token at the edge: %d, want 401", st)
 	}
 
-	_, tok = grant()
+	tok := s.grant(t, newBrowser(t), "openid offline_access")
 	at = tok["access_token"].(string)
 	for range 2 {
 		if st := check(at); st != 200 {

@@ -16,19 +16,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 make -s build >/dev/null
 bin=$PWD/bin/oidcgate
 port=18080
-cat >"$work/bootstrap.yaml" <<YAML
-clients:
-  - id: chains
-    secret: chains-secret-0123456789abcdefghijklmnop
-    grant_types: [authorization_code, refresh_token]
-    redirect_uris: [http://127.0.0.1:9/cb]
-    scopes: [openid, offline_access]
-users:
-  - username: chains-user
-    password: chains-password-123
-YAML
 args=(provider --issuer "http://127.0.0.1:$port" --public-addr "127.0.0.1:$port" --admin-addr 127.0.0.1:0
-  --ops-addr 127.0.0.1:0 --bootstrap "$work/bootstrap.yaml" --log-level warn --key-encryption-key "$(head -c32 /dev/urandom | base64)")
+  --ops-addr 127.0.0.1:0 --bootstrap bench/fault/bootstrap.yaml --log-level warn --key-encryption-key "$(head -c32 /dev/urandom | base64)")
 case $mode in
   kill) args+=(--store bolt --data-dir "$work/data") ;;
   postgres)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -26,17 +25,10 @@ func TestKillUnderRefreshLoadLosesNoChain(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	boot := filepath.Join(dir, "bootstrap.yaml")
-	os.WriteFile(boot, []byte(`clients:
-  - id: chains
-    secret: chains-secret-0123456789abcdefghijklmnop
-    grant_types: [authorization_code, refresh_token]
-    redirect_uris: [http://127.0.0.1:9/cb]
-    scopes: [openid, offline_access]
-users:
-  - username: chains-user
-    password: chains-password-123
-`), 0o600)
+	boot, err := filepath.Abs("../../bench/fault/bootstrap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	envs := []string{"OIDCGATE_ISSUER=http://" + addr, "OIDCGATE_BOOTSTRAP=" + boot, "OIDCGATE_ARGON2_MEMORY_KIB=8192",
 		"OIDCGATE_ARGON2_TIME=1"}
 	up := func() *exec.Cmd {

@@ -104,10 +104,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
-	defer func() { cancel(); <-done }()
+	serving(t, log, s)
 	addr := s.ln.Addr().String()
 
 	if got := servedSerial(t, addr); got != 1 {
@@ -141,10 +138,7 @@ func TestOversizedBodyRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
-	defer func() { cancel(); <-done }()
+	serving(t, log, s)
 
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI("http://" + s.ln.Addr().String() + "/")
@@ -274,10 +268,7 @@ func TestReadyzHidesCheckDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
-	defer func() { cancel(); <-done }()
+	serving(t, log, s)
 	status, body, err := fasthttp.Get(nil, "http://"+s.ln.Addr().String()+"/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -302,10 +293,7 @@ func TestMalformedRequestLogsNoCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- serveAll(ctx, &lifecycle{}, []*server{s}, shutdown{drain: time.Second}, log) }()
-	defer func() { cancel(); <-done }()
+	serving(t, log, s)
 	for _, raw := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-TOKEN-123\r\nCookie: oidcgate_session=SECRET-COOKIE\r\nbroken header line\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic U0VDUkVULVRPS0VOLTEyMw==\r\nContent-Length: 99999999\r\n\r\nxx",
@@ -338,4 +326,13 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// serving runs servers until the test ends.
+func serving(t *testing.T, log *slog.Logger, servers ...*server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- serveAll(ctx, &lifecycle{}, servers, shutdown{drain: time.Second}, log) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
