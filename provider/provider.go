@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -100,7 +101,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.passwords = newPasswords(store, cfg.Argon2)
 	p.limiter = newLimiter(now)
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
-	p.origin = iu.Scheme + "://" + iu.Host
+	p.origin = webOrigin(iu)
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err
 	}
@@ -112,6 +113,19 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.public = p.publicRoutes(pub)
 	p.admin = p.adminRoutes(&adapter{listener: "admin", log: log, metrics: m, ids: ids, hostAllowed: adminHost(cfg.AdminHosts)})
 	return p, nil
+}
+
+// webOrigin is the issuer's origin as a browser writes it in Origin (RFC
+// 6454 §6.1): lower-case host, no default port.
+func webOrigin(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" && !(u.Scheme == "https" && port == "443") && !(u.Scheme == "http" && port == "80") {
+		host += ":" + port
+	}
+	return u.Scheme + "://" + host
 }
 
 func newRouter(a *adapter) *router.Router {
