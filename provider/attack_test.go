@@ -3,6 +3,7 @@ package provider_test
 import (
 	"context"
 	"crypto/sha256"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -304,3 +305,37 @@ func TestAuthorizeBoundsWhatItStores(t *testing.T) {
 	}
 	errorAt(t, s, b.get(authURL(s, nil)), "st", "temporarily_unavailable")
 }
+
+// TestFailedSignInsAreLogged: guesses and the lock-out they cause are in
+// the log, the username quoted (no log injection), never the password.
+func TestFailedSignInsAreLogged(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(b)
+	}), nil))
+	s := startLogged(t, backends()[0].open(t), log)
+	b := newBrowser(t)
+	login := b.get(authURL(s, nil))
+	f := fields(login.body)
+	f.Set("username", "mallory\nforged=entry")
+	f.Set("password", "guess-password-1")
+	for range 6 {
+		b.post(s.issuer+"/login", f)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "sign-in failed") || !strings.Contains(out, "too many attempts") {
+		t.Errorf("no failure or lock-out logged:\n%s", out)
+	}
+	if strings.Contains(out, "guess-password-1") || strings.Contains(out, "\nforged=entry") {
+		t.Errorf("the log holds the password or an injected line:\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

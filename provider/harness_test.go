@@ -79,6 +79,12 @@ func withRefresh(idle, grace time.Duration) option {
 // test clients registered.
 func start(t testing.TB, store storage.Storage, opts ...option) *server {
 	t.Helper()
+	return startLogged(t, store, discard, opts...)
+}
+
+// startLogged is start with the provider logging to log.
+func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...option) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +105,7 @@ func start(t testing.TB, store storage.Storage, opts ...option) *server {
 		o(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	p, err := provider.New(cfg, store, ring, discard, reg, time.Now)
+	p, err := provider.New(cfg, store, ring, log, reg, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
