@@ -212,34 +212,39 @@ func (r *Ring) decrypt(rec *Record) (*key, error) {
 	return k, nil
 }
 
-// signingKey is the key that signs for alg at now: of the active and next
-// keys whose activation time has come, the latest. Every replica computes
-// the same answer from the same records, whether or not a reconcile has
-// written the promotion yet.
-func (s *snapshot) signingKey(alg string, now time.Time) *key {
-	var best *key
-	for _, k := range s.keys {
-		if k.rec.Alg != alg || k.rec.State == Retired || k.rec.ActivatesAt.After(now) {
+// whichSigns is the one rule for which key signs for alg at now: of the
+// active and next keys whose activation time has come, the latest (ties:
+// the greatest kid). Every replica computes the same answer from the same
+// records, whether or not a reconcile has written the promotion yet. It
+// returns the index of that record among n (rec reads one), or -1.
+func whichSigns(n int, rec func(i int) *Record, alg string, now time.Time) int {
+	best := -1
+	for i := range n {
+		k := rec(i)
+		if k.Alg != alg || k.State == Retired || k.ActivatesAt.After(now) {
 			continue
 		}
-		best = k // keys are sorted by ActivatesAt
+		if b := best; b < 0 || k.ActivatesAt.After(rec(b).ActivatesAt) || k.ActivatesAt.Equal(rec(b).ActivatesAt) && k.ID > rec(b).ID {
+			best = i
+		}
 	}
 	return best
 }
 
-// pickSigner is signingKey over plain records, for planning.
-func pickSigner(recs []Record, alg string, now time.Time) *Record {
-	var best *Record
-	for i := range recs {
-		k := &recs[i]
-		if k.Alg != alg || k.State == Retired || k.ActivatesAt.After(now) {
-			continue
-		}
-		if best == nil || k.ActivatesAt.After(best.ActivatesAt) || (k.ActivatesAt.Equal(best.ActivatesAt) && k.ID > best.ID) {
-			best = k
-		}
+// signingKey is whichSigns over the ring's decrypted keys.
+func (s *snapshot) signingKey(alg string, now time.Time) *key {
+	if i := whichSigns(len(s.keys), func(i int) *Record { return &s.keys[i].rec }, alg, now); i >= 0 {
+		return s.keys[i]
 	}
-	return best
+	return nil
+}
+
+// pickSigner is whichSigns over plain records, for planning.
+func pickSigner(recs []Record, alg string, now time.Time) *Record {
+	if i := whichSigns(len(recs), func(i int) *Record { return &recs[i] }, alg, now); i >= 0 {
+		return &recs[i]
+	}
+	return nil
 }
 
 // change is one step the policy asks for.

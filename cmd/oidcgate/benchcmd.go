@@ -31,19 +31,19 @@ type BenchConfig struct {
 	Password     string        `yaml:"password" secret:"true" help:"refresh-chains: that user's password"`
 }
 
-func runBench(ctx context.Context, args []string, io stdio) error {
+func runBench(ctx context.Context, args []string, std stdio) error {
 	cfg := BenchConfig{Scenario: bench.Token, Target: "http://127.0.0.1:8080", Path: "/", UniqueTokens: 100,
 		Connections: 16, Duration: 10 * time.Second, Warmup: 2 * time.Second}
-	if _, err := load("bench", &cfg, args, io.env, io.out); err != nil {
+	if _, err := load("bench", &cfg, args, std.env, std.out); err != nil {
 		return err
 	}
 	if cfg.Scenario == bench.RefreshChains {
-		return runChains(ctx, cfg, io)
+		return runChains(ctx, cfg, std)
 	}
 	bc := bench.Config{Scenario: cfg.Scenario, Target: cfg.Target, Issuer: cfg.Issuer, ClientID: cfg.ClientID,
 		ClientSecret: cfg.ClientSecret, Scope: cfg.Scope, Path: cfg.Path, ForwardAuth: cfg.ForwardAuth,
 		UniqueTokens: cfg.UniqueTokens, Connections: cfg.Connections, Duration: cfg.Duration, Warmup: cfg.Warmup,
-		ServerPID: cfg.ServerPID, Progress: io.err}
+		ServerPID: cfg.ServerPID, Progress: std.err}
 	if err := bc.Validate(); err != nil {
 		return ConfigError(strings.Split(err.Error(), "\n"))
 	}
@@ -52,11 +52,11 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if cfg.JSON {
-		if err := printJSON(io.out, res); err != nil {
+		if err := printJSON(std.out, res); err != nil {
 			return err
 		}
 	} else {
-		bench.Print(io.out, res)
+		bench.Print(std.out, res)
 	}
 	if !res.OK() {
 		return fmt.Errorf("%d unexpected answers and %d errors out of %d requests", res.Unexpected, res.Errors, res.Requests)
@@ -65,18 +65,18 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 }
 
 // runChains is the refresh-chains fault run; it fails when a chain died.
-func runChains(ctx context.Context, cfg BenchConfig, io stdio) error {
+func runChains(ctx context.Context, cfg BenchConfig, std stdio) error {
 	chains := cfg.Chains
 	if chains == 0 {
 		chains = 64
 	}
 	res, err := bench.RunChains(ctx, bench.ChainsConfig{Issuer: cfg.Target, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		RedirectURI: cfg.RedirectURI, Username: cfg.Username, Password: cfg.Password, Chains: chains, Duration: cfg.Duration,
-		Progress: io.err})
+		Progress: std.err})
 	if err != nil {
 		return err
 	}
-	if err := printJSON(io.out, res); err != nil {
+	if err := printJSON(std.out, res); err != nil {
 		return err
 	}
 	if res.Dead > 0 || res.Stuck > 0 {

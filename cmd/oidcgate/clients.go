@@ -80,9 +80,9 @@ func readSecret(path string, in io.Reader) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-func runClients(ctx context.Context, args []string, io stdio) error {
+func runClients(ctx context.Context, args []string, std stdio) error {
 	cfg := ClientsCommandConfig{StoreConfig: defaultStoreConfig()}
-	rest, err := load("clients", &cfg, args, io.env, io.out)
+	rest, err := load("clients", &cfg, args, std.env, std.out)
 	if err != nil {
 		return err
 	}
@@ -96,11 +96,11 @@ func runClients(ctx context.Context, args []string, io stdio) error {
 	}
 	var spec provider.ClientSpec
 	if verb == "create" {
-		if spec, err = cfg.spec(io.in); err != nil {
+		if spec, err = cfg.spec(std.in); err != nil {
 			return ConfigError{"--secret-file: " + err.Error()}
 		}
 	}
-	store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, io.err))
+	store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, std.err))
 	if err != nil {
 		return err
 	}
@@ -119,14 +119,14 @@ func runClients(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 		if cfg.JSON {
-			return printJSON(io.out, struct {
+			return printJSON(std.out, struct {
 				provider.ClientView
 				Secret string `json:"client_secret,omitempty"`
 			}{provider.ViewClient(c), generated})
 		}
-		fmt.Fprintf(io.out, "created client %s\n", c.ID)
+		fmt.Fprintf(std.out, "created client %s\n", c.ID)
 		if generated != "" {
-			fmt.Fprintf(io.out, "client_secret: %s\n(shown once: it is stored only as a hash)\n", generated)
+			fmt.Fprintf(std.out, "client_secret: %s\n(shown once: it is stored only as a hash)\n", generated)
 		}
 		return nil
 	case "get":
@@ -137,14 +137,14 @@ func runClients(ctx context.Context, args []string, io stdio) error {
 		if err != nil {
 			return err
 		}
-		return printJSON(io.out, provider.ViewClient(c))
+		return printJSON(std.out, provider.ViewClient(c))
 	case "delete":
 		if err := store.DeleteClient(ctx, rest[1]); errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("no client %q", rest[1])
 		} else if err != nil {
 			return err
 		}
-		fmt.Fprintf(io.out, "deleted client %s (running providers forget it within --client-cache-ttl)\n", rest[1])
+		fmt.Fprintf(std.out, "deleted client %s (running providers forget it within --client-cache-ttl)\n", rest[1])
 		return nil
 	default:
 		list, err := store.ListClients(ctx)
@@ -156,9 +156,9 @@ func runClients(ctx context.Context, args []string, io stdio) error {
 			views[i] = provider.ViewClient(c)
 		}
 		if cfg.JSON {
-			return printJSON(io.out, views)
+			return printJSON(std.out, views)
 		}
-		w := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+		w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "CLIENT ID\tNAME\tTYPE\tGRANTS\tSCOPES")
 		for _, v := range views {
 			kind := "public"

@@ -17,9 +17,9 @@ type EchoConfig struct {
 
 // runEcho serves a demo upstream: every request gets its method, path and
 // X-Auth-* headers back as JSON, so a newcomer sees what the edge forwards.
-func runEcho(ctx context.Context, args []string, io stdio) error {
+func runEcho(ctx context.Context, args []string, std stdio) error {
 	cfg := EchoConfig{ServeConfig: defaultServeConfig(), Addr: "127.0.0.1:8001"}
-	if _, err := load("echo", &cfg, args, io.env, io.out); err != nil {
+	if _, err := load("echo", &cfg, args, std.env, std.out); err != nil {
 		return err
 	}
 	var p problems
@@ -28,7 +28,7 @@ func runEcho(ctx context.Context, args []string, io stdio) error {
 	if err := p.err(); err != nil {
 		return err
 	}
-	log := newLogger(cfg.ServeConfig, io.err)
+	log := newLogger(cfg.ServeConfig, std.err)
 	h := func(ctx *fasthttp.RequestCtx) {
 		out := map[string]any{"method": string(ctx.Method()), "path": string(ctx.Path())}
 		ids := map[string]string{}

@@ -242,15 +242,15 @@ func (c *EdgeSettings) newEdge(issuer string, ks keys.KeySet, rl edge.Revocation
 	return e, v, nil
 }
 
-func runEdge(ctx context.Context, args []string, io stdio) error {
+func runEdge(ctx context.Context, args []string, std stdio) error {
 	cfg := defaultEdgeConfig()
-	if _, err := load("edge", &cfg, args, io.env, io.out); err != nil {
+	if _, err := load("edge", &cfg, args, std.env, std.out); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := newLogger(cfg.ServeConfig, io.err)
+	log := newLogger(cfg.ServeConfig, std.err)
 	jwksURI, introURL := cfg.JWKSURI, cfg.IntrospectionEndpoint
 	if jwksURI == "" || (introURL == "" && cfg.ClientID != "") {
 		dj, di, err := discover(ctx, cfg.Issuer, log)

@@ -14,9 +14,9 @@ import (
 )
 
 // runKeys is `oidcgate keys list|rotate|revoke KID`, on the configured store.
-func runKeys(ctx context.Context, args []string, io stdio) error {
+func runKeys(ctx context.Context, args []string, std stdio) error {
 	cfg := KeysCommandConfig{StoreConfig: defaultStoreConfig(), KeysConfig: defaultKeysConfig()}
-	rest, err := load("keys", &cfg, args, io.env, io.out)
+	rest, err := load("keys", &cfg, args, std.env, std.out)
 	if err != nil {
 		return err
 	}
@@ -28,9 +28,9 @@ func runKeys(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if cfg.AdminURL != "" {
-		return keysViaAdmin(ctx, cfg, verb, rest, io)
+		return keysViaAdmin(ctx, cfg, verb, rest, std)
 	}
-	log := newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, io.err)
+	log := newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, std.err)
 	store, err := openStore(ctx, cfg.StoreConfig, log)
 	if err != nil {
 		return err
@@ -55,17 +55,17 @@ func runKeys(ctx context.Context, args []string, io stdio) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(io.err, "staged %s (%s): published now, signs from %s\n", staged.ID, staged.Alg, staged.ActivatesAt.Format(time.RFC3339))
+		fmt.Fprintf(std.err, "staged %s (%s): published now, signs from %s\n", staged.ID, staged.Alg, staged.ActivatesAt.Format(time.RFC3339))
 	case "revoke":
 		if err := ring.Revoke(ctx, rest[1]); err != nil {
 			return err
 		}
-		fmt.Fprintf(io.err, "revoked %s: removed from the JWKS; replicas drop it within %s\n", rest[1], cfg.KeyReloadInterval)
+		fmt.Fprintf(std.err, "revoked %s: removed from the JWKS; replicas drop it within %s\n", rest[1], cfg.KeyReloadInterval)
 	}
-	return printKeys(io, ring.Keys(), cfg.JSON)
+	return printKeys(std, ring.Keys(), cfg.JSON)
 }
 
-func printKeys(io stdio, recs []keys.Record, asJSON bool) error {
+func printKeys(std stdio, recs []keys.Record, asJSON bool) error {
 	if asJSON {
 		type row struct {
 			KID         string     `json:"kid"`
@@ -83,11 +83,11 @@ func printKeys(io stdio, recs []keys.Record, asJSON bool) error {
 				rows[i].Retires, rows[i].RemovedFrom = &recs[i].RetiresAt, &recs[i].RemoveAt
 			}
 		}
-		enc := json.NewEncoder(io.out)
+		enc := json.NewEncoder(std.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	w := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES")
 	ts := func(t time.Time) string {
 		if t.IsZero() {
@@ -102,7 +102,7 @@ func printKeys(io stdio, recs []keys.Record, asJSON bool) error {
 }
 
 // keysViaAdmin runs a keys command through a provider's admin API.
-func keysViaAdmin(ctx context.Context, cfg KeysCommandConfig, verb string, rest []string, io stdio) error {
+func keysViaAdmin(ctx context.Context, cfg KeysCommandConfig, verb string, rest []string, std stdio) error {
 	method, path := http.MethodGet, "/admin/v1/keys"
 	switch verb {
 	case "rotate":
@@ -142,7 +142,7 @@ func keysViaAdmin(ctx context.Context, cfg KeysCommandConfig, verb string, rest 
 		return fmt.Errorf("admin API: %w", err)
 	}
 	if verb == "revoke" {
-		fmt.Fprintf(io.err, "revoked %s: removed from the JWKS, no longer signing in that provider; other replicas drop it within their reload interval\n", rest[1])
+		fmt.Fprintf(std.err, "revoked %s: removed from the JWKS, no longer signing in that provider; other replicas drop it within their reload interval\n", rest[1])
 	}
 	recs := make([]keys.Record, len(views))
 	for i, v := range views {
@@ -151,5 +151,5 @@ func keysViaAdmin(ctx context.Context, cfg KeysCommandConfig, verb string, rest 
 		recs[i].ActivatesAt, _ = time.Parse(time.RFC3339, v.Activates)
 		recs[i].RetiresAt, _ = time.Parse(time.RFC3339, v.Retires)
 	}
-	return printKeys(io, recs, cfg.JSON)
+	return printKeys(std, recs, cfg.JSON)
 }

@@ -20,7 +20,8 @@ var version = "dev"
 // exitUsage is the status for bad configuration or usage.
 const exitUsage = 2
 
-// io is the process's standard streams and environment, injected for tests.
+// stdio is the process's standard streams and environment, injected for
+// tests; commands name it std, leaving the io package its name.
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
@@ -29,7 +30,7 @@ type stdio struct {
 
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, args []string, io stdio) error
+	run           func(ctx context.Context, args []string, std stdio) error
 }
 
 func commands() []command {
@@ -43,8 +44,8 @@ func commands() []command {
 		{"keys", "list, rotate or revoke signing keys (list | rotate [--alg ALG] | revoke KID)", runKeys},
 		{"bench", "load-test a provider or an edge: token, introspect, jwks, discovery, edge (exits non-zero on any unexpected answer)", runBench},
 		{"migrate", "apply, revert or list PostgreSQL schema migrations (up|down|status)", runMigrate},
-		{"version", "print the version", func(_ context.Context, _ []string, io stdio) error {
-			fmt.Fprintf(io.out, "oidcgate %s (%s)\n", version, runtime.Version())
+		{"version", "print the version", func(_ context.Context, _ []string, std stdio) error {
+			fmt.Fprintf(std.out, "oidcgate %s (%s)\n", version, runtime.Version())
 			return nil
 		}},
 	}
@@ -59,36 +60,36 @@ func usage(w io.Writer) {
 }
 
 // run executes one command line and returns the exit status.
-func run(ctx context.Context, args []string, io stdio) int {
+func run(ctx context.Context, args []string, std stdio) int {
 	if len(args) == 0 {
-		usage(io.err)
+		usage(std.err)
 		return exitUsage
 	}
 	if args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		usage(io.out)
+		usage(std.out)
 		return 0
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], io)
+		err := c.run(ctx, args[1:], std)
 		var cerr ConfigError
 		switch {
 		case err == nil, errors.Is(err, errHelp):
 			return 0
 		case errors.As(err, &cerr):
 			for _, line := range cerr {
-				fmt.Fprintf(io.err, "oidcgate %s: %s\n", c.name, line)
+				fmt.Fprintf(std.err, "oidcgate %s: %s\n", c.name, line)
 			}
 			return exitUsage
 		default:
-			fmt.Fprintf(io.err, "oidcgate %s: %v\n", c.name, err)
+			fmt.Fprintf(std.err, "oidcgate %s: %v\n", c.name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(io.err, "oidcgate: unknown command %q\n\n", args[0])
-	usage(io.err)
+	fmt.Fprintf(std.err, "oidcgate: unknown command %q\n\n", args[0])
+	usage(std.err)
 	return exitUsage
 }
 

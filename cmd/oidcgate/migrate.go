@@ -11,9 +11,9 @@ import (
 	"github.com/oidcgate/oidcgate/provider/storage/postgres"
 )
 
-func runMigrate(ctx context.Context, args []string, io stdio) error {
+func runMigrate(ctx context.Context, args []string, std stdio) error {
 	var cfg MigrateConfig
-	rest, err := load("migrate", &cfg, args, io.env, io.out)
+	rest, err := load("migrate", &cfg, args, std.env, std.out)
 	if err != nil {
 		return err
 	}
@@ -35,20 +35,20 @@ func runMigrate(ctx context.Context, args []string, io stdio) error {
 	case "up":
 		applied, err := migrations.Up(ctx, pool)
 		for _, m := range applied {
-			fmt.Fprintf(io.out, "applied %04d_%s\n", m.Version, m.Name)
+			fmt.Fprintf(std.out, "applied %04d_%s\n", m.Version, m.Name)
 		}
 		if err == nil && len(applied) == 0 {
-			fmt.Fprintln(io.out, "schema is up to date")
+			fmt.Fprintln(std.out, "schema is up to date")
 		}
 		return err
 	case "down":
 		m, err := migrations.Down(ctx, pool)
 		if errors.Is(err, migrations.ErrNothingApplied) {
-			fmt.Fprintln(io.out, "nothing to revert")
+			fmt.Fprintln(std.out, "nothing to revert")
 			return nil
 		}
 		if err == nil {
-			fmt.Fprintf(io.out, "reverted %04d_%s\n", m.Version, m.Name)
+			fmt.Fprintf(std.out, "reverted %04d_%s\n", m.Version, m.Name)
 		}
 		return err
 	default:
@@ -56,7 +56,7 @@ func runMigrate(ctx context.Context, args []string, io stdio) error {
 		if err != nil {
 			return err
 		}
-		w := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+		w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "VERSION\tNAME\tAPPLIED")
 		for _, s := range states {
 			at := "pending"

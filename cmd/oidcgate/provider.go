@@ -136,15 +136,15 @@ func listenAll(ls []listener, certs *certReloader, log *slog.Logger) ([]*server,
 	return servers, nil
 }
 
-func runProvider(ctx context.Context, args []string, io stdio) error {
+func runProvider(ctx context.Context, args []string, std stdio) error {
 	cfg := defaultProviderConfig()
-	if _, err := load("provider", &cfg, args, io.env, io.out); err != nil {
+	if _, err := load("provider", &cfg, args, std.env, std.out); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := newLogger(cfg.ServeConfig, io.err)
+	log := newLogger(cfg.ServeConfig, std.err)
 	reg := newRegistry()
 	pp, err := buildProvider(ctx, &cfg, log, reg)
 	if err != nil {
@@ -201,15 +201,15 @@ func (i inProcess) Introspect(ctx context.Context, token string) (*edge.Introspe
 		Iss: r.Iss, Exp: r.Exp, TokenType: r.TokenType, TokenUse: r.TokenUse}, nil
 }
 
-func runAll(ctx context.Context, args []string, io stdio) error {
+func runAll(ctx context.Context, args []string, std stdio) error {
 	cfg := AllConfig{ProviderConfig: defaultProviderConfig(), EdgeSettings: defaultEdgeSettings()}
-	if _, err := load("all", &cfg, args, io.env, io.out); err != nil {
+	if _, err := load("all", &cfg, args, std.env, std.out); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := newLogger(cfg.ServeConfig, io.err)
+	log := newLogger(cfg.ServeConfig, std.err)
 	reg := newRegistry()
 	pp, err := buildProvider(ctx, &cfg.ProviderConfig, log, reg)
 	if err != nil {

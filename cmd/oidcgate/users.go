@@ -47,23 +47,23 @@ func (c *UsersCommandConfig) argon2() provider.Argon2Params {
 
 // readPassword reads a password without putting it on a command line:
 // from a file, or standard input (prompting, without echo, on a terminal).
-func readPassword(path string, io stdio) (string, error) {
+func readPassword(path string, std stdio) (string, error) {
 	if path == "" || path == "-" {
-		if f, ok := io.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			fmt.Fprint(io.err, "Password: ")
+		if f, ok := std.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			fmt.Fprint(std.err, "Password: ")
 			b, err := term.ReadPassword(int(f.Fd()))
-			fmt.Fprintln(io.err)
+			fmt.Fprintln(std.err)
 			return string(b), err
 		}
 		path = "-"
 	}
-	return readSecret(path, io.in)
+	return readSecret(path, std.in)
 }
 
-func runUsers(ctx context.Context, args []string, io stdio) error {
+func runUsers(ctx context.Context, args []string, std stdio) error {
 	cfg := UsersCommandConfig{StoreConfig: defaultStoreConfig(), Argon2Time: int(provider.DefaultArgon2.Time),
 		Argon2Memory: int(provider.DefaultArgon2.Memory), Argon2Threads: int(provider.DefaultArgon2.Threads)}
-	rest, err := load("users", &cfg, args, io.env, io.out)
+	rest, err := load("users", &cfg, args, std.env, std.out)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func runUsers(ctx context.Context, args []string, io stdio) error {
 	}
 	var hash string
 	if verb == "create" || verb == "set-password" {
-		pw, err := readPassword(cfg.PasswordFile, io)
+		pw, err := readPassword(cfg.PasswordFile, std)
 		if err != nil {
 			return fmt.Errorf("reading the password: %w", err)
 		}
@@ -91,7 +91,7 @@ func runUsers(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 	}
-	store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, io.err))
+	store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, std.err))
 	if err != nil {
 		return err
 	}
@@ -111,9 +111,9 @@ func runUsers(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 		if cfg.JSON {
-			return printJSON(io.out, userView(u))
+			return printJSON(std.out, userView(u))
 		}
-		fmt.Fprintf(io.out, "created user %s (sub %s)\n", u.Username, u.ID)
+		fmt.Fprintf(std.out, "created user %s (sub %s)\n", u.Username, u.ID)
 		return nil
 	case "set-password", "delete":
 		u, err := store.GetUserByUsername(ctx, rest[1])
@@ -127,14 +127,14 @@ func runUsers(ctx context.Context, args []string, io stdio) error {
 			if err := store.DeleteUser(ctx, u.ID); err != nil {
 				return err
 			}
-			fmt.Fprintf(io.out, "deleted user %s\n", u.Username)
+			fmt.Fprintf(std.out, "deleted user %s\n", u.Username)
 			return nil
 		}
 		u.PasswordHash, u.UpdatedAt = hash, now
 		if err := store.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		fmt.Fprintf(io.out, "password of %s changed\n", u.Username)
+		fmt.Fprintf(std.out, "password of %s changed\n", u.Username)
 		return nil
 	default:
 		list, err := store.ListUsers(ctx)
@@ -146,9 +146,9 @@ func runUsers(ctx context.Context, args []string, io stdio) error {
 			views[i] = userView(u)
 		}
 		if cfg.JSON {
-			return printJSON(io.out, views)
+			return printJSON(std.out, views)
 		}
-		w := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+		w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "USERNAME\tSUB\tDISABLED\tCREATED")
 		for _, v := range views {
 			fmt.Fprintf(w, "%s\t%s\t%v\t%s\n", v.Username, v.Sub, v.Disabled, v.Created)

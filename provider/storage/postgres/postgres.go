@@ -613,6 +613,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Pool exposes the connection pool to the packages that coordinate
-// replicas through PostgreSQL itself (advisory locks, LISTEN/NOTIFY).
+// Pool exposes the connection pool, for tests that look at the rows
+// themselves (that keys are stored encrypted).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
