@@ -502,13 +502,17 @@ func (p *Provider) sameBrowser(ctx *fasthttp.RequestCtx, ia *storage.Interaction
 }
 
 // crossSite reports a form POST sent from another site (login CSRF,
-// forced consent or sign-out): a browser says where a request comes from in
-// Sec-Fetch-Site and Origin; a request saying neither (an old browser, a
-// script) has only the CSRF token and the browser binding to pass.
+// forced consent or sign-out). A browser says where a request comes from in
+// Sec-Fetch-Site, which is decisive when sent (Chromium sends Origin: null
+// for a same-origin form on a page with a strict referrer policy); an older
+// browser only in Origin. A request saying neither (a script) has only the
+// CSRF token and the browser binding to pass.
 func (p *Provider) crossSite(ctx *fasthttp.RequestCtx) bool {
-	site := string(ctx.Request.Header.Peek("Sec-Fetch-Site"))
+	if site := string(ctx.Request.Header.Peek("Sec-Fetch-Site")); site != "" {
+		return site != "same-origin" && site != "none"
+	}
 	origin := string(ctx.Request.Header.Peek("Origin"))
-	return site != "" && site != "same-origin" && site != "none" || origin != "" && origin != p.origin
+	return origin != "" && origin != p.origin
 }
 
 func (p *Provider) refuseCrossSite(ctx *fasthttp.RequestCtx) error {

@@ -50,7 +50,9 @@ func (p *Provider) render(ctx *fasthttp.RequestCtx, status int, name string, dat
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action *; frame-ancestors 'none'"+
 		map[bool]string{true: "; script-src 'unsafe-inline'", false: ""}[name == "form_post"])
-	h.Set("Referrer-Policy", "no-referrer")
+	// The provider's own pages may see where a form came from; no other
+	// site learns the sign-in URL (its interaction ID).
+	h.Set("Referrer-Policy", "same-origin")
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.SetBody(b.Bytes())
