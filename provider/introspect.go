@@ -60,7 +60,7 @@ func (p *Provider) authenticatedForm(ctx *fasthttp.RequestCtx, sctx context.Cont
 func (p *Provider) introspect(ctx *fasthttp.RequestCtx) (err error) {
 	defer func() {
 		if err != nil {
-			p.metrics.introspection.WithLabelValues(outcome(err)).Inc()
+			p.metrics.introspection.WithLabelValues(errorLabel(err)).Inc()
 		}
 	}()
 	sctx, cancel := requestCtx()
@@ -198,7 +198,7 @@ func (p *Provider) revoke(ctx *fasthttp.RequestCtx) (err error) {
 	what := ""
 	defer func() {
 		if err != nil {
-			what = outcome(err)
+			what = errorLabel(err)
 		}
 		p.metrics.revocation.WithLabelValues(what).Inc()
 	}()

@@ -53,8 +53,8 @@ func grantLabel(g string) string {
 	return "other"
 }
 
-// outcome is "ok" or the error's OAuth code (a bounded set).
-func outcome(err error) string {
+// errorLabel is "ok" or the error's OAuth code (a bounded set).
+func errorLabel(err error) string {
 	if err == nil {
 		return "ok"
 	}

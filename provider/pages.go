@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"embed"
 	"html/template"
-	"net/http"
 
 	"github.com/valyala/fasthttp"
 )
@@ -37,8 +36,8 @@ type page struct {
 	Fields                map[string]string
 }
 
-// render writes an HTML page. Pages are never cached and never framed.
-func (p *Provider) render(ctx *fasthttp.RequestCtx, status int, name string, data page) error {
+// renderPage writes an HTML page. Pages are never cached and never framed.
+func (p *Provider) renderPage(ctx *fasthttp.RequestCtx, status int, name string, data page) error {
 	data.Brand, data.CSS, data.Logo = p.cfg.BrandName, styleCSS, template.URL(p.cfg.BrandLogoURL)
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
@@ -57,39 +56,4 @@ func (p *Provider) render(ctx *fasthttp.RequestCtx, status int, name string, dat
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.SetBody(b.Bytes())
 	return nil
-}
-
-// errorPage answers an authorization request that cannot be redirected
-// (unknown client, unregistered redirect URI): never a redirect.
-func (p *Provider) errorPage(ctx *fasthttp.RequestCtx, message string) error {
-	return p.render(ctx, http.StatusBadRequest, "message", page{Title: "This request cannot continue", Message: message})
-}
-
-// browserPages wraps the endpoints a browser lands on (/authorize, sign-in,
-// consent, sign-out): an error the adapter would render as JSON — a store
-// outage, an internal error, a malformed form — becomes an HTML page with
-// the same status. A 503 carries Retry-After; a 5xx's cause is logged
-// under the request ID, which the page shows, and never shown itself.
-func (p *Provider) browserPages(h handlerFunc) handlerFunc {
-	return func(ctx *fasthttp.RequestCtx) error {
-		err := h(ctx)
-		if err == nil {
-			return nil
-		}
-		e := asError(err)
-		id := string(ctx.Response.Header.Peek("X-Request-Id"))
-		msg := e.Description
-		switch {
-		case e.Status == http.StatusServiceUnavailable:
-			ctx.Response.Header.Set("Retry-After", retryAfterOutage)
-			msg = "The sign-in service is briefly unavailable. Wait a moment, then try again."
-		case e.Status >= 500:
-			msg = "Something went wrong on our side. If it happens again, quote this reference: " + id
-		}
-		if e.Status >= 500 {
-			p.log.Error("request failed", "request_id", id, "error", err)
-		}
-		ctx.Response.ResetBody()
-		return p.render(ctx, e.Status, "message", page{Title: "This request cannot continue", Message: msg})
-	}
 }

@@ -40,6 +40,8 @@ type Provider struct {
 	limiter          *limiter
 	pending          pendingLimit // authorization requests per client IP
 	origin           string       // the issuer's scheme://host, for Origin checks
+	https            bool         // an https issuer: Secure cookies
+	steps            []step       // the sign-in pipeline, in order (flow.go)
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -101,7 +103,8 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.passwords = newPasswords(store, cfg.Argon2)
 	p.limiter = newLimiter(now)
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
-	p.origin = webOrigin(iu)
+	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
+	p.steps = []step{p.authenticateStep(), p.consentStep()}
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err
 	}
@@ -146,16 +149,16 @@ func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
 	r.POST(at("/token"), a.handle("token", p.token))
 	r.POST(at("/introspect"), a.handle("introspect", p.introspect))
 	r.POST(at("/revoke"), a.handle("revoke", p.revoke))
-	r.GET(at("/authorize"), a.handle("authorize", p.browserPages(p.authorize)))
-	r.POST(at("/authorize"), a.handle("authorize", p.browserPages(p.authorize)))
-	r.GET(at("/login"), a.handle("login", p.browserPages(p.interactionStep(p.loginPage))))
-	r.POST(at("/login"), a.handle("login", p.browserPages(p.interactionStep(p.login))))
-	r.GET(at("/consent"), a.handle("consent", p.browserPages(p.interactionStep(p.consentPage))))
-	r.POST(at("/consent"), a.handle("consent", p.browserPages(p.interactionStep(p.consent))))
+	r.GET(at("/authorize"), a.handle("authorize", p.authorizeHandler))
+	r.POST(at("/authorize"), a.handle("authorize", p.authorizeHandler))
+	r.GET(at("/login"), a.handle("login", p.loginHandler))
+	r.POST(at("/login"), a.handle("login", p.loginHandler))
+	r.GET(at("/consent"), a.handle("consent", p.consentHandler))
+	r.POST(at("/consent"), a.handle("consent", p.consentHandler))
 	r.GET(at("/userinfo"), a.handle("userinfo", p.userinfo))
 	r.POST(at("/userinfo"), a.handle("userinfo", p.userinfo))
-	r.GET(at("/end_session"), a.handle("end_session", p.browserPages(p.endSession)))
-	r.POST(at("/end_session"), a.handle("end_session", p.browserPages(p.endSession)))
+	r.GET(at("/end_session"), a.handle("end_session", p.endSessionHandler))
+	r.POST(at("/end_session"), a.handle("end_session", p.endSessionHandler))
 	return r.Handler
 }
 

@@ -156,6 +156,8 @@ type Interaction struct {
 	SessionID string    `json:"session_id,omitempty"`
 	AuthTime  time.Time `json:"auth_time,omitzero"`
 	AMR       []string  `json:"amr,omitempty"`
+	// Consented: the user allowed this request on its consent page.
+	Consented bool      `json:"consented,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -3,12 +3,101 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
+
+// The authenticate step's page: sign-in with a password, the argon2id
+// checker behind it and the limiter in front of it.
+
+// loginRequest is a sign-in form (or, without post, the page's request).
+type loginRequest struct {
+	interactionRequest
+	username, password string
+}
+
+func (p *Provider) loginForm(ia *storage.Interaction, c *storage.Client, username, msg string) page {
+	return page{Title: "Sign in", Action: p.issuerPath + "/login", ClientName: c.Name, Interaction: ia.ID, CSRF: ia.CSRF,
+		Username: username, Error: msg}
+}
+
+// loginPage shows the sign-in form of an interaction.
+func (p *Provider) loginPage(ctx context.Context, r interactionRequest) (outcome, error) {
+	ia, c, stop, err := p.resume(ctx, r)
+	if stop != nil || err != nil {
+		return deref(stop), err
+	}
+	return pageOutcome(http.StatusOK, "login", p.loginForm(ia, c, ia.LoginHint, "")), nil
+}
+
+// login checks a sign-in and, on success, starts a session and moves the
+// interaction on.
+func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
+	ia, c, stop, err := p.resume(ctx, r.interactionRequest)
+	if stop != nil || err != nil {
+		return deref(stop), err
+	}
+	keys := p.signInKeys(r.username, r.visit.ip)
+	wait, ok := p.limiter.reserve(keys...)
+	if !ok {
+		p.log.Warn("sign-in refused: too many attempts", "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
+		out := pageOutcome(http.StatusTooManyRequests, "login", p.loginForm(ia, c, r.username,
+			"Too many failed attempts. Wait a minute and try again."))
+		out.retryAfter = int(wait.Seconds() + 1)
+		return out, nil
+	}
+	u, err := p.passwords.check(ctx, r.username, r.password)
+	if err == nil {
+		p.limiter.done(false, keys, keys[0].key)
+	} else {
+		p.limiter.done(errors.Is(err, errBadCredentials), keys) // an outage is no guess
+	}
+	if errors.Is(err, errBadCredentials) {
+		p.log.Info("sign-in failed", "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
+		return pageOutcome(http.StatusUnauthorized, "login", p.loginForm(ia, c, r.username, "Invalid username or password.")), nil
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	se, sessionCookie, err := p.startSession(ctx, u)
+	if err != nil {
+		return outcome{}, err
+	}
+	ia.UserID, ia.SessionID, ia.AuthTime, ia.AMR = u.ID, se.ID, se.AuthTime, se.AMR
+	if err := p.store.UpdateInteraction(ctx, ia); err != nil {
+		return outcome{}, ErrUnavailable(err)
+	}
+	out, err := p.next(ctx, ia, c)
+	out.cookies = append(out.cookies, sessionCookie)
+	return out, err
+}
+
+// deref is the outcome a resume stopped with (none when it failed).
+func deref(o *outcome) outcome {
+	if o == nil {
+		return outcome{}
+	}
+	return *o
+}
+
+// signInKeys are what one sign-in attempt counts against, as OWASP's
+// authentication cheat sheet advises: the username at this IP (the tight
+// limit, cleared by a success), the IP across usernames (spraying), and the
+// username across IPs — a slower limit, so strangers cannot lock a user out
+// for long.
+func (p *Provider) signInKeys(username, ip string) []limitKey {
+	n, w := p.cfg.LoginLimit, p.cfg.LoginWindow
+	return []limitKey{
+		{"user@ip:" + username + "\x00" + ip, limitRule{n, w}},
+		{"ip:" + ip, limitRule{4 * n, w}},
+		{"user:" + username, limitRule{4 * n, 15 * w}},
+	}
+}
 
 // errBadCredentials is the one answer to a failed login, whatever failed:
 // an unknown user, a wrong password or a disabled account.

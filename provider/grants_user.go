@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -9,20 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
-// The token side of the browser flows: the authorization_code and
-// refresh_token grants, ID tokens, userinfo and RP-initiated logout.
+// The grants that issue tokens for a user: authorization_code and
+// refresh_token (RFC 6749 §4.1.3, §6), and the ID tokens they carry.
 
 // familyMark is the revocation-list entry that revokes every access token
 // of a code's (and its refresh tokens') family at once.
@@ -343,164 +338,4 @@ func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken) 
 		return ErrUnavailable(err)
 	}
 	return ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")
-}
-
-// bearerToken reads an RFC 6750 bearer token from the Authorization header
-// or, for a form POST, the access_token parameter (§2.1, §2.2).
-func bearerToken(ctx *fasthttp.RequestCtx) string {
-	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 7 && bytes.EqualFold(h[:7], []byte("bearer ")) {
-		return string(bytes.TrimSpace(h[7:]))
-	}
-	if ctx.IsPost() && bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
-		return string(ctx.PostArgs().Peek("access_token"))
-	}
-	return ""
-}
-
-// bearerError is RFC 6750 §3's answer for a bad or missing token.
-func bearerError(missing bool, description string) *Error {
-	e := newError(http.StatusUnauthorized, "invalid_token", "%s", description)
-	e.WWWAuthenticate = `Bearer realm="oidcgate"`
-	if !missing {
-		e.WWWAuthenticate += `, error="invalid_token", error_description="` + description + `"`
-	}
-	return e
-}
-
-// userinfo is OIDC Core §5.3.
-func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
-	tok := bearerToken(ctx)
-	if tok == "" {
-		return bearerError(true, "an access token is required")
-	}
-	sctx, cancel := requestCtx()
-	defer cancel()
-	res, err := p.inspect(sctx, resourceServer, tok)
-	if err != nil {
-		return err
-	}
-	if !res.Active || res.TokenUse != "access_token" {
-		return bearerError(false, "the access token is invalid, expired or revoked")
-	}
-	scopes := strings.Fields(res.Scope)
-	if !slices.Contains(scopes, "openid") {
-		e := newError(http.StatusForbidden, "insufficient_scope", "the token was not issued with the openid scope")
-		e.WWWAuthenticate = `Bearer realm="oidcgate", error="insufficient_scope", scope="openid"`
-		return e
-	}
-	u, err := p.store.GetUser(sctx, res.Sub)
-	if err != nil || u.Disabled {
-		return bearerError(false, "the token's user is gone")
-	}
-	out := map[string]any{"sub": u.ID}
-	for _, s := range scopes {
-		for _, name := range scopeClaims[s] {
-			if v, ok := u.Claims[name]; ok {
-				out[name] = v
-			}
-		}
-	}
-	if slices.Contains(scopes, "profile") {
-		if _, ok := out["preferred_username"]; !ok {
-			out["preferred_username"] = u.Username
-		}
-	}
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	return writeJSON(ctx, http.StatusOK, out)
-}
-
-// scopeClaims are OIDC Core §5.4's claims per scope.
-var scopeClaims = map[string][]string{
-	"profile": {"name", "family_name", "given_name", "middle_name", "nickname", "preferred_username", "profile", "picture",
-		"website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
-	"email":   {"email", "email_verified"},
-	"address": {"address"},
-	"phone":   {"phone_number", "phone_number_verified"},
-}
-
-// endSession is OIDC RP-Initiated Logout 1.0.
-func (p *Provider) endSession(ctx *fasthttp.RequestCtx) error {
-	args := ctx.QueryArgs()
-	if ctx.IsPost() {
-		f, err := readForm(ctx)
-		if err != nil {
-			return err
-		}
-		args = f.args
-	}
-	get := func(k string) string { return string(args.Peek(k)) }
-	sctx, cancel := requestCtx()
-	defer cancel()
-
-	clientID, sid := get("client_id"), ""
-	hinted := false
-	if hint := get("id_token_hint"); hint != "" {
-		payload, h, err := p.verifier.Verify([]byte(hint)) // expiry is ignored: a hint, not a credential
-		var c idClaims
-		if err != nil || h.Typ != "JWT" || json.Unmarshal(payload, &c) != nil || c.Iss != p.cfg.Issuer {
-			return p.errorPage(ctx, "The sign-out request carries an ID token this server did not issue.")
-		}
-		if clientID != "" && clientID != c.Aud {
-			return p.errorPage(ctx, "The sign-out request's client_id does not match its ID token.")
-		}
-		clientID, sid, hinted = c.Aud, c.Sid, true
-	}
-	redirect := get("post_logout_redirect_uri")
-	if redirect != "" {
-		c, err := p.client(sctx, clientID)
-		if err != nil || !slices.Contains(c.PostLogoutRedirectURIs, redirect) {
-			redirect = "" // never redirect to an unregistered address
-		}
-	}
-	cookie := ctx.Request.Header.Cookie(p.cookieName())
-	var se *storage.Session // this browser's session
-	if len(cookie) > 0 {
-		var err error
-		if se, err = p.store.GetSession(sctx, storage.HashOf(string(cookie))); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return ErrUnavailable(err)
-		}
-	}
-	// The hint speaks for this browser's session only when it names it; any
-	// other sign-out of a browser with a session is the user's to confirm —
-	// a cross-site link, or an ID token of someone else's session, must not
-	// sign anyone out.
-	named := hinted && se != nil && sid != "" && se.ID == sid
-	if se != nil && !named {
-		if !(ctx.IsPost() && get("confirm") == "yes") {
-			return p.render(ctx, http.StatusOK, "logout", page{Title: "Sign out", CSRF: logoutCSRF(cookie),
-				Action: p.issuerPath + "/end_session?" + ctx.QueryArgs().String()})
-		}
-		if p.crossSite(ctx) {
-			return p.refuseCrossSite(ctx)
-		}
-		if subtle.ConstantTimeCompare([]byte(get("csrf")), []byte(logoutCSRF(cookie))) != 1 {
-			return p.render(ctx, http.StatusForbidden, "message", page{Title: "Request refused",
-				Message: "The sign-out form was not the one this server sent (CSRF check)."})
-		}
-	}
-	switch {
-	case se != nil:
-		if err := p.store.DeleteSession(sctx, se.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return ErrUnavailable(err)
-		}
-		p.setCookie(ctx, "", time.Time{})
-	case len(cookie) > 0:
-		p.setCookie(ctx, "", time.Time{}) // a session already gone
-	case hinted && sid != "":
-		// No session here: the relying party ends the one its ID token names.
-		if err := p.store.DeleteSession(sctx, sid); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return ErrUnavailable(err)
-		}
-	}
-	if redirect != "" {
-		u, _ := url.Parse(redirect)
-		if st := get("state"); st != "" {
-			q := u.Query()
-			q.Set("state", st)
-			u.RawQuery = q.Encode()
-		}
-		ctx.Redirect(u.String(), http.StatusSeeOther)
-		return nil
-	}
-	return p.render(ctx, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out."})
 }

@@ -60,7 +60,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	start := time.Now()
 	grantType := ""
 	defer func() {
-		p.metrics.tokenDuration.WithLabelValues(grantLabel(grantType), outcome(err)).Observe(time.Since(start).Seconds())
+		p.metrics.tokenDuration.WithLabelValues(grantLabel(grantType), errorLabel(err)).Observe(time.Since(start).Seconds())
 	}()
 	f, err := readForm(ctx)
 	if err != nil {

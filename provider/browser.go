@@ -1,0 +1,170 @@
+package provider
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The browser endpoints' handlers: each copies the request into the
+// flow's typed request, calls the flow, and renders its outcome.
+
+// visitOf is what the browser brings, copied out of the request.
+func (p *Provider) visitOf(rc *fasthttp.RequestCtx) visit {
+	return visit{
+		session:   string(rc.Request.Header.Cookie(p.cookieName())),
+		binding:   string(rc.Request.Header.Cookie(p.browserCookieName())),
+		ip:        rc.RemoteIP().String(),
+		crossSite: rc.IsPost() && p.crossSite(string(rc.Request.Header.Peek("Sec-Fetch-Site")), string(rc.Request.Header.Peek("Origin"))),
+	}
+}
+
+// params copies a request's query (GET) or form (POST) into url.Values;
+// repeated is set when a parameter repeats (RFC 6749 §3.1).
+func params(rc *fasthttp.RequestCtx) (v url.Values, repeatedErr error, err error) {
+	args := rc.QueryArgs()
+	if rc.IsPost() {
+		f, err := readForm(rc)
+		if err != nil {
+			return nil, nil, err
+		}
+		args = f.args
+	}
+	if name, dup := repeated(args); dup {
+		repeatedErr = ErrInvalidRequest("parameter %q appears more than once", name)
+	}
+	v = url.Values{}
+	args.VisitAll(func(k, val []byte) { v.Add(string(k), string(val)) })
+	return v, repeatedErr, nil
+}
+
+func (p *Provider) authorizeHandler(rc *fasthttp.RequestCtx) error {
+	v, dup, err := params(rc)
+	if err != nil {
+		return p.render(rc, outcome{}, err)
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	out, err := p.authorize(ctx, authorizeRequest{params: v, malformed: dup, visit: p.visitOf(rc)})
+	return p.render(rc, out, err)
+}
+
+// interactionOf reads the interaction a sign-in or consent request names:
+// in the query (GET) or the form (POST).
+func (p *Provider) interactionOf(rc *fasthttp.RequestCtx) (interactionRequest, form, error) {
+	r := interactionRequest{id: string(rc.QueryArgs().Peek("interaction")), visit: p.visitOf(rc)}
+	var f form
+	if rc.IsPost() {
+		var err error
+		if f, err = readForm(rc); err != nil {
+			return r, f, err
+		}
+		r.id, r.csrf, r.post = f.str("interaction"), f.str("csrf"), true
+	}
+	return r, f, nil
+}
+
+func (p *Provider) loginHandler(rc *fasthttp.RequestCtx) error {
+	r, f, err := p.interactionOf(rc)
+	if err != nil {
+		return p.render(rc, outcome{}, err)
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	var out outcome
+	if r.post {
+		out, err = p.login(ctx, loginRequest{interactionRequest: r, username: f.str("username"), password: f.str("password")})
+	} else {
+		out, err = p.loginPage(ctx, r)
+	}
+	return p.render(rc, out, err)
+}
+
+func (p *Provider) consentHandler(rc *fasthttp.RequestCtx) error {
+	r, f, err := p.interactionOf(rc)
+	if err != nil {
+		return p.render(rc, outcome{}, err)
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	var out outcome
+	if r.post {
+		out, err = p.consent(ctx, consentRequest{interactionRequest: r, allow: f.str("decision") == "allow"})
+	} else {
+		out, err = p.consentPage(ctx, r)
+	}
+	return p.render(rc, out, err)
+}
+
+func (p *Provider) endSessionHandler(rc *fasthttp.RequestCtx) error {
+	v, _, err := params(rc)
+	if err != nil {
+		return p.render(rc, outcome{}, err)
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	out, err := p.endSession(ctx, endSessionRequest{params: v, query: rc.QueryArgs().String(), post: rc.IsPost(),
+		visit: p.visitOf(rc)})
+	return p.render(rc, out, err)
+}
+
+// render writes an outcome: its cookies, then the page, redirect or
+// form_post. An error becomes an HTML page with its status (a 503 with
+// Retry-After; a 5xx's cause logged under the request ID, which the page
+// shows, and never shown itself).
+func (p *Provider) render(rc *fasthttp.RequestCtx, out outcome, err error) error {
+	if err != nil {
+		e := asError(err)
+		id := string(rc.Response.Header.Peek("X-Request-Id"))
+		msg := e.Description
+		switch {
+		case e.Status == http.StatusServiceUnavailable:
+			out.retryAfter = 2
+			msg = "The sign-in service is briefly unavailable. Wait a moment, then try again."
+		case e.Status >= 500:
+			msg = "Something went wrong on our side. If it happens again, quote this reference: " + id
+		}
+		if e.Status >= 500 {
+			p.log.Error("request failed", "request_id", id, "error", err)
+		}
+		out = outcome{kind: showPage, status: e.Status, template: "message", data: page{Title: "This request cannot continue", Message: msg},
+			retryAfter: out.retryAfter}
+	}
+	for _, c := range out.cookies {
+		p.writeCookie(rc, c)
+	}
+	if out.retryAfter > 0 {
+		rc.Response.Header.Set("Retry-After", strconv.Itoa(out.retryAfter))
+	}
+	switch out.kind {
+	case redirect:
+		rc.Response.Header.Set("Cache-Control", "no-store")
+		rc.Redirect(out.location, http.StatusSeeOther)
+		return nil
+	default: // a page, or the form_post page
+		return p.renderPage(rc, out.status, out.template, out.data)
+	}
+}
+
+// writeCookie sets one of the provider's cookies: HttpOnly, SameSite=Lax,
+// Secure on an https issuer; an empty value deletes it.
+func (p *Provider) writeCookie(rc *fasthttp.RequestCtx, c cookie) {
+	fc := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(fc)
+	fc.SetKey(c.name)
+	fc.SetValue(c.value)
+	fc.SetPath("/")
+	fc.SetHTTPOnly(true)
+	fc.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	fc.SetSecure(p.https)
+	switch {
+	case c.value == "":
+		fc.SetExpire(fasthttp.CookieExpireDelete)
+	case c.expires > 0:
+		fc.SetExpire(time.Unix(c.expires, 0))
+	}
+	rc.Response.Header.SetCookie(fc)
+}

@@ -1,0 +1,85 @@
+package provider
+
+import (
+	"bytes"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The UserInfo endpoint (OIDC Core §5.3) and RFC 6750 bearer tokens.
+
+// bearerToken reads an RFC 6750 bearer token from the Authorization header
+// or, for a form POST, the access_token parameter (§2.1, §2.2).
+func bearerToken(ctx *fasthttp.RequestCtx) string {
+	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 7 && bytes.EqualFold(h[:7], []byte("bearer ")) {
+		return string(bytes.TrimSpace(h[7:]))
+	}
+	if ctx.IsPost() && bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+		return string(ctx.PostArgs().Peek("access_token"))
+	}
+	return ""
+}
+
+// bearerError is RFC 6750 §3's answer for a bad or missing token.
+func bearerError(missing bool, description string) *Error {
+	e := newError(http.StatusUnauthorized, "invalid_token", "%s", description)
+	e.WWWAuthenticate = `Bearer realm="oidcgate"`
+	if !missing {
+		e.WWWAuthenticate += `, error="invalid_token", error_description="` + description + `"`
+	}
+	return e
+}
+
+// userinfo is OIDC Core §5.3.
+func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
+	tok := bearerToken(ctx)
+	if tok == "" {
+		return bearerError(true, "an access token is required")
+	}
+	sctx, cancel := requestCtx()
+	defer cancel()
+	res, err := p.inspect(sctx, resourceServer, tok)
+	if err != nil {
+		return err
+	}
+	if !res.Active || res.TokenUse != "access_token" {
+		return bearerError(false, "the access token is invalid, expired or revoked")
+	}
+	scopes := strings.Fields(res.Scope)
+	if !slices.Contains(scopes, "openid") {
+		e := newError(http.StatusForbidden, "insufficient_scope", "the token was not issued with the openid scope")
+		e.WWWAuthenticate = `Bearer realm="oidcgate", error="insufficient_scope", scope="openid"`
+		return e
+	}
+	u, err := p.store.GetUser(sctx, res.Sub)
+	if err != nil || u.Disabled {
+		return bearerError(false, "the token's user is gone")
+	}
+	out := map[string]any{"sub": u.ID}
+	for _, s := range scopes {
+		for _, name := range scopeClaims[s] {
+			if v, ok := u.Claims[name]; ok {
+				out[name] = v
+			}
+		}
+	}
+	if slices.Contains(scopes, "profile") {
+		if _, ok := out["preferred_username"]; !ok {
+			out["preferred_username"] = u.Username
+		}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	return writeJSON(ctx, http.StatusOK, out)
+}
+
+// scopeClaims are OIDC Core §5.4's claims per scope.
+var scopeClaims = map[string][]string{
+	"profile": {"name", "family_name", "given_name", "middle_name", "nickname", "preferred_username", "profile", "picture",
+		"website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
+	"email":   {"email", "email_verified"},
+	"address": {"address"},
+	"phone":   {"phone_number", "phone_number_verified"},
+}
