@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
@@ -30,21 +28,7 @@ const clientCredentialsAllocs = 36
 
 func TestClientCredentialsAllocations(t *testing.T) {
 	store := memory.New(time.Now)
-	kek := make([]byte, keys.KEKSize)
-	rand.Read(kek)
-	ring, err := keys.NewRing(context.Background(), keys.Config{Algs: []string{keys.ES256, keys.RS256}, RSABits: 2048,
-		RotationPeriod: 720 * time.Hour, PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second,
-		KEK: kek}, store, discard, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := provider.New(provider.Config{Issuer: "http://127.0.0.1:8080", AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: time.Hour, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, discard,
-		prometheus.NewRegistry(), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := bareProvider(t, "http://127.0.0.1:8080", store)
 	c, _, err := provider.ClientSpec{ID: "svc", Secret: secret, Scopes: []string{"read"}, Audiences: []string{api}}.Build(time.Now())
 	if err != nil {
 		t.Fatal(err)

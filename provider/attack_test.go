@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
@@ -258,21 +256,7 @@ func TestHSTSOnHTTPSIssuer(t *testing.T) {
 	if r := do(t, "GET", s.issuer+"/jwks", "", "", ""); r.header.Get("Strict-Transport-Security") != "" {
 		t.Error("HSTS on an http issuer")
 	}
-	store := memory.New(time.Now)
-	kek := make([]byte, keys.KEKSize)
-	ring, err := keys.NewRing(context.Background(), keys.Config{Algs: []string{keys.ES256, keys.RS256}, RSABits: 2048,
-		RotationPeriod: 720 * time.Hour, PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second, KEK: kek},
-		store, discard, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := provider.New(provider.Config{Issuer: "https://id.example.com", AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, discard,
-		prometheus.NewRegistry(), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := bareProvider(t, "https://id.example.com", memory.New(time.Now))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

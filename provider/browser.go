@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -67,36 +68,37 @@ func (p *Provider) interactionOf(rc *fasthttp.RequestCtx) (interactionRequest, f
 	return r, f, nil
 }
 
-func (p *Provider) loginHandler(rc *fasthttp.RequestCtx) error {
-	r, f, err := p.interactionOf(rc)
-	if err != nil {
-		return p.render(rc, outcome{}, err)
+// interactionHandler serves a step's page: show on GET, submit on POST
+// (with the form's own fields).
+func (p *Provider) interactionHandler(show func(context.Context, interactionRequest) (outcome, error),
+	submit func(context.Context, interactionRequest, form) (outcome, error)) handlerFunc {
+	return func(rc *fasthttp.RequestCtx) error {
+		r, f, err := p.interactionOf(rc)
+		if err != nil {
+			return p.render(rc, outcome{}, err)
+		}
+		ctx, cancel := requestCtx()
+		defer cancel()
+		var out outcome
+		if r.post {
+			out, err = submit(ctx, r, f)
+		} else {
+			out, err = show(ctx, r)
+		}
+		return p.render(rc, out, err)
 	}
-	ctx, cancel := requestCtx()
-	defer cancel()
-	var out outcome
-	if r.post {
-		out, err = p.login(ctx, loginRequest{interactionRequest: r, username: f.str("username"), password: f.str("password")})
-	} else {
-		out, err = p.loginPage(ctx, r)
-	}
-	return p.render(rc, out, err)
 }
 
-func (p *Provider) consentHandler(rc *fasthttp.RequestCtx) error {
-	r, f, err := p.interactionOf(rc)
-	if err != nil {
-		return p.render(rc, outcome{}, err)
-	}
-	ctx, cancel := requestCtx()
-	defer cancel()
-	var out outcome
-	if r.post {
-		out, err = p.consent(ctx, consentRequest{interactionRequest: r, allow: f.str("decision") == "allow"})
-	} else {
-		out, err = p.consentPage(ctx, r)
-	}
-	return p.render(rc, out, err)
+func (p *Provider) loginHandler() handlerFunc {
+	return p.interactionHandler(p.loginPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
+		return p.login(ctx, loginRequest{interactionRequest: r, username: f.str("username"), password: f.str("password")})
+	})
+}
+
+func (p *Provider) consentHandler() handlerFunc {
+	return p.interactionHandler(p.consentPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
+		return p.consent(ctx, consentRequest{interactionRequest: r, allow: f.str("decision") == "allow"})
+	})
 }
 
 func (p *Provider) endSessionHandler(rc *fasthttp.RequestCtx) error {

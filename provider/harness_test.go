@@ -169,3 +169,25 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs from the golden file:\n got: %s\nwant: %s", name, got, want)
 	}
 }
+
+// bareProvider is a provider for issuer over store (ES256 and RS256 keys),
+// for tests that drive it without the harness's listeners and clients.
+func bareProvider(t testing.TB, issuer string, store storage.Storage) *provider.Provider {
+	t.Helper()
+	kek := make([]byte, keys.KEKSize)
+	rand.Read(kek)
+	ring, err := keys.NewRing(context.Background(), keys.Config{Algs: []string{keys.ES256, keys.RS256}, RSABits: 2048,
+		RotationPeriod: 720 * time.Hour, PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second,
+		KEK: kek}, store, discard, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := provider.New(provider.Config{Issuer: issuer, AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
+		ClientCacheTTL: time.Hour, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, discard,
+		prometheus.NewRegistry(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
