@@ -3,9 +3,11 @@ package edge_test
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,3 +175,66 @@ func TestIdentityHeadersSurviveTheClient(t *testing.T) {
 		t.Errorf("two Authorization headers at forward-auth: %d, want 400", st)
 	}
 }
+
+// panicking is an introspection endpoint client that panics: a bug in any
+// part of a request's handling.
+type panicking struct{}
+
+func (panicking) Introspect(context.Context, string) (*edge.Introspection, error) {
+	panic("introspector bug")
+}
+
+// TestPanicIsRecovered: a panic while serving a request is that request's
+// 500, with the request ID it is logged under; the sidecar keeps serving.
+func TestPanicIsRecovered(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(b)
+	}), nil))
+	r := benchRing(t)
+	v, err := edge.NewValidator(edge.ValidatorConfig{Issuer: benchIssuer, Algs: benchAlgs, Leeway: 30 * time.Second,
+		CacheTTL: time.Minute, CacheSize: 1000, IntrospectionTTL: time.Minute, NegativeTTL: time.Second},
+		r, nil, panicking{}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	routes, _ := edge.DefaultRoutes(api)
+	e, err := edge.New(edge.Config{ForwardAuthPath: "/_oidcgate/auth", Headers: edge.DefaultHeaders}, v, routes, log,
+		prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, e.Handler())
+	get := func(tok string) *http.Response {
+		req, _ := http.NewRequest("GET", url+"/_oidcgate/auth/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := get("an-opaque-token")
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != 500 || id == "" {
+		t.Fatalf("a panicking request: %d, request ID %q", resp.StatusCode, id)
+	}
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "introspector bug") || !strings.Contains(logged, id) {
+		t.Errorf("the panic is not logged under its request ID %s:\n%s", id, logged)
+	}
+	if resp := get(benchToken(t, r, keys.ES256)); resp.StatusCode != 200 {
+		t.Errorf("after the panic: %d", resp.StatusCode)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // Headers names the identity headers sent upstream (proxy) or returned
@@ -137,22 +138,26 @@ const (
 	ProxyEnvoy   = "envoy"
 )
 
-// Handler serves forward-auth at ForwardAuthPath and proxies the rest. It
-// works on the raw request path: the one the upstream will get.
+// Handler serves forward-auth at ForwardAuthPath and proxies the rest,
+// behind the adapter the provider's handlers run behind too (request IDs,
+// panic recovery: a panic is a 500, not the end of the sidecar; two
+// Authorization headers are a 400). It works on the raw request path: the
+// one the upstream will get.
 func (e *Edge) Handler() fasthttp.RequestHandler {
 	prefix := []byte(e.cfg.ForwardAuthPath)
-	return func(ctx *fasthttp.RequestCtx) {
+	a := &oauth.Adapter{Listener: "edge", Log: e.log, IDs: oauth.NewRequestIDs()}
+	return a.Handle("edge", func(ctx *fasthttp.RequestCtx) error {
 		path := ctx.Request.URI().PathOriginal()
 		if bytes.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/') {
 			e.forwardAuth(ctx, path[len(prefix):])
-			return
+			return nil
 		}
 		if e.upstream == nil {
-			ctx.Error("not found\n", fasthttp.StatusNotFound)
-			return
+			return oauth.ErrNotFound()
 		}
 		e.proxy(ctx, path)
-	}
+		return nil
+	})
 }
 
 // decide checks the raw path, matches the route and checks the token.
@@ -189,13 +194,11 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	method, uri := ctx.Method(), rest
 	// One pass over the headers instead of a look-up per name.
 	var origURI, origMethod, fwdURI, fwdMethod, authorization []byte
-	authorizations := 0
 	ctx.Request.Header.VisitAll(func(k, v []byte) {
 		switch len(k) {
 		case len("Authorization"):
 			if bytes.EqualFold(k, []byte("Authorization")) {
 				authorization = v
-				authorizations++
 			}
 		case len("X-Original-URI"):
 			if bytes.EqualFold(k, []byte("X-Original-URI")) {
@@ -216,9 +219,6 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 		}
 	})
 	switch proxy := e.cfg.ForwardAuthProxy; {
-	case authorizations > 1:
-		e.reject(ctx, deny(ReasonBadRequest, "more than one Authorization header"))
-		return
 	case proxy == ProxyNginx:
 		uri, method = origURI, orDefault(origMethod, method)
 	case proxy == ProxyTraefik || proxy == ProxyCaddy:
@@ -299,10 +299,6 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 	// spelling a CGI-style upstream folds into the same variable.
 	stripHopByHop(&req.Header)
 	e.stripIdentity(&req.Header)
-	if len(req.Header.PeekAll("Authorization")) > 1 {
-		e.reject(ctx, deny(ReasonBadRequest, "more than one Authorization header"))
-		return
-	}
 	id, d := e.decide(ctx, ctx.Method(), rawPath, req.Header.Peek("Authorization"))
 	if d.Status != 200 {
 		e.reject(ctx, d)
@@ -338,7 +334,7 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			status = fasthttp.StatusGatewayTimeout
 		}
-		e.log.Warn("upstream request failed", "error", err, "status", status)
+		e.log.Warn("upstream request failed", "request_id", oauth.RequestID(ctx), "error", err, "status", status)
 		ctx.Response.Reset()
 		ctx.Error(fasthttp.StatusMessage(status)+"\n", status)
 		return
@@ -425,40 +421,32 @@ var noIdentity Identity
 // s2b views a string as bytes without copying; the header copies it.
 func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// reject renders a denial: RFC 6750 §3 WWW-Authenticate and a JSON body.
+// reject renders a denial: RFC 6750 §3 WWW-Authenticate and an RFC 6749
+// JSON body, through the one renderer the provider uses too. A missing
+// token gets the bare challenge and no body (RFC 6750 §3.1: no error code).
 func (e *Edge) reject(ctx *fasthttp.RequestCtx, d Decision) {
-	ctx.Response.ResetBody()
-	ctx.SetStatusCode(d.Status)
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	code := ""
-	switch d.Status {
-	case 401:
-		challenge := `Bearer realm="oidcgate"`
-		if d.Reason != ReasonMissing {
-			code = "invalid_token"
-			challenge += `, error="invalid_token", error_description="` + d.Description + `"`
-		}
-		ctx.Response.Header.Set("WWW-Authenticate", challenge)
-	case 403:
-		code = "insufficient_scope"
-		if d.Reason == ReasonNoRoute {
-			code = "access_denied"
-		} else {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="oidcgate", error="insufficient_scope", scope="`+d.Scope+`"`)
-		}
-	case 400:
-		code = "invalid_request"
-	case 503:
-		code = "temporarily_unavailable"
-		ctx.Response.Header.Set("Retry-After", "5")
-	}
-	if code == "" {
+	if d.Reason == ReasonMissing {
+		ctx.Response.ResetBody()
+		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.Response.Header.Set("WWW-Authenticate", oauth.Challenge("", "", ""))
 		return
 	}
-	ctx.SetContentType("application/json")
-	b, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{code, d.Description})
-	ctx.SetBody(b)
+	oauth.WriteError(ctx, d.err())
+}
+
+// err is the decision as the OAuth error it is answered with.
+func (d Decision) err() *oauth.Error {
+	switch d.Status {
+	case fasthttp.StatusBadRequest:
+		return oauth.ErrInvalidRequest("%s", d.Description)
+	case fasthttp.StatusForbidden:
+		if d.Reason == ReasonNoRoute {
+			return oauth.New(fasthttp.StatusForbidden, "access_denied", "%s", d.Description)
+		}
+		return oauth.ErrInsufficientScope(d.Description, d.Scope)
+	case fasthttp.StatusServiceUnavailable:
+		return oauth.New(fasthttp.StatusServiceUnavailable, "temporarily_unavailable", "%s", d.Description)
+	}
+	return oauth.ErrInvalidToken(false, d.Description)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -49,22 +50,22 @@ func ViewClient(c *storage.Client) ClientView {
 	return v
 }
 
-func (p *Provider) adminRoutes(a *adapter) fasthttp.RequestHandler {
+func (p *Provider) adminRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r := newRouter(a)
-	r.GET("/admin/v1/clients", a.handle("admin_clients_list", p.adminListClients))
-	r.GET("/admin/v1/clients/{id}", a.handle("admin_clients_get", p.adminGetClient))
-	r.DELETE("/admin/v1/clients/{id}", a.handle("admin_clients_delete", p.adminDeleteClient))
-	r.GET("/admin/v1/keys", a.handle("admin_keys_list", p.adminListKeys))
-	r.POST("/admin/v1/keys/rotate", a.handle("admin_keys_rotate", p.adminRotateKey))
-	r.POST("/admin/v1/keys/{kid}/revoke", a.handle("admin_keys_revoke", p.adminRevokeKey))
+	r.GET("/admin/v1/clients", a.Handle("admin_clients_list", p.adminListClients))
+	r.GET("/admin/v1/clients/{id}", a.Handle("admin_clients_get", p.adminGetClient))
+	r.DELETE("/admin/v1/clients/{id}", a.Handle("admin_clients_delete", p.adminDeleteClient))
+	r.GET("/admin/v1/keys", a.Handle("admin_keys_list", p.adminListKeys))
+	r.POST("/admin/v1/keys/rotate", a.Handle("admin_keys_rotate", p.adminRotateKey))
+	r.POST("/admin/v1/keys/{kid}/revoke", a.Handle("admin_keys_revoke", p.adminRevokeKey))
 	return r.Handler
 }
 
 func storeErr(err error) error {
 	if errors.Is(err, storage.ErrNotFound) {
-		return newError(http.StatusNotFound, "not_found", "no such record")
+		return oauth.New(http.StatusNotFound, "not_found", "no such record")
 	}
-	return ErrUnavailable(err)
+	return oauth.ErrUnavailable(err)
 }
 
 func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
@@ -78,7 +79,7 @@ func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
 	for i, c := range clients {
 		out[i] = ViewClient(c)
 	}
-	return writeJSON(ctx, http.StatusOK, out)
+	return oauth.WriteJSON(ctx, http.StatusOK, out)
 }
 
 func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
@@ -89,7 +90,7 @@ func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	return writeJSON(ctx, http.StatusOK, ViewClient(c))
+	return oauth.WriteJSON(ctx, http.StatusOK, ViewClient(c))
 }
 
 func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
@@ -127,7 +128,7 @@ func viewKeys(recs []keys.Record) []KeyView {
 }
 
 func (p *Provider) adminListKeys(ctx *fasthttp.RequestCtx) error {
-	return writeJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
+	return oauth.WriteJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
 }
 
 // adminRotateKey stages a new key for ?alg= (default: the access token
@@ -138,14 +139,14 @@ func (p *Provider) adminRotateKey(ctx *fasthttp.RequestCtx) error {
 		alg = p.cfg.AccessTokenAlg
 	}
 	if !slices.Contains(p.ring.Algs(), alg) {
-		return ErrInvalidRequest("alg %q is not one the ring keeps", alg)
+		return oauth.ErrInvalidRequest("alg %q is not one the ring keeps", alg)
 	}
 	sctx, cancel := requestCtx()
 	defer cancel()
 	if _, err := p.ring.Rotate(sctx, alg); err != nil {
-		return ErrUnavailable(err)
+		return oauth.ErrUnavailable(err)
 	}
-	return writeJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
+	return oauth.WriteJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
 }
 
 // adminRevokeKey is the emergency revocation: the key leaves the JWKS, and
@@ -156,9 +157,9 @@ func (p *Provider) adminRevokeKey(ctx *fasthttp.RequestCtx) error {
 	sctx, cancel := requestCtx()
 	defer cancel()
 	if err := p.ring.Revoke(sctx, kid); errors.Is(err, keys.ErrNoSuchKey) {
-		return newError(http.StatusNotFound, "not_found", "no such key")
+		return oauth.New(http.StatusNotFound, "not_found", "no such key")
 	} else if err != nil {
-		return ErrUnavailable(err)
+		return oauth.ErrUnavailable(err)
 	}
-	return writeJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
+	return oauth.WriteJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // The browser endpoints' handlers: each copies the request into the
@@ -35,7 +37,7 @@ func params(rc *fasthttp.RequestCtx) (v url.Values, repeatedErr error, err error
 		args = f.args
 	}
 	if name, dup := repeated(args); dup {
-		repeatedErr = ErrInvalidRequest("parameter %q appears more than once", name)
+		repeatedErr = oauth.ErrInvalidRequest("parameter %q appears more than once", name)
 	}
 	v = url.Values{}
 	args.VisitAll(func(k, val []byte) { v.Add(string(k), string(val)) })
@@ -71,7 +73,7 @@ func (p *Provider) interactionOf(rc *fasthttp.RequestCtx) (interactionRequest, f
 // interactionHandler serves a step's page: show on GET, submit on POST
 // (with the form's own fields).
 func (p *Provider) interactionHandler(show func(context.Context, interactionRequest) (outcome, error),
-	submit func(context.Context, interactionRequest, form) (outcome, error)) handlerFunc {
+	submit func(context.Context, interactionRequest, form) (outcome, error)) oauth.HandlerFunc {
 	return func(rc *fasthttp.RequestCtx) error {
 		r, f, err := p.interactionOf(rc)
 		if err != nil {
@@ -89,13 +91,13 @@ func (p *Provider) interactionHandler(show func(context.Context, interactionRequ
 	}
 }
 
-func (p *Provider) loginHandler() handlerFunc {
+func (p *Provider) loginHandler() oauth.HandlerFunc {
 	return p.interactionHandler(p.loginPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
 		return p.login(ctx, loginRequest{interactionRequest: r, username: f.str("username"), password: f.str("password")})
 	})
 }
 
-func (p *Provider) consentHandler() handlerFunc {
+func (p *Provider) consentHandler() oauth.HandlerFunc {
 	return p.interactionHandler(p.consentPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
 		return p.consent(ctx, consentRequest{interactionRequest: r, allow: f.str("decision") == "allow"})
 	})
@@ -119,7 +121,7 @@ func (p *Provider) endSessionHandler(rc *fasthttp.RequestCtx) error {
 // shows, and never shown itself).
 func (p *Provider) render(rc *fasthttp.RequestCtx, out outcome, err error) error {
 	if err != nil {
-		e := asError(err)
+		e := oauth.As(err)
 		id := string(rc.Response.Header.Peek("X-Request-Id"))
 		msg := e.Description
 		switch {

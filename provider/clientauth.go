@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/url"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -35,7 +36,7 @@ func parseCredentials(authorization, formID, formSecret []byte) (credentials, er
 	if len(authorization) == 0 {
 		switch {
 		case len(formID) == 0:
-			return credentials{}, ErrInvalidClient(false, "client authentication is required")
+			return credentials{}, oauth.ErrInvalidClient(false, "client authentication is required")
 		case len(formSecret) > 0:
 			return credentials{id: string(formID), secret: string(formSecret), method: authSecretPost}, nil
 		default:
@@ -44,26 +45,26 @@ func parseCredentials(authorization, formID, formSecret []byte) (credentials, er
 	}
 	scheme, encoded, ok := bytes.Cut(authorization, []byte(" "))
 	if !ok || !bytes.EqualFold(scheme, []byte("Basic")) {
-		return credentials{}, ErrInvalidClient(true, "the Authorization header must use the Basic scheme")
+		return credentials{}, oauth.ErrInvalidClient(true, "the Authorization header must use the Basic scheme")
 	}
 	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(encoded)))
 	if err != nil {
-		return credentials{}, ErrInvalidClient(true, "the Basic credentials are not valid base64")
+		return credentials{}, oauth.ErrInvalidClient(true, "the Basic credentials are not valid base64")
 	}
 	rawID, rawSecret, ok := bytes.Cut(raw, []byte(":"))
 	if !ok {
-		return credentials{}, ErrInvalidClient(true, "the Basic credentials lack the ':' separator")
+		return credentials{}, oauth.ErrInvalidClient(true, "the Basic credentials lack the ':' separator")
 	}
 	id, err1 := url.QueryUnescape(string(rawID))
 	secret, err2 := url.QueryUnescape(string(rawSecret))
 	if err1 != nil || err2 != nil || id == "" {
-		return credentials{}, ErrInvalidClient(true, "the Basic credentials are not form-encoded")
+		return credentials{}, oauth.ErrInvalidClient(true, "the Basic credentials are not form-encoded")
 	}
 	if len(formSecret) > 0 {
-		return credentials{}, ErrInvalidRequest("client credentials were sent both in the Authorization header and in the body")
+		return credentials{}, oauth.ErrInvalidRequest("client credentials were sent both in the Authorization header and in the body")
 	}
 	if len(formID) > 0 && string(formID) != id {
-		return credentials{}, ErrInvalidRequest("client_id in the body differs from the Authorization header")
+		return credentials{}, oauth.ErrInvalidRequest("client_id in the body differs from the Authorization header")
 	}
 	return credentials{id: id, secret: secret, method: authSecretBasic}, nil
 }
@@ -104,21 +105,21 @@ func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storag
 	c, err := p.client(ctx, creds.id)
 	if errors.Is(err, storage.ErrNotFound) {
 		subtle.ConstantTimeCompare(hashSecret(creds.secret, dummySalt), dummySecretHash)
-		return nil, ErrInvalidClient(basic, "client authentication failed")
+		return nil, oauth.ErrInvalidClient(basic, "client authentication failed")
 	}
 	if err != nil {
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	}
 	if c.TokenEndpointAuthMethod != creds.method {
 		// The same answer as a wrong secret: which method a client uses is
 		// not for strangers to learn (client enumeration).
-		return nil, ErrInvalidClient(basic, "client authentication failed")
+		return nil, oauth.ErrInvalidClient(basic, "client authentication failed")
 	}
 	if creds.method == authNone {
 		return c, nil
 	}
 	if len(c.SecretHash) == 0 || subtle.ConstantTimeCompare(hashSecret(creds.secret, c.SecretSalt), c.SecretHash) != 1 {
-		return nil, ErrInvalidClient(basic, "client authentication failed")
+		return nil, oauth.ErrInvalidClient(basic, "client authentication failed")
 	}
 	return c, nil
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 func basic(id, secret string) []byte {
@@ -41,7 +43,7 @@ func TestParseCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseCredentials([]byte(tc.auth), []byte(tc.id), []byte(tc.secret))
 			if tc.code != "" {
-				var e *Error
+				var e *oauth.Error
 				if !errors.As(err, &e) || e.Code != tc.code {
 					t.Fatalf("err = %v, want %s", err, tc.code)
 				}
@@ -63,7 +65,7 @@ func FuzzClientAuthentication(f *testing.F) {
 	f.Fuzz(func(t *testing.T, auth, id, secret, body []byte) {
 		c, err := parseCredentials(auth, id, secret)
 		if err != nil {
-			var e *Error
+			var e *oauth.Error
 			if !errors.As(err, &e) || (e.Code != "invalid_client" && e.Code != "invalid_request") {
 				t.Fatalf("untyped or unexpected error %v", err)
 			}

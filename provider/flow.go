@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -173,7 +174,7 @@ func unavailable(err error) error {
 	if err == nil {
 		return nil
 	}
-	return ErrUnavailable(err)
+	return oauth.ErrUnavailable(err)
 }
 
 // issue ends the interaction with its code (RFC 6749 §4.1.2).
@@ -186,10 +187,10 @@ func (p *Provider) issue(ctx context.Context, ia *storage.Interaction) (outcome,
 		AuthTime: ia.AuthTime, AMR: ia.AMR, FamilyID: newJTI(), CreatedAt: now, ExpiresAt: now.Add(p.cfg.CodeTTL),
 	})
 	if err != nil {
-		return outcome{}, ErrUnavailable(err)
+		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	if err := p.store.DeleteInteraction(ctx, ia.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return outcome{}, ErrUnavailable(err)
+		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	return p.respond(ia, map[string]string{"code": code}, nil)
 }
@@ -218,7 +219,7 @@ func (p *Provider) resume(ctx context.Context, r interactionRequest) (ia *storag
 		return nil, nil, &out, nil
 	}
 	if err != nil {
-		return nil, nil, nil, ErrUnavailable(err)
+		return nil, nil, nil, oauth.ErrUnavailable(err)
 	}
 	if !sameBrowser(r.visit, ia) {
 		p.log.Warn("sign-in step refused: not the browser that started it", "interaction_client", ia.ClientID, "ip", r.visit.ip)
@@ -230,7 +231,7 @@ func (p *Provider) resume(ctx context.Context, r interactionRequest) (ia *storag
 		return nil, nil, &out, nil
 	}
 	if c, err = p.client(ctx, ia.ClientID); err != nil {
-		return nil, nil, nil, ErrUnavailable(err)
+		return nil, nil, nil, oauth.ErrUnavailable(err)
 	}
 	return ia, c, nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -35,7 +36,7 @@ func (p *Provider) authorize(ctx context.Context, r authorizeRequest) (outcome, 
 	if errors.Is(err, storage.ErrNotFound) || get("client_id") == "" {
 		return errorPage("The application asking you to sign in is not registered here."), nil
 	} else if err != nil {
-		return outcome{}, ErrUnavailable(err)
+		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	redirectURI := get("redirect_uri")
 	if redirectURI == "" && len(client.RedirectURIs) == 1 {
@@ -55,7 +56,7 @@ func (p *Provider) authorize(ctx context.Context, r authorizeRequest) (outcome, 
 		return p.respond(ia, nil, authErr("invalid_request", "response_mode must be query or form_post"))
 	}
 	if r.malformed != nil {
-		return p.respond(ia, nil, authErr("invalid_request", asError(r.malformed).Description))
+		return p.respond(ia, nil, authErr("invalid_request", oauth.As(r.malformed).Description))
 	}
 	if err := p.checkRequest(client, r.params, ia); err != nil {
 		return p.respond(ia, nil, err)
@@ -105,7 +106,7 @@ func (p *Provider) checkRequest(c *storage.Client, params url.Values, ia *storag
 	}
 	scopes, err := parseScope(get("scope"))
 	if err != nil {
-		return authErr("invalid_scope", asError(err).Description)
+		return authErr("invalid_scope", oauth.As(err).Description)
 	}
 	for _, s := range scopes {
 		if !slices.Contains(c.Scopes, s) {

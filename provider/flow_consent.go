@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -69,11 +70,11 @@ func (p *Provider) consent(ctx context.Context, r consentRequest) (outcome, erro
 	}
 	if err := p.store.PutConsent(ctx, &storage.Consent{UserID: ia.UserID, ClientID: ia.ClientID, Scopes: scopes,
 		CreatedAt: p.now()}); err != nil {
-		return outcome{}, ErrUnavailable(err)
+		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	ia.Consented = true
 	if err := p.store.UpdateInteraction(ctx, ia); err != nil {
-		return outcome{}, ErrUnavailable(err)
+		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	return p.next(ctx, ia, c)
 }

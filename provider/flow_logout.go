@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -51,7 +52,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 	if r.visit.session != "" {
 		var err error
 		if se, err = p.store.GetSession(ctx, storage.HashOf(r.visit.session)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return outcome{}, ErrUnavailable(err)
+			return outcome{}, oauth.ErrUnavailable(err)
 		}
 	}
 	// The hint speaks for this browser's session only when it names it; any
@@ -73,7 +74,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 	switch {
 	case se != nil:
 		if err := p.store.DeleteSession(ctx, se.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return outcome{}, ErrUnavailable(err)
+			return outcome{}, oauth.ErrUnavailable(err)
 		}
 		out.cookies = append(out.cookies, p.endCookie())
 	case r.visit.session != "":
@@ -81,7 +82,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 	case hinted && sid != "":
 		// No session here: the relying party ends the one its ID token names.
 		if err := p.store.DeleteSession(ctx, sid); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return outcome{}, ErrUnavailable(err)
+			return outcome{}, oauth.ErrUnavailable(err)
 		}
 	}
 	if returnTo == "" {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -70,7 +71,7 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 	}
 	ia.UserID, ia.SessionID, ia.AuthTime, ia.AMR = u.ID, se.ID, se.AuthTime, se.AMR
 	if err := p.store.UpdateInteraction(ctx, ia); err != nil {
-		return outcome{}, ErrUnavailable(err)
+		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	out, err := p.next(ctx, ia, c)
 	out.cookies = append(out.cookies, sessionCookie)
@@ -124,7 +125,7 @@ func newPasswords(users storage.Users, cost Argon2Params) *passwords {
 func (p *passwords) check(ctx context.Context, username, password string) (*storage.User, error) {
 	u, err := p.users.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	}
 	hash := p.decoy
 	if u != nil {
@@ -133,7 +134,7 @@ func (p *passwords) check(ctx context.Context, username, password string) (*stor
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ErrUnavailable(ctx.Err())
+		return nil, oauth.ErrUnavailable(ctx.Err())
 	}
 	ok, err := VerifyPassword(hash, password)
 	<-p.slots

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
@@ -46,7 +47,7 @@ func TestPasswordChecksQueue(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	var oe *Error
+	var oe *oauth.Error
 	if u, err := p.check(ctx, "alice", "correct horse"); !errors.As(err, &oe) || oe.Status != 503 || u != nil {
 		t.Fatalf("with every slot taken: %v %v, want 503 once the request is gone", u, err)
 	}

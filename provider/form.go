@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // form is the parameters of an application/x-www-form-urlencoded POST.
@@ -17,11 +19,11 @@ func readForm(ctx *fasthttp.RequestCtx) (form, error) {
 		ct = ct[:i]
 	}
 	if !bytes.EqualFold(bytes.TrimSpace(ct), []byte("application/x-www-form-urlencoded")) {
-		return form{}, ErrInvalidRequest("the body must be application/x-www-form-urlencoded")
+		return form{}, oauth.ErrInvalidRequest("the body must be application/x-www-form-urlencoded")
 	}
 	args := ctx.PostArgs()
 	if name, ok := repeated(args); ok {
-		return form{}, ErrInvalidRequest("parameter %q appears more than once", name)
+		return form{}, oauth.ErrInvalidRequest("parameter %q appears more than once", name)
 	}
 	return form{args: args}, nil
 }

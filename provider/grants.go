@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -70,9 +71,9 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	handler, ok := p.grantHandlers[grantType]
 	switch {
 	case grantType == "":
-		return ErrInvalidRequest("grant_type is required")
+		return oauth.ErrInvalidRequest("grant_type is required")
 	case !ok:
-		return ErrUnsupportedGrantType("grant_type %q is not supported", grantType)
+		return oauth.ErrUnsupportedGrantType("grant_type %q is not supported", grantType)
 	}
 	creds, err := parseCredentials(ctx.Request.Header.Peek("Authorization"), f.get("client_id"), f.get("client_secret"))
 	if err != nil {
@@ -115,7 +116,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 // token for itself.
 func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
 	if c.TokenEndpointAuthMethod == authNone || !slices.Contains(c.GrantTypes, grantClientCredentials) {
-		return nil, ErrUnauthorizedClient("this client may not use client_credentials")
+		return nil, oauth.ErrUnauthorizedClient("this client may not use client_credentials")
 	}
 	scopes, err := grantedScopes(c, req.scope)
 	if err != nil {
@@ -132,7 +133,7 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 	}
 	if at.record != nil {
 		if err := p.store.CreateAccessToken(ctx, at.record); err != nil {
-			return nil, ErrUnavailable(err)
+			return nil, oauth.ErrUnavailable(err)
 		}
 	}
 	p.metrics.issued.WithLabelValues(grantClientCredentials, c.AccessTokenFormat).Inc()
@@ -148,7 +149,7 @@ func grantedScopes(c *storage.Client, requested []string) ([]string, error) {
 	}
 	for _, s := range requested {
 		if !slices.Contains(c.Scopes, s) {
-			return nil, ErrInvalidScope("scope %q is not allowed for this client", s)
+			return nil, oauth.ErrInvalidScope("scope %q is not allowed for this client", s)
 		}
 	}
 	return requested, nil
@@ -160,12 +161,12 @@ func audiences(c *storage.Client, req tokenRequest) ([]string, error) {
 	var out []string
 	for _, r := range req.resources {
 		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return nil, ErrInvalidTarget("resource %q must be an absolute URI without a fragment", r)
+			return nil, oauth.ErrInvalidTarget("resource %q must be an absolute URI without a fragment", r)
 		}
 	}
 	for _, a := range append(req.resources, req.audience...) {
 		if !slices.Contains(c.Audiences, a) {
-			return nil, ErrInvalidTarget("%q is not an audience this client may request", a)
+			return nil, oauth.ErrInvalidTarget("%q is not an audience this client may request", a)
 		}
 		if !slices.Contains(out, a) {
 			out = append(out, a)
@@ -180,7 +181,7 @@ func audiences(c *storage.Client, req tokenRequest) ([]string, error) {
 	case len(c.Audiences) == 1:
 		return c.Audiences, nil
 	}
-	return nil, ErrInvalidTarget("no resource or audience requested, and this client has no default audience")
+	return nil, oauth.ErrInvalidTarget("no resource or audience requested, and this client has no default audience")
 }
 
 // accessGrant is what an access token is issued for.

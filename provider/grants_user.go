@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -45,18 +46,18 @@ func (p *Provider) maxAccessTTL() time.Duration { return max(p.cfg.AccessTokenTT
 // the tokens it buys: a crash or a store error before that leaves it unused.
 func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
 	if !slices.Contains(c.GrantTypes, grantAuthorizationCode) {
-		return nil, ErrUnauthorizedClient("this client may not use the authorization code flow")
+		return nil, oauth.ErrUnauthorizedClient("this client may not use the authorization code flow")
 	}
 	if req.code == "" {
-		return nil, ErrInvalidRequest("code is required")
+		return nil, oauth.ErrInvalidRequest("code is required")
 	}
 	h := storage.HashOf(req.code)
 	code, err := p.store.GetAuthCode(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, ErrInvalidGrant("the code is unknown or expired")
+		return nil, oauth.ErrInvalidGrant("the code is unknown or expired")
 	case err != nil:
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	case !code.UsedAt.IsZero():
 		return nil, p.replayedCode(ctx, code)
 	}
@@ -65,7 +66,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		// client or verifier gets no second try.
 		if _, cerr := p.store.ConsumeAuthCode(ctx, h, storage.Issued{}); cerr != nil && !errors.Is(cerr, storage.ErrAlreadyUsed) &&
 			!errors.Is(cerr, storage.ErrNotFound) {
-			return nil, ErrUnavailable(cerr)
+			return nil, oauth.ErrUnavailable(cerr)
 		}
 		return nil, err
 	}
@@ -92,9 +93,9 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 	case errors.Is(err, storage.ErrAlreadyUsed): // another redemption won the race
 		return nil, p.replayedCode(ctx, used)
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, ErrInvalidGrant("the code is unknown or expired")
+		return nil, oauth.ErrInvalidGrant("the code is unknown or expired")
 	case err != nil:
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	}
 	p.metrics.issued.WithLabelValues(grantAuthorizationCode, c.AccessTokenFormat).Inc()
 	return resp, nil
@@ -105,17 +106,17 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 func checkCode(c *storage.Client, code *storage.AuthCode, req tokenRequest) error {
 	switch {
 	case code.ClientID != c.ID:
-		return ErrInvalidGrant("the code was issued to another client")
+		return oauth.ErrInvalidGrant("the code was issued to another client")
 	case req.redirectURI != code.RedirectURI &&
 		// Omitted in both requests: the client's only registered URI (RFC 6749 §4.1.3).
 		!(req.redirectURI == "" && len(c.RedirectURIs) == 1 && c.RedirectURIs[0] == code.RedirectURI):
-		return ErrInvalidGrant("redirect_uri differs from the authorization request's")
+		return oauth.ErrInvalidGrant("redirect_uri differs from the authorization request's")
 	case code.CodeChallenge == "" && req.verifier != "":
-		return ErrInvalidGrant("code_verifier sent for a request without code_challenge")
+		return oauth.ErrInvalidGrant("code_verifier sent for a request without code_challenge")
 	case code.CodeChallenge != "" && !validVerifier(req.verifier):
-		return ErrInvalidGrant("code_verifier is missing or malformed")
+		return oauth.ErrInvalidGrant("code_verifier is missing or malformed")
 	case code.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(s256(req.verifier)), []byte(code.CodeChallenge)) != 1:
-		return ErrInvalidGrant("code_verifier does not match the code_challenge")
+		return oauth.ErrInvalidGrant("code_verifier does not match the code_challenge")
 	}
 	return nil
 }
@@ -124,9 +125,9 @@ func checkCode(c *storage.Client, code *storage.AuthCode, req tokenRequest) erro
 // first tokens may be an attacker, so they are all revoked (RFC 6749 §4.1.2).
 func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode) error {
 	if err := p.revokeFamily(ctx, code.FamilyID); err != nil {
-		return ErrUnavailable(err)
+		return oauth.ErrUnavailable(err)
 	}
-	return ErrInvalidGrant("the code was already used; every token issued from it is revoked")
+	return oauth.ErrInvalidGrant("the code was already used; every token issued from it is revoked")
 }
 
 // grantUser is the user a code or refresh token was issued for: one that no
@@ -135,9 +136,9 @@ func (p *Provider) grantUser(ctx context.Context, id string) (*storage.User, err
 	u, err := p.store.GetUser(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled:
-		return nil, ErrInvalidGrant("the user cannot sign in")
+		return nil, oauth.ErrInvalidGrant("the user cannot sign in")
 	case err != nil:
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	}
 	return u, nil
 }
@@ -243,26 +244,26 @@ func atHash(alg, token string) string {
 // before the token is spent, in the transaction that writes its successor.
 func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req tokenRequest) (*tokenResponse, error) {
 	if !slices.Contains(c.GrantTypes, grantRefreshToken) {
-		return nil, ErrUnauthorizedClient("this client may not use refresh tokens")
+		return nil, oauth.ErrUnauthorizedClient("this client may not use refresh tokens")
 	}
 	if req.refresh == "" {
-		return nil, ErrInvalidRequest("refresh_token is required")
+		return nil, oauth.ErrInvalidRequest("refresh_token is required")
 	}
 	h := storage.HashOf(req.refresh)
 	rt, err := p.store.GetRefreshToken(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, ErrInvalidGrant("the refresh token is unknown or expired")
+		return nil, oauth.ErrInvalidGrant("the refresh token is unknown or expired")
 	case err != nil:
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	case rt.ClientID != c.ID:
-		return nil, ErrInvalidGrant("the refresh token was issued to another client")
+		return nil, oauth.ErrInvalidGrant("the refresh token was issued to another client")
 	}
 	scopes := rt.Scopes
 	if req.scope != nil {
 		for _, s := range req.scope {
 			if !slices.Contains(rt.Scopes, s) {
-				return nil, ErrInvalidScope("scope %q was not granted", s)
+				return nil, oauth.ErrInvalidScope("scope %q was not granted", s)
 			}
 		}
 		scopes = req.scope
@@ -276,9 +277,9 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	// A family revoked while this token was being rotated may have missed
 	// its successor; the revocation list does not.
 	if revoked, err := p.store.IsRevoked(ctx, familyMark(rt.FamilyID)); err != nil {
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	} else if revoked {
-		return nil, ErrInvalidGrant("the refresh token was revoked")
+		return nil, oauth.ErrInvalidGrant("the refresh token was revoked")
 	}
 	u, err := p.grantUser(ctx, rt.UserID)
 	if err != nil {
@@ -303,9 +304,9 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 			return nil, p.reusedRefresh(ctx, used)
 		case errors.Is(err, storage.ErrAlreadyUsed): // a concurrent retry: answered like a late one, below
 		case errors.Is(err, storage.ErrNotFound):
-			return nil, ErrInvalidGrant("the refresh token is unknown or expired")
+			return nil, oauth.ErrInvalidGrant("the refresh token is unknown or expired")
 		case err != nil:
-			return nil, ErrUnavailable(err)
+			return nil, oauth.ErrUnavailable(err)
 		default:
 			p.metrics.issued.WithLabelValues(grantRefreshToken, c.AccessTokenFormat).Inc()
 			return resp, nil
@@ -314,11 +315,11 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	// A retry within the grace: a fresh pair of the same family, the
 	// rotated token staying rotated.
 	if err := p.store.CreateRefreshToken(ctx, out.Refresh); err != nil {
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	}
 	if out.Access != nil {
 		if err := p.store.CreateAccessToken(ctx, out.Access); err != nil {
-			return nil, ErrUnavailable(err)
+			return nil, oauth.ErrUnavailable(err)
 		}
 	}
 	p.metrics.issued.WithLabelValues(grantRefreshToken, c.AccessTokenFormat).Inc()
@@ -335,7 +336,7 @@ func (p *Provider) inGrace(rt *storage.RefreshToken, now time.Time) bool {
 // family is revoked, since the token may have been stolen.
 func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken) error {
 	if err := p.revokeFamily(ctx, rt.FamilyID); err != nil {
-		return ErrUnavailable(err)
+		return oauth.ErrUnavailable(err)
 	}
-	return ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")
+	return oauth.ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")
 }

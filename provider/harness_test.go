@@ -17,6 +17,7 @@ import (
 
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres"
@@ -109,7 +110,7 @@ func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: p.Public(), ErrorHandler: provider.RejectMalformed, MaxRequestBodySize: maxBody,
+	srv := &fasthttp.Server{Handler: p.Public(), ErrorHandler: oauth.RejectMalformed, MaxRequestBodySize: maxBody,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	aln, err := net.Listen("tcp", "127.0.0.1:0")

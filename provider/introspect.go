@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -44,14 +45,14 @@ func (p *Provider) authenticatedForm(ctx *fasthttp.RequestCtx, sctx context.Cont
 		return f, nil, err
 	}
 	if creds.method == authNone {
-		return f, nil, ErrInvalidClient(false, "this endpoint requires client authentication")
+		return f, nil, oauth.ErrInvalidClient(false, "this endpoint requires client authentication")
 	}
 	c, err := p.authenticate(sctx, creds)
 	if err != nil {
 		return f, nil, err
 	}
 	if len(f.get("token")) == 0 {
-		return f, nil, ErrInvalidRequest("token is required")
+		return f, nil, oauth.ErrInvalidRequest("token is required")
 	}
 	return f, c, nil
 }
@@ -75,7 +76,7 @@ func (p *Provider) introspect(ctx *fasthttp.RequestCtx) (err error) {
 	}
 	p.metrics.introspection.WithLabelValues(map[bool]string{true: "active", false: "inactive"}[res.Active]).Inc()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	return writeJSON(ctx, fasthttp.StatusOK, res)
+	return oauth.WriteJSON(ctx, fasthttp.StatusOK, res)
 }
 
 // Revoked reports whether a JWT access token was revoked, by its jti or
@@ -150,7 +151,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		}
 		revoked, err := p.Revoked(ctx, c.Jti, c.Fid)
 		if err != nil {
-			return nil, ErrUnavailable(err)
+			return nil, oauth.ErrUnavailable(err)
 		}
 		if revoked {
 			return inactive, nil
@@ -167,7 +168,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		}
 		if at.FamilyID != "" {
 			if revoked, err := p.store.IsRevoked(ctx, familyMark(at.FamilyID)); err != nil {
-				return nil, ErrUnavailable(err)
+				return nil, oauth.ErrUnavailable(err)
 			} else if revoked {
 				return inactive, nil
 			}
@@ -176,14 +177,14 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
 			TokenType: "Bearer", TokenUse: "access_token"}, nil
 	case !errors.Is(err, storage.ErrNotFound):
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	}
 	rt, err := p.store.GetRefreshToken(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return inactive, nil
 	case err != nil:
-		return nil, ErrUnavailable(err)
+		return nil, oauth.ErrUnavailable(err)
 	case !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || caller.ID != rt.ClientID:
 		// Only the client holding a refresh token learns it is live: to a
 		// resource server (introspect_any), it is no access token at all.
@@ -222,7 +223,9 @@ func (p *Provider) revoke(ctx *fasthttp.RequestCtx) (err error) {
 	return nil
 }
 
-func errNotYours() *Error { return ErrUnauthorizedClient("the token was not issued to this client") }
+func errNotYours() *oauth.Error {
+	return oauth.ErrUnauthorizedClient("the token was not issued to this client")
+}
 
 // revokeToken revokes token if the caller owns it and says what it was.
 // The token type hint only orders a search, so it is not needed.
@@ -237,7 +240,7 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 			return "", errNotYours()
 		}
 		if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: c.Jti, ExpiresAt: time.Unix(c.Exp, 0)}); err != nil {
-			return "", ErrUnavailable(err)
+			return "", oauth.ErrUnavailable(err)
 		}
 		p.revocations.Add(1)
 		return "jwt_access_token", nil
@@ -250,25 +253,25 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 			return "", errNotYours()
 		}
 		if err := p.store.DeleteAccessToken(ctx, h); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return "", ErrUnavailable(err)
+			return "", oauth.ErrUnavailable(err)
 		}
 		return "opaque_access_token", nil
 	case !errors.Is(err, storage.ErrNotFound):
-		return "", ErrUnavailable(err)
+		return "", oauth.ErrUnavailable(err)
 	}
 	rt, err := p.store.GetRefreshToken(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return "unknown", nil
 	case err != nil:
-		return "", ErrUnavailable(err)
+		return "", oauth.ErrUnavailable(err)
 	case rt.ClientID != caller.ID:
 		return "", errNotYours()
 	}
 	// The whole grant, as for a replayed code (RFC 7009 §2.1 allows it):
 	// its refresh tokens and every access token issued from it.
 	if err := p.revokeFamily(ctx, rt.FamilyID); err != nil {
-		return "", ErrUnavailable(err)
+		return "", oauth.ErrUnavailable(err)
 	}
 	return "refresh_token", nil
 }

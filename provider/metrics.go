@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // providerMetrics are the protocol counters. Label values come from bounded
@@ -58,5 +60,5 @@ func errorLabel(err error) string {
 	if err == nil {
 		return "ok"
 	}
-	return asError(err).Code
+	return oauth.As(err).Code
 }

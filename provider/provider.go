@@ -15,6 +15,7 @@ import (
 
 	"github.com/oidcgate/oidcgate/cache"
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -56,7 +57,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
-	m, err := newHTTPMetrics(reg)
+	m, err := oauth.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -108,13 +109,13 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err
 	}
-	ids := newRequestIDs()
-	pub := &adapter{listener: "public", log: log, metrics: m, ids: ids}
+	ids := oauth.NewRequestIDs()
+	pub := &oauth.Adapter{Listener: "public", Log: log, Metrics: m, IDs: ids}
 	if iu.Scheme == "https" {
-		pub.hsts = "max-age=31536000" // RFC 6797; sub-domains are the operator's call
+		pub.HSTS = "max-age=31536000" // RFC 6797; sub-domains are the operator's call
 	}
 	p.public = p.publicRoutes(pub)
-	p.admin = p.adminRoutes(&adapter{listener: "admin", log: log, metrics: m, ids: ids, hostAllowed: adminHost(cfg.AdminHosts)})
+	p.admin = p.adminRoutes(&oauth.Adapter{Listener: "admin", Log: log, Metrics: m, IDs: ids, HostAllowed: oauth.AdminHost(cfg.AdminHosts)})
 	return p, nil
 }
 
@@ -131,40 +132,40 @@ func webOrigin(u *url.URL) string {
 	return u.Scheme + "://" + host
 }
 
-func newRouter(a *adapter) *router.Router {
+func newRouter(a *oauth.Adapter) *router.Router {
 	r := router.New()
-	r.NotFound = a.handle("not_found", func(*fasthttp.RequestCtx) error { return ErrNotFound() })
-	r.MethodNotAllowed = a.handle("method_not_allowed", func(*fasthttp.RequestCtx) error { return ErrMethodNotAllowed() })
+	r.NotFound = a.Handle("not_found", func(*fasthttp.RequestCtx) error { return oauth.ErrNotFound() })
+	r.MethodNotAllowed = a.Handle("method_not_allowed", func(*fasthttp.RequestCtx) error { return oauth.ErrMethodNotAllowed() })
 	r.HandleOPTIONS = false
 	return r
 }
 
-func (p *Provider) publicRoutes(a *adapter) fasthttp.RequestHandler {
+func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r := newRouter(a)
 	at := func(path string) string { return p.issuerPath + path }
-	r.GET(at("/.well-known/openid-configuration"), a.handle("discovery", p.serveBytes(p.discovery)))
+	r.GET(at("/.well-known/openid-configuration"), a.Handle("discovery", p.serveBytes(p.discovery)))
 	// RFC 8414 §3: the well-known segment goes before the issuer's path.
-	r.GET("/.well-known/oauth-authorization-server"+p.issuerPath, a.handle("as_metadata", p.serveBytes(p.asMetadata)))
-	r.GET(at("/jwks"), a.handle("jwks", p.jwks))
-	r.POST(at("/token"), a.handle("token", p.token))
-	r.POST(at("/introspect"), a.handle("introspect", p.introspect))
-	r.POST(at("/revoke"), a.handle("revoke", p.revoke))
-	r.GET(at("/authorize"), a.handle("authorize", p.authorizeHandler))
-	r.POST(at("/authorize"), a.handle("authorize", p.authorizeHandler))
+	r.GET("/.well-known/oauth-authorization-server"+p.issuerPath, a.Handle("as_metadata", p.serveBytes(p.asMetadata)))
+	r.GET(at("/jwks"), a.Handle("jwks", p.jwks))
+	r.POST(at("/token"), a.Handle("token", p.token))
+	r.POST(at("/introspect"), a.Handle("introspect", p.introspect))
+	r.POST(at("/revoke"), a.Handle("revoke", p.revoke))
+	r.GET(at("/authorize"), a.Handle("authorize", p.authorizeHandler))
+	r.POST(at("/authorize"), a.Handle("authorize", p.authorizeHandler))
 	login, consent := p.loginHandler(), p.consentHandler()
-	r.GET(at("/login"), a.handle("login", login))
-	r.POST(at("/login"), a.handle("login", login))
-	r.GET(at("/consent"), a.handle("consent", consent))
-	r.POST(at("/consent"), a.handle("consent", consent))
-	r.GET(at("/userinfo"), a.handle("userinfo", p.userinfo))
-	r.POST(at("/userinfo"), a.handle("userinfo", p.userinfo))
-	r.GET(at("/end_session"), a.handle("end_session", p.endSessionHandler))
-	r.POST(at("/end_session"), a.handle("end_session", p.endSessionHandler))
+	r.GET(at("/login"), a.Handle("login", login))
+	r.POST(at("/login"), a.Handle("login", login))
+	r.GET(at("/consent"), a.Handle("consent", consent))
+	r.POST(at("/consent"), a.Handle("consent", consent))
+	r.GET(at("/userinfo"), a.Handle("userinfo", p.userinfo))
+	r.POST(at("/userinfo"), a.Handle("userinfo", p.userinfo))
+	r.GET(at("/end_session"), a.Handle("end_session", p.endSessionHandler))
+	r.POST(at("/end_session"), a.Handle("end_session", p.endSessionHandler))
 	return r.Handler
 }
 
 // serveBytes serves a pre-rendered JSON document.
-func (p *Provider) serveBytes(body []byte) handlerFunc {
+func (p *Provider) serveBytes(body []byte) oauth.HandlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
 		ctx.SetContentType("application/json")
 		ctx.Response.Header.Set("Cache-Control", "public, max-age=3600")

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 func TestRedirectAllowed(t *testing.T) {
@@ -97,7 +99,7 @@ func TestParseScope(t *testing.T) {
 		if (err == nil) != tc.ok || !slices.Equal(got, tc.want) {
 			t.Errorf("parseScope(%q) = %v, %v; want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
-		var e *Error
+		var e *oauth.Error
 		if err != nil && (!errors.As(err, &e) || e.Code != "invalid_scope") {
 			t.Errorf("parseScope(%q): error %v is not invalid_scope", tc.in, err)
 		}

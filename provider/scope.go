@@ -1,6 +1,10 @@
 package provider
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
+)
 
 // parseScope reads a scope parameter (RFC 6749 §3.3): scope-tokens of
 // %x21 / %x23-5B / %x5D-7E separated by single spaces. Repeats are
@@ -12,7 +16,7 @@ func parseScope(s string) ([]string, error) {
 	var out []string
 	for _, tok := range strings.Split(s, " ") {
 		if !validScopeToken(tok) {
-			return nil, ErrInvalidScope("the scope parameter must be scope tokens separated by single spaces")
+			return nil, oauth.ErrInvalidScope("the scope parameter must be scope tokens separated by single spaces")
 		}
 		if !contains(out, tok) {
 			out = append(out, tok)

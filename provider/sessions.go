@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -56,7 +57,7 @@ func (p *Provider) startSession(ctx context.Context, u *storage.User) (*storage.
 	se := &storage.Session{ID: newJTI(), Hash: storage.HashOf(secret), UserID: u.ID, AuthTime: now, AMR: []string{"pwd"},
 		CreatedAt: now, IdleExpiresAt: now.Add(p.cfg.SessionIdleTTL), ExpiresAt: now.Add(p.cfg.SessionTTL)}
 	if err := p.store.CreateSession(ctx, se); err != nil {
-		return nil, cookie{}, ErrUnavailable(err)
+		return nil, cookie{}, oauth.ErrUnavailable(err)
 	}
 	return se, cookie{name: p.cookieName(), value: secret, expires: se.ExpiresAt.Unix()}, nil
 }

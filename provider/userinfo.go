@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // The UserInfo endpoint (OIDC Core §5.3) and RFC 6750 bearer tokens.
@@ -23,21 +25,11 @@ func bearerToken(ctx *fasthttp.RequestCtx) string {
 	return ""
 }
 
-// bearerError is RFC 6750 §3's answer for a bad or missing token.
-func bearerError(missing bool, description string) *Error {
-	e := newError(http.StatusUnauthorized, "invalid_token", "%s", description)
-	e.WWWAuthenticate = `Bearer realm="oidcgate"`
-	if !missing {
-		e.WWWAuthenticate += `, error="invalid_token", error_description="` + description + `"`
-	}
-	return e
-}
-
 // userinfo is OIDC Core §5.3.
 func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 	tok := bearerToken(ctx)
 	if tok == "" {
-		return bearerError(true, "an access token is required")
+		return oauth.ErrInvalidToken(true, "an access token is required")
 	}
 	sctx, cancel := requestCtx()
 	defer cancel()
@@ -46,17 +38,15 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	if !res.Active || res.TokenUse != "access_token" {
-		return bearerError(false, "the access token is invalid, expired or revoked")
+		return oauth.ErrInvalidToken(false, "the access token is invalid, expired or revoked")
 	}
 	scopes := strings.Fields(res.Scope)
 	if !slices.Contains(scopes, "openid") {
-		e := newError(http.StatusForbidden, "insufficient_scope", "the token was not issued with the openid scope")
-		e.WWWAuthenticate = `Bearer realm="oidcgate", error="insufficient_scope", scope="openid"`
-		return e
+		return oauth.ErrInsufficientScope("the token was not issued with the openid scope", "openid")
 	}
 	u, err := p.store.GetUser(sctx, res.Sub)
 	if err != nil || u.Disabled {
-		return bearerError(false, "the token's user is gone")
+		return oauth.ErrInvalidToken(false, "the token's user is gone")
 	}
 	out := map[string]any{"sub": u.ID}
 	for _, s := range scopes {
@@ -72,7 +62,7 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 		}
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	return writeJSON(ctx, http.StatusOK, out)
+	return oauth.WriteJSON(ctx, http.StatusOK, out)
 }
 
 // scopeClaims are OIDC Core §5.4's claims per scope.

@@ -15,6 +15,7 @@ import (
 	"github.com/oidcgate/oidcgate/edge"
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/bolt"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
@@ -157,8 +158,8 @@ func runProvider(ctx context.Context, args []string, std stdio) error {
 // listeners are the provider's public, admin and ops listeners.
 func (pp *providerParts) listeners(cfg *ProviderConfig, gatherer prometheus.Gatherer) []listener {
 	return []listener{
-		{"public", cfg.PublicAddr, pp.p.Public(), provider.RejectMalformed, cfg.ServeConfig},
-		{"admin", cfg.AdminAddr, pp.p.Admin(), provider.RejectMalformed, cfg.ServeConfig},
+		{"public", cfg.PublicAddr, pp.p.Public(), oauth.RejectMalformed, cfg.ServeConfig},
+		{"admin", cfg.AdminAddr, pp.p.Admin(), oauth.RejectMalformed, cfg.ServeConfig},
 		{"ops", cfg.OpsAddr, opsHandler(&pp.lc, gatherer, pp.checks, pp.warnings, pp.log), nil, cfg.ServeConfig},
 	}
 }

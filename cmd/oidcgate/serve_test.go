@@ -26,7 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
@@ -134,7 +134,7 @@ func TestOversizedBodyRejected(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := defaultServeConfig()
 	cfg.MaxRequestBodySize = 1024
-	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hi") }, provider.RejectMalformed, cfg, nil, log)
+	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hi") }, oauth.RejectMalformed, cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestMalformedRequestLogsNoCredentials(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {}, provider.RejectMalformed, defaultServeConfig(), nil, log)
+	s, err := listen("public", "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {}, oauth.RejectMalformed, defaultServeConfig(), nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
