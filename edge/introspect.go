@@ -10,23 +10,11 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
-// Introspection is what the edge needs of an RFC 7662 §2.2 response.
-type Introspection struct {
-	Active   bool          `json:"active"`
-	Scope    string        `json:"scope"`
-	ClientID string        `json:"client_id"`
-	Sub      string        `json:"sub"`
-	Aud      keys.Audience `json:"aud"`
-	Iss      string        `json:"iss"`
-	Exp      int64         `json:"exp"`
-	// TokenType is RFC 7662's token_type; TokenUse says access_token or
-	// refresh_token, as oidcgate and Hydra do. Only access tokens pass.
-	TokenType string `json:"token_type"`
-	TokenUse  string `json:"token_use"`
-}
+// Introspection is an RFC 7662 §2.2 response, as the provider writes it.
+type Introspection = oauth.Introspection
 
 // Introspector asks the provider about an opaque token.
 type Introspector interface {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/oidcgate/oidcgate/cache"
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
 // Decision reasons: the label values of oidcgate_edge_decisions_total.
@@ -219,12 +220,12 @@ func unverifiedIat(tok []byte) (int64, bool) {
 		return 0, false
 	}
 	var c struct {
-		Iat *int64 `json:"iat"`
+		Iat int64 `json:"iat"`
 	}
-	if gojson.Unmarshal(payload[:n], &c) != nil || c.Iat == nil {
+	if gojson.Unmarshal(payload[:n], &c) != nil || c.Iat == 0 {
 		return 0, false
 	}
-	return *c.Iat, true
+	return c.Iat, true
 }
 
 const recentSlots = 1024
@@ -431,20 +432,6 @@ func (v *Validator) identity(sub, client, scope string, aud []string, claims []b
 	return id
 }
 
-// jwtClaims is what the edge reads of an RFC 9068 access token.
-type jwtClaims struct {
-	Iss      string        `json:"iss"`
-	Sub      string        `json:"sub"`
-	Aud      keys.Audience `json:"aud"`
-	Exp      *int64        `json:"exp"`
-	Nbf      *int64        `json:"nbf"`
-	Iat      *int64        `json:"iat"`
-	Jti      string        `json:"jti"`
-	Fid      string        `json:"fid"`
-	ClientID string        `json:"client_id"`
-	Scope    string        `json:"scope"`
-}
-
 // checkJWT verifies a JWT not in its recent slot, from the verified-token
 // cache if it can, and leaves it in the slot.
 // epoch is the key set's, read before anything is verified (see
@@ -482,7 +469,7 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 	if v.cfg.RequireTyp && !strings.EqualFold(hdr.Typ, "at+jwt") && !strings.EqualFold(hdr.Typ, "application/at+jwt") {
 		return nil, deny(ReasonMalformed, "the token is not an access token (typ)")
 	}
-	var c jwtClaims
+	var c oauth.AccessClaims
 	// goccy/go-json parses claims several times faster than encoding/json;
 	// on a cache miss with a cheap signature (RS256 verify) that matters.
 	if err := gojson.Unmarshal(payload, &c); err != nil {
@@ -493,11 +480,11 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 	}
 	lw := int64(v.cfg.Leeway / time.Second)
 	switch {
-	case c.Exp == nil:
+	case c.Exp == 0:
 		return nil, deny(ReasonMalformed, "the token has no exp")
-	case now.Unix() >= *c.Exp+lw:
+	case now.Unix() >= c.Exp+lw:
 		return nil, deny(ReasonExpired, "the token has expired")
-	case c.Nbf != nil && now.Unix() < *c.Nbf-lw, c.Iat != nil && now.Unix() < *c.Iat-lw:
+	case c.Nbf != 0 && now.Unix() < c.Nbf-lw, c.Iat != 0 && now.Unix() < c.Iat-lw:
 		return nil, deny(ReasonExpired, "the token is not valid yet")
 	}
 	if v.revocations != nil && (c.Jti != "" || c.Fid != "") {
@@ -519,9 +506,9 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 	if id == nil {
 		return nil, deny(ReasonMalformed, "the token claims hold control characters")
 	}
-	if ttl := min(time.Unix(*c.Exp, 0).Sub(now), v.cfg.CacheTTL); ttl > 0 {
-		v.verified.Set(key, &entry{sum: sum, id: id, exp: *c.Exp, epoch: epoch}, ttl)
-		slot.Store(&recentToken{tok: string(tok), id: id, exp: *c.Exp, until: now.Add(ttl).UnixNano(), epoch: epoch})
+	if ttl := min(time.Unix(c.Exp, 0).Sub(now), v.cfg.CacheTTL); ttl > 0 {
+		v.verified.Set(key, &entry{sum: sum, id: id, exp: c.Exp, epoch: epoch}, ttl)
+		slot.Store(&recentToken{tok: string(tok), id: id, exp: c.Exp, until: now.Add(ttl).UnixNano(), epoch: epoch})
 	}
 	return id, allowed
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
@@ -193,19 +192,6 @@ type accessGrant struct {
 	familyID string
 }
 
-// accessClaims is an RFC 9068 §2.2 JWT access token.
-type accessClaims struct {
-	Iss      string        `json:"iss"`
-	Fid      string        `json:"fid,omitempty"` // the code's token family, for its revocation
-	Sub      string        `json:"sub"`
-	Aud      keys.Audience `json:"aud"`
-	Exp      int64         `json:"exp"`
-	Iat      int64         `json:"iat"`
-	Jti      string        `json:"jti"`
-	ClientID string        `json:"client_id"`
-	Scope    string        `json:"scope,omitempty"`
-}
-
 // randomToken is 256 bits, base64url: opaque tokens and their kin.
 func randomToken() string {
 	b := make([]byte, 32)
@@ -241,7 +227,7 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 			Audience: g.audience, FamilyID: g.familyID, CreatedAt: now, ExpiresAt: exp,
 		}}, ttl, nil
 	}
-	payload, err := json.Marshal(accessClaims{
+	payload, err := json.Marshal(oauth.AccessClaims{
 		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
 		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID,
 	})

@@ -10,28 +10,11 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
-// Introspection is an RFC 7662 §2.2 response. Inactive tokens carry only
-// active=false.
-type Introspection struct {
-	Active    bool          `json:"active"`
-	Scope     string        `json:"scope,omitempty"`
-	ClientID  string        `json:"client_id,omitempty"`
-	Sub       string        `json:"sub,omitempty"`
-	Aud       keys.Audience `json:"aud,omitempty"`
-	Iss       string        `json:"iss,omitempty"`
-	Exp       int64         `json:"exp,omitempty"`
-	Iat       int64         `json:"iat,omitempty"`
-	Jti       string        `json:"jti,omitempty"`
-	TokenType string        `json:"token_type,omitempty"` // "Bearer" for access tokens
-	TokenUse  string        `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
-}
-
-var inactive = &Introspection{Active: false}
+var inactive = &oauth.Introspection{Active: false}
 
 // authenticatedForm reads a form and authenticates its client: introspection
 // and revocation require a client that can authenticate (not "none").
@@ -98,7 +81,7 @@ var resourceServer = &storage.Client{ID: "oidcgate-edge", IntrospectAny: true}
 
 // Inspect introspects token for an in-process edge, which may see every
 // client's tokens.
-func (p *Provider) Inspect(ctx context.Context, token string) (*Introspection, error) {
+func (p *Provider) Inspect(ctx context.Context, token string) (*oauth.Introspection, error) {
 	return p.inspect(ctx, resourceServer, token)
 }
 
@@ -115,7 +98,7 @@ func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
 
 // verifyAccessJWT checks a JWT access token's signature and issuer and
 // returns its claims; expiry is the caller's to judge.
-func (p *Provider) verifyAccessJWT(token string) (*accessClaims, error) {
+func (p *Provider) verifyAccessJWT(token string) (*oauth.AccessClaims, error) {
 	payload, h, err := p.verifier.Verify([]byte(token))
 	if err != nil {
 		return nil, err
@@ -123,7 +106,7 @@ func (p *Provider) verifyAccessJWT(token string) (*accessClaims, error) {
 	if h.Typ != "at+jwt" {
 		return nil, errors.New("not an access token")
 	}
-	var c accessClaims
+	var c oauth.AccessClaims
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if err := dec.Decode(&c); err != nil {
 		return nil, err
@@ -142,7 +125,7 @@ func visible(caller *storage.Client, owner string) bool {
 
 // inspect is introspection without HTTP. Anything unknown, expired,
 // revoked or not visible to the caller is simply inactive.
-func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token string) (*Introspection, error) {
+func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token string) (*oauth.Introspection, error) {
 	now := p.now()
 	if looksLikeJWT(token) {
 		c, err := p.verifyAccessJWT(token)
@@ -156,7 +139,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		if revoked {
 			return inactive, nil
 		}
-		return &Introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
+		return &oauth.Introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
 			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: "Bearer", TokenUse: "access_token"}, nil
 	}
 	h := storage.HashOf(token)
@@ -173,7 +156,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 				return inactive, nil
 			}
 		}
-		return &Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
+		return &oauth.Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
 			TokenType: "Bearer", TokenUse: "access_token"}, nil
 	case !errors.Is(err, storage.ErrNotFound):
@@ -190,7 +173,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		// resource server (introspect_any), it is no access token at all.
 		return inactive, nil
 	}
-	return &Introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.UserID,
+	return &oauth.Introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.UserID,
 		Aud: rt.Audience, Iss: p.cfg.Issuer, Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), TokenUse: "refresh_token"}, nil
 }
 

@@ -198,8 +198,7 @@ func (i inProcess) Introspect(ctx context.Context, token string) (*edge.Introspe
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", edge.ErrUnavailable, err)
 	}
-	return &edge.Introspection{Active: r.Active, Scope: r.Scope, ClientID: r.ClientID, Sub: r.Sub, Aud: []string(r.Aud),
-		Iss: r.Iss, Exp: r.Exp, TokenType: r.TokenType, TokenUse: r.TokenUse}, nil
+	return r, nil
 }
 
 func runAll(ctx context.Context, args []string, std stdio) error {
