@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -12,6 +13,13 @@ import (
 	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
+
+// adminStore is what the admin API changes in the store.
+type adminStore interface {
+	ListClients(ctx context.Context) ([]*storage.Client, error)
+	GetClient(ctx context.Context, id string) (*storage.Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
 
 // The admin API: JSON over the admin listener, for operators and scripts.
 
@@ -71,7 +79,7 @@ func storeErr(err error) error {
 func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
 	sctx, cancel := requestCtx()
 	defer cancel()
-	clients, err := p.store.ListClients(sctx)
+	clients, err := p.adminDB.ListClients(sctx)
 	if err != nil {
 		return storeErr(err)
 	}
@@ -86,7 +94,7 @@ func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {
 	id, _ := ctx.UserValue("id").(string)
 	sctx, cancel := requestCtx()
 	defer cancel()
-	c, err := p.store.GetClient(sctx, id)
+	c, err := p.adminDB.GetClient(sctx, id)
 	if err != nil {
 		return storeErr(err)
 	}
@@ -97,7 +105,7 @@ func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
 	id, _ := ctx.UserValue("id").(string)
 	sctx, cancel := requestCtx()
 	defer cancel()
-	if err := p.store.DeleteClient(sctx, id); err != nil {
+	if err := p.adminDB.DeleteClient(sctx, id); err != nil {
 		return storeErr(err)
 	}
 	p.ForgetClient(id)

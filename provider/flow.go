@@ -11,6 +11,21 @@ import (
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
+// flowStore is what the sign-in flow uses of the store.
+type flowStore interface {
+	CreateInteraction(ctx context.Context, i *storage.Interaction) error
+	GetInteraction(ctx context.Context, id string) (*storage.Interaction, error)
+	UpdateInteraction(ctx context.Context, i *storage.Interaction) error
+	DeleteInteraction(ctx context.Context, id string) error
+	CreateSession(ctx context.Context, s *storage.Session) error
+	GetSession(ctx context.Context, h storage.Hash) (*storage.Session, error)
+	UpdateSession(ctx context.Context, s *storage.Session) error
+	PutConsent(ctx context.Context, c *storage.Consent) error
+	GetConsent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
+	CreateAuthCode(ctx context.Context, c *storage.AuthCode) error
+	GetUser(ctx context.Context, id string) (*storage.User, error)
+}
+
 // The sign-in flow: /authorize (OIDC Core §3.1.2), the sign-in and consent
 // pages, RP-initiated logout, and the code they end in — without HTTP.
 //
@@ -181,7 +196,7 @@ func unavailable(err error) error {
 func (p *Provider) issue(ctx context.Context, ia *storage.Interaction) (outcome, error) {
 	now := p.now()
 	code := randomToken()
-	err := p.store.CreateAuthCode(ctx, &storage.AuthCode{
+	err := p.flowDB.CreateAuthCode(ctx, &storage.AuthCode{
 		Hash: storage.HashOf(code), ClientID: ia.ClientID, UserID: ia.UserID, SessionID: ia.SessionID,
 		RedirectURI: ia.RedirectURI, Scopes: ia.Scopes, Nonce: ia.Nonce, CodeChallenge: ia.CodeChallenge,
 		AuthTime: ia.AuthTime, AMR: ia.AMR, FamilyID: newJTI(), CreatedAt: now, ExpiresAt: now.Add(p.cfg.CodeTTL),
@@ -189,7 +204,7 @@ func (p *Provider) issue(ctx context.Context, ia *storage.Interaction) (outcome,
 	if err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
-	if err := p.store.DeleteInteraction(ctx, ia.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := p.flowDB.DeleteInteraction(ctx, ia.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	return p.respond(ia, map[string]string{"code": code}, nil)
@@ -213,7 +228,7 @@ func (p *Provider) resume(ctx context.Context, r interactionRequest) (ia *storag
 		out := refused("This form was sent from another site. Go back to the application and start again.")
 		return nil, nil, &out, nil
 	}
-	ia, err = p.store.GetInteraction(ctx, r.id)
+	ia, err = p.flowDB.GetInteraction(ctx, r.id)
 	if errors.Is(err, storage.ErrNotFound) || r.id == "" {
 		out := errorPage("This sign-in request has expired. Go back to the application and start again.")
 		return nil, nil, &out, nil

@@ -78,7 +78,7 @@ func (p *Provider) authorize(ctx context.Context, r authorizeRequest) (outcome, 
 	var out outcome
 	if ia.UserID == "" && slices.Contains(ia.Prompt, "none") {
 		out, err = p.respond(ia, nil, authErr("login_required", "the user is not signed in"))
-	} else if err = p.store.CreateInteraction(ctx, ia); err != nil {
+	} else if err = p.flowDB.CreateInteraction(ctx, ia); err != nil {
 		// The client and its redirect URI are trusted: tell it (RFC 6749 §4.1.2.1).
 		p.log.Error("authorization request not stored", "client_id", client.ID, "error", err)
 		out, err = p.respond(ia, nil, authErr("temporarily_unavailable", "the authorization server cannot take requests now; try again shortly"))

@@ -57,23 +57,23 @@ func (p *Provider) consent(ctx context.Context, r consentRequest) (outcome, erro
 		return errorPage("Sign in first."), nil
 	}
 	if !r.allow {
-		p.store.DeleteInteraction(ctx, ia.ID)
+		p.flowDB.DeleteInteraction(ctx, ia.ID)
 		return p.respond(ia, nil, authErr("access_denied", "the user denied the request"))
 	}
 	scopes := ia.Scopes
-	if prior, err := p.store.GetConsent(ctx, ia.UserID, ia.ClientID); err == nil {
+	if prior, err := p.flowDB.GetConsent(ctx, ia.UserID, ia.ClientID); err == nil {
 		for _, s := range prior.Scopes {
 			if !slices.Contains(scopes, s) {
 				scopes = append(scopes, s)
 			}
 		}
 	}
-	if err := p.store.PutConsent(ctx, &storage.Consent{UserID: ia.UserID, ClientID: ia.ClientID, Scopes: scopes,
+	if err := p.flowDB.PutConsent(ctx, &storage.Consent{UserID: ia.UserID, ClientID: ia.ClientID, Scopes: scopes,
 		CreatedAt: p.now()}); err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	ia.Consented = true
-	if err := p.store.UpdateInteraction(ctx, ia); err != nil {
+	if err := p.flowDB.UpdateInteraction(ctx, ia); err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	return p.next(ctx, ia, c)
@@ -93,7 +93,7 @@ func (p *Provider) needsConsent(ctx context.Context, c *storage.Client, ia *stor
 	if c.FirstParty && !slices.Contains(ia.Scopes, "offline_access") {
 		return false, nil
 	}
-	con, err := p.store.GetConsent(ctx, ia.UserID, c.ID)
+	con, err := p.flowDB.GetConsent(ctx, ia.UserID, c.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return len(ia.Scopes) > 0 || !c.FirstParty, nil
 	}

@@ -51,7 +51,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 	var se *storage.Session // this browser's session
 	if r.visit.session != "" {
 		var err error
-		if se, err = p.store.GetSession(ctx, storage.HashOf(r.visit.session)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if se, err = p.flowDB.GetSession(ctx, storage.HashOf(r.visit.session)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return outcome{}, oauth.ErrUnavailable(err)
 		}
 	}
@@ -73,7 +73,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 	var out outcome
 	switch {
 	case se != nil:
-		if err := p.store.DeleteSession(ctx, se.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := p.revs.session(ctx, se.ID); err != nil {
 			return outcome{}, oauth.ErrUnavailable(err)
 		}
 		out.cookies = append(out.cookies, p.endCookie())
@@ -81,7 +81,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 		out.cookies = append(out.cookies, p.endCookie()) // a session already gone
 	case hinted && sid != "":
 		// No session here: the relying party ends the one its ID token names.
-		if err := p.store.DeleteSession(ctx, sid); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := p.revs.session(ctx, sid); err != nil {
 			return outcome{}, oauth.ErrUnavailable(err)
 		}
 	}

@@ -70,7 +70,7 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 		return outcome{}, err
 	}
 	ia.UserID, ia.SessionID, ia.AuthTime, ia.AMR = u.ID, se.ID, se.AuthTime, se.AMR
-	if err := p.store.UpdateInteraction(ctx, ia); err != nil {
+	if err := p.flowDB.UpdateInteraction(ctx, ia); err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	out, err := p.next(ctx, ia, c)

@@ -131,7 +131,7 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 		return nil, err
 	}
 	if at.record != nil {
-		if err := p.store.CreateAccessToken(ctx, at.record); err != nil {
+		if err := p.grantDB.CreateAccessToken(ctx, at.record); err != nil {
 			return nil, oauth.ErrUnavailable(err)
 		}
 	}
@@ -259,7 +259,7 @@ func (p *Provider) client(ctx context.Context, id string) (*storage.Client, erro
 	if cached && now < e.fresh {
 		return e.c, nil
 	}
-	c, err := p.store.GetClient(ctx, id)
+	c, err := p.clientDB.GetClient(ctx, id)
 	if err != nil {
 		if cached && !errors.Is(err, storage.ErrNotFound) {
 			p.log.Warn("store unavailable; serving a cached client record", "client_id", id, "error", err)

@@ -17,29 +17,19 @@ import (
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
-// The grants that issue tokens for a user: authorization_code and
-// refresh_token (RFC 6749 §4.1.3, §6), and the ID tokens they carry.
-
-// familyMark is the revocation-list entry that revokes every access token
-// of a code's (and its refresh tokens') family at once.
-func familyMark(familyID string) string { return "family:" + familyID }
-
-// revokeFamily revokes a replayed code's or refresh token's whole family:
-// its refresh tokens, and — through the revocation list — its JWT access
-// tokens, for as long as any can live.
-func (p *Provider) revokeFamily(ctx context.Context, familyID string) error {
-	if err := p.store.RevokeRefreshFamily(ctx, familyID); err != nil {
-		return err
-	}
-	if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: familyMark(familyID), ExpiresAt: p.now().Add(p.maxAccessTTL())}); err != nil {
-		return err
-	}
-	p.revocations.Add(1)
-	return nil
+// grantStore is what the user grants use of the store.
+type grantStore interface {
+	GetAuthCode(ctx context.Context, h storage.Hash) (*storage.AuthCode, error)
+	ConsumeAuthCode(ctx context.Context, h storage.Hash, out storage.Issued) (*storage.AuthCode, error)
+	GetRefreshToken(ctx context.Context, h storage.Hash) (*storage.RefreshToken, error)
+	UseRefreshToken(ctx context.Context, h storage.Hash, out storage.Issued) (*storage.RefreshToken, error)
+	CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error
+	CreateAccessToken(ctx context.Context, t *storage.AccessToken) error
+	GetUser(ctx context.Context, id string) (*storage.User, error)
 }
 
-// maxAccessTTL bounds how long an access token can live.
-func (p *Provider) maxAccessTTL() time.Duration { return max(p.cfg.AccessTokenTTL, 24*time.Hour) }
+// The grants that issue tokens for a user: authorization_code and
+// refresh_token (RFC 6749 §4.1.3, §6), and the ID tokens they carry.
 
 // authorizationCode is RFC 6749 §4.1.3 with RFC 7636 §4.6. The code is
 // checked first and spent last, in the one store transaction that writes
@@ -52,7 +42,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		return nil, oauth.ErrInvalidRequest("code is required")
 	}
 	h := storage.HashOf(req.code)
-	code, err := p.store.GetAuthCode(ctx, h)
+	code, err := p.grantDB.GetAuthCode(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant("the code is unknown or expired")
@@ -64,7 +54,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 	if err := checkCode(c, code, req); err != nil {
 		// A failed redemption spends the code: whoever holds it without its
 		// client or verifier gets no second try.
-		if _, cerr := p.store.ConsumeAuthCode(ctx, h, storage.Issued{}); cerr != nil && !errors.Is(cerr, storage.ErrAlreadyUsed) &&
+		if _, cerr := p.grantDB.ConsumeAuthCode(ctx, h, storage.Issued{}); cerr != nil && !errors.Is(cerr, storage.ErrAlreadyUsed) &&
 			!errors.Is(cerr, storage.ErrNotFound) {
 			return nil, oauth.ErrUnavailable(cerr)
 		}
@@ -89,7 +79,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 	if err != nil {
 		return nil, err
 	}
-	switch used, err := p.store.ConsumeAuthCode(ctx, h, out); {
+	switch used, err := p.grantDB.ConsumeAuthCode(ctx, h, out); {
 	case errors.Is(err, storage.ErrAlreadyUsed): // another redemption won the race
 		return nil, p.replayedCode(ctx, used)
 	case errors.Is(err, storage.ErrNotFound):
@@ -124,7 +114,7 @@ func checkCode(c *storage.Client, code *storage.AuthCode, req tokenRequest) erro
 // replayedCode answers a second redemption of a code: whoever holds the
 // first tokens may be an attacker, so they are all revoked (RFC 6749 §4.1.2).
 func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode) error {
-	if err := p.revokeFamily(ctx, code.FamilyID); err != nil {
+	if err := p.revs.grant(ctx, code.FamilyID); err != nil {
 		return oauth.ErrUnavailable(err)
 	}
 	return oauth.ErrInvalidGrant("the code was already used; every token issued from it is revoked")
@@ -133,7 +123,7 @@ func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode) err
 // grantUser is the user a code or refresh token was issued for: one that no
 // longer exists or is disabled ends the grant, a store failure does not.
 func (p *Provider) grantUser(ctx context.Context, id string) (*storage.User, error) {
-	u, err := p.store.GetUser(ctx, id)
+	u, err := p.grantDB.GetUser(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled:
 		return nil, oauth.ErrInvalidGrant("the user cannot sign in")
@@ -250,7 +240,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		return nil, oauth.ErrInvalidRequest("refresh_token is required")
 	}
 	h := storage.HashOf(req.refresh)
-	rt, err := p.store.GetRefreshToken(ctx, h)
+	rt, err := p.grantDB.GetRefreshToken(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant("the refresh token is unknown or expired")
@@ -276,7 +266,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	}
 	// A family revoked while this token was being rotated may have missed
 	// its successor; the revocation list does not.
-	if revoked, err := p.store.IsRevoked(ctx, familyMark(rt.FamilyID)); err != nil {
+	if revoked, err := p.revs.revoked(ctx, "", rt.FamilyID); err != nil {
 		return nil, oauth.ErrUnavailable(err)
 	} else if revoked {
 		return nil, oauth.ErrInvalidGrant("the refresh token was revoked")
@@ -298,7 +288,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		return nil, err
 	}
 	if rt.UsedAt.IsZero() {
-		used, err := p.store.UseRefreshToken(ctx, h, out)
+		used, err := p.grantDB.UseRefreshToken(ctx, h, out)
 		switch {
 		case errors.Is(err, storage.ErrAlreadyUsed) && !p.inGrace(used, now):
 			return nil, p.reusedRefresh(ctx, used)
@@ -314,11 +304,11 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	}
 	// A retry within the grace: a fresh pair of the same family, the
 	// rotated token staying rotated.
-	if err := p.store.CreateRefreshToken(ctx, out.Refresh); err != nil {
+	if err := p.grantDB.CreateRefreshToken(ctx, out.Refresh); err != nil {
 		return nil, oauth.ErrUnavailable(err)
 	}
 	if out.Access != nil {
-		if err := p.store.CreateAccessToken(ctx, out.Access); err != nil {
+		if err := p.grantDB.CreateAccessToken(ctx, out.Access); err != nil {
 			return nil, oauth.ErrUnavailable(err)
 		}
 	}
@@ -335,7 +325,7 @@ func (p *Provider) inGrace(rt *storage.RefreshToken, now time.Time) bool {
 // reusedRefresh answers a rotated or revoked token presented again: the
 // family is revoked, since the token may have been stolen.
 func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken) error {
-	if err := p.revokeFamily(ctx, rt.FamilyID); err != nil {
+	if err := p.revs.grant(ctx, rt.FamilyID); err != nil {
 		return oauth.ErrUnavailable(err)
 	}
 	return oauth.ErrInvalidGrant("the refresh token was already used or revoked; its family is revoked")

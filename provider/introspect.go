@@ -14,6 +14,15 @@ import (
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
+// tokenStore is what introspection, revocation and userinfo read of the
+// store.
+type tokenStore interface {
+	GetAccessToken(ctx context.Context, h storage.Hash) (*storage.AccessToken, error)
+	DeleteAccessToken(ctx context.Context, h storage.Hash) error
+	GetRefreshToken(ctx context.Context, h storage.Hash) (*storage.RefreshToken, error)
+	GetUser(ctx context.Context, id string) (*storage.User, error)
+}
+
 var inactive = &oauth.Introspection{Active: false}
 
 // authenticatedForm reads a form and authenticates its client: introspection
@@ -62,20 +71,6 @@ func (p *Provider) introspect(ctx *fasthttp.RequestCtx) (err error) {
 	return oauth.WriteJSON(ctx, fasthttp.StatusOK, res)
 }
 
-// Revoked reports whether a JWT access token was revoked, by its jti or
-// with its token family (an in-process edge asks this too).
-func (p *Provider) Revoked(ctx context.Context, jti, family string) (bool, error) {
-	if jti != "" {
-		if revoked, err := p.store.IsRevoked(ctx, jti); err != nil || revoked {
-			return revoked, err
-		}
-	}
-	if family != "" {
-		return p.store.IsRevoked(ctx, familyMark(family))
-	}
-	return false, nil
-}
-
 // resourceServer is the caller an in-process edge introspects as.
 var resourceServer = &storage.Client{ID: "oidcgate-edge", IntrospectAny: true}
 
@@ -84,14 +79,6 @@ var resourceServer = &storage.Client{ID: "oidcgate-edge", IntrospectAny: true}
 func (p *Provider) Inspect(ctx context.Context, token string) (*oauth.Introspection, error) {
 	return p.inspect(ctx, resourceServer, token)
 }
-
-// RevocationEpoch counts the revocations this process made (tokens and
-// families): an in-process edge re-checks its cached tokens when it moves.
-func (p *Provider) RevocationEpoch() uint64 { return p.revocations.Load() }
-
-// OnRevoke registers fn to hear of every token this process revokes (an
-// in-process edge drops it from its caches). Call it before serving.
-func (p *Provider) OnRevoke(fn func(token string)) { p.onRevoke = append(p.onRevoke, fn) }
 
 // looksLikeJWT: a compact JWS has exactly two dots; opaque tokens none.
 func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
@@ -143,14 +130,14 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: "Bearer", TokenUse: "access_token"}, nil
 	}
 	h := storage.HashOf(token)
-	at, err := p.store.GetAccessToken(ctx, h)
+	at, err := p.tokenDB.GetAccessToken(ctx, h)
 	switch {
 	case err == nil:
 		if !visible(caller, at.ClientID) {
 			return inactive, nil
 		}
 		if at.FamilyID != "" {
-			if revoked, err := p.store.IsRevoked(ctx, familyMark(at.FamilyID)); err != nil {
+			if revoked, err := p.revs.revoked(ctx, "", at.FamilyID); err != nil {
 				return nil, oauth.ErrUnavailable(err)
 			} else if revoked {
 				return inactive, nil
@@ -162,7 +149,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrUnavailable(err)
 	}
-	rt, err := p.store.GetRefreshToken(ctx, h)
+	rt, err := p.tokenDB.GetRefreshToken(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return inactive, nil
@@ -197,9 +184,7 @@ func (p *Provider) revoke(ctx *fasthttp.RequestCtx) (err error) {
 		return err
 	}
 	if what != "unknown" {
-		for _, fn := range p.onRevoke {
-			fn(token)
-		}
+		p.revs.notify(token)
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -222,27 +207,26 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 		if c.ClientID != caller.ID {
 			return "", errNotYours()
 		}
-		if err := p.store.RevokeJTI(ctx, &storage.Revocation{JTI: c.Jti, ExpiresAt: time.Unix(c.Exp, 0)}); err != nil {
+		if err := p.revs.token(ctx, c.Jti, time.Unix(c.Exp, 0)); err != nil {
 			return "", oauth.ErrUnavailable(err)
 		}
-		p.revocations.Add(1)
 		return "jwt_access_token", nil
 	}
 	h := storage.HashOf(token)
-	at, err := p.store.GetAccessToken(ctx, h)
+	at, err := p.tokenDB.GetAccessToken(ctx, h)
 	switch {
 	case err == nil:
 		if at.ClientID != caller.ID {
 			return "", errNotYours()
 		}
-		if err := p.store.DeleteAccessToken(ctx, h); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := p.tokenDB.DeleteAccessToken(ctx, h); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return "", oauth.ErrUnavailable(err)
 		}
 		return "opaque_access_token", nil
 	case !errors.Is(err, storage.ErrNotFound):
 		return "", oauth.ErrUnavailable(err)
 	}
-	rt, err := p.store.GetRefreshToken(ctx, h)
+	rt, err := p.tokenDB.GetRefreshToken(ctx, h)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return "unknown", nil
@@ -253,7 +237,7 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 	}
 	// The whole grant, as for a replayed code (RFC 7009 §2.1 allows it):
 	// its refresh tokens and every access token issued from it.
-	if err := p.revokeFamily(ctx, rt.FamilyID); err != nil {
+	if err := p.revs.grant(ctx, rt.FamilyID); err != nil {
 		return "", oauth.ErrUnavailable(err)
 	}
 	return "refresh_token", nil

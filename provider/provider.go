@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -21,11 +20,22 @@ import (
 
 // Provider is the OpenID Connect provider.
 type Provider struct {
-	cfg   Config
-	store storage.Storage
-	ring  *keys.Ring
-	log   *slog.Logger
-	now   func() time.Time
+	cfg Config
+	// The store, as each part of the provider uses it.
+	grantDB  grantStore
+	flowDB   flowStore
+	tokenDB  tokenStore
+	adminDB  adminStore
+	clientDB interface {
+		GetClient(ctx context.Context, id string) (*storage.Client, error)
+	}
+	lifeDB interface {
+		Ping(ctx context.Context) error
+		DeleteExpired(ctx context.Context) (int, error)
+	}
+	ring *keys.Ring
+	log  *slog.Logger
+	now  func() time.Time
 
 	jwksCacheControl string
 	issuerPath       string // the issuer URL's path: every endpoint's prefix
@@ -35,8 +45,7 @@ type Provider struct {
 	asMetadata       []byte // RFC 8414 metadata, rendered once
 	metrics          *providerMetrics
 	grantHandlers    map[string]grantHandler
-	onRevoke         []func(token string)
-	revocations      atomic.Uint64 // see RevocationEpoch
+	revs             *revocations
 	passwords        *passwords
 	limiter          *limiter
 	pending          pendingLimit // authorization requests per client IP
@@ -75,11 +84,11 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	}
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
-		cfg:   cfg,
-		store: store,
-		ring:  ring,
-		log:   log,
-		now:   now,
+		cfg:     cfg,
+		grantDB: store, flowDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		ring: ring,
+		log:  log,
+		now:  now,
 
 		jwksCacheControl: fmt.Sprintf("public, max-age=%d", int(ring.JWKSMaxAge().Seconds())),
 		issuerPath:       iu.Path,
@@ -100,6 +109,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
+	p.revs = &revocations{store: store, now: now, accessTTL: max(cfg.AccessTokenTTL, 24*time.Hour)}
 	p.grantHandlers = p.grants()
 	p.passwords = newPasswords(store, cfg.Argon2)
 	p.limiter = newLimiter(now)
@@ -198,7 +208,7 @@ func (p *Provider) Admin() fasthttp.RequestHandler { return p.admin }
 // Ready reports whether the provider can serve: the store answers and
 // every configured algorithm has a signing key.
 func (p *Provider) Ready(ctx context.Context) error {
-	if err := p.store.Ping(ctx); err != nil {
+	if err := p.lifeDB.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return p.ring.Ready()
@@ -224,7 +234,7 @@ func (p *Provider) Run(ctx context.Context) {
 func (p *Provider) collect(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	n, err := p.store.DeleteExpired(ctx)
+	n, err := p.lifeDB.DeleteExpired(ctx)
 	if err != nil {
 		p.gcRuns.WithLabelValues("error").Inc()
 		p.log.Error("deleting expired records", "error", err)

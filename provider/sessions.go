@@ -29,16 +29,16 @@ func (p *Provider) liveSession(ctx context.Context, v visit, now time.Time) *sto
 	if v.session == "" {
 		return nil
 	}
-	se, err := p.store.GetSession(ctx, storage.HashOf(v.session))
+	se, err := p.flowDB.GetSession(ctx, storage.HashOf(v.session))
 	if err != nil {
 		return nil
 	}
-	if u, err := p.store.GetUser(ctx, se.UserID); err != nil || u.Disabled {
-		p.store.DeleteSession(ctx, se.ID)
+	if u, err := p.flowDB.GetUser(ctx, se.UserID); err != nil || u.Disabled {
+		p.revs.session(ctx, se.ID)
 		return nil
 	}
 	se.IdleExpiresAt = minTime(now.Add(p.cfg.SessionIdleTTL), se.ExpiresAt)
-	p.store.UpdateSession(ctx, se)
+	p.flowDB.UpdateSession(ctx, se)
 	return se
 }
 
@@ -56,7 +56,7 @@ func (p *Provider) startSession(ctx context.Context, u *storage.User) (*storage.
 	secret := randomToken()
 	se := &storage.Session{ID: newJTI(), Hash: storage.HashOf(secret), UserID: u.ID, AuthTime: now, AMR: []string{"pwd"},
 		CreatedAt: now, IdleExpiresAt: now.Add(p.cfg.SessionIdleTTL), ExpiresAt: now.Add(p.cfg.SessionTTL)}
-	if err := p.store.CreateSession(ctx, se); err != nil {
+	if err := p.flowDB.CreateSession(ctx, se); err != nil {
 		return nil, cookie{}, oauth.ErrUnavailable(err)
 	}
 	return se, cookie{name: p.cookieName(), value: secret, expires: se.ExpiresAt.Unix()}, nil
@@ -72,7 +72,7 @@ func (p *Provider) signedInHere(ctx context.Context, v visit, ia *storage.Intera
 	if ia.UserID == "" || ia.SessionID == "" || v.session == "" {
 		return false
 	}
-	se, err := p.store.GetSession(ctx, storage.HashOf(v.session))
+	se, err := p.flowDB.GetSession(ctx, storage.HashOf(v.session))
 	return err == nil && se.ID == ia.SessionID && se.UserID == ia.UserID
 }
 

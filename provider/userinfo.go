@@ -44,7 +44,7 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 	if !slices.Contains(scopes, "openid") {
 		return oauth.ErrInsufficientScope("the token was not issued with the openid scope", "openid")
 	}
-	u, err := p.store.GetUser(sctx, res.Sub)
+	u, err := p.tokenDB.GetUser(sctx, res.Sub)
 	if err != nil || u.Disabled {
 		return oauth.ErrInvalidToken(false, "the token's user is gone")
 	}
