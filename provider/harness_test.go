@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,33 @@ type server struct {
 	p      *provider.Provider
 	ring   *keys.Ring
 	reg    *prometheus.Registry
+	clock  *clock // the time the provider, its ring and its store read
+}
+
+// clock is the injected clock of a test server: the wall clock moved on by
+// Advance, so expiries are tested without waiting for them.
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
+}
+
+// clocked is a store opened on a test clock, which start then gives the
+// provider and its ring too.
+type clocked struct {
+	storage.Storage
+	clock *clock
 }
 
 type backend struct {
@@ -56,14 +84,18 @@ type backend struct {
 
 func backends() []backend {
 	return []backend{
-		{"memory", func(t testing.TB) storage.Storage { return memory.New(time.Now) }},
+		{"memory", func(t testing.TB) storage.Storage {
+			c := &clock{}
+			return clocked{memory.New(c.Now), c}
+		}},
 		{"postgres", func(t testing.TB) storage.Storage {
-			s, err := postgres.Open(context.Background(), postgres.Config{URL: pgtest.SchemaURL(t), AutoMigrate: true}, time.Now)
+			c := &clock{}
+			s, err := postgres.Open(context.Background(), postgres.Config{URL: pgtest.SchemaURL(t), AutoMigrate: true}, c.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			return s
+			return clocked{s, c}
 		}},
 	}
 }
@@ -91,12 +123,16 @@ func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...
 		t.Fatal(err)
 	}
 	issuer := "http://" + ln.Addr().String()
+	clk := &clock{}
+	if c, ok := store.(clocked); ok {
+		clk = c.clock
+	}
 	kek := make([]byte, keys.KEKSize)
 	rand.Read(kek)
 	ring, err := keys.NewRing(context.Background(), keys.Config{
 		Algs: []string{keys.ES256, keys.RS256, keys.EdDSA}, RSABits: 2048, RotationPeriod: 720 * time.Hour,
 		PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second, KEK: kek,
-	}, store, discard, time.Now)
+	}, store, discard, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +142,7 @@ func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...
 		o(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	p, err := provider.New(cfg, store, ring, log, reg, time.Now)
+	p, err := provider.New(cfg, store, ring, log, reg, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +156,7 @@ func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...
 	asrv := &fasthttp.Server{Handler: p.Admin()}
 	go asrv.Serve(aln)
 	t.Cleanup(func() { srv.Shutdown(); asrv.Shutdown(); p.Close() })
-	s := &server{issuer: issuer, admin: "http://" + aln.Addr().String(), store: store, p: p, ring: ring, reg: reg}
+	s := &server{issuer: issuer, admin: "http://" + aln.Addr().String(), store: store, p: p, ring: ring, reg: reg, clock: clk}
 	s.register(t, provider.ClientSpec{ID: "svc", Secret: secret, Scopes: []string{"read", "write"},
 		Audiences: []string{api, "https://billing.example.com"}, DefaultAudience: api})
 	s.register(t, provider.ClientSpec{ID: "svc-post", Secret: secret, TokenEndpointAuthMethod: "client_secret_post",
