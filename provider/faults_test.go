@@ -169,9 +169,9 @@ func TestClientCacheServesStaleDuringOutage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := newFaultyStore()
-			s := start(t, fs, func(c *provider.Config) { c.ClientCacheTTL, c.ClientStaleTTL = 50*time.Millisecond, tc.stale })
-			s.token(t, "svc", "") // cached
-			time.Sleep(100 * time.Millisecond)
+			s := start(t, fs, func(c *provider.Config) { c.ClientCacheTTL, c.ClientStaleTTL = time.Minute, tc.stale })
+			s.token(t, "svc", "")            // cached
+			s.clock.Advance(2 * time.Minute) // past the TTL
 			fs.fail("GetClient")
 			r := s.post(t, "/token", "grant_type=client_credentials", "svc:"+secret)
 			if r.status != tc.want {
@@ -184,7 +184,7 @@ func TestClientCacheServesStaleDuringOutage(t *testing.T) {
 			if err := fs.DeleteClient(context.Background(), "svc"); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(100 * time.Millisecond)
+			s.clock.Advance(2 * time.Minute)
 			if r := s.post(t, "/token", "grant_type=client_credentials", "svc:"+secret); r.status != 401 {
 				t.Errorf("token for a deleted client past the TTL: %d %s", r.status, r.body)
 			}

@@ -261,7 +261,7 @@ func (p *Provider) client(ctx context.Context, id string) (*storage.Client, erro
 	}
 	c, err := p.clientDB.GetClient(ctx, id)
 	if err != nil {
-		if cached && !errors.Is(err, storage.ErrNotFound) {
+		if cached && !errors.Is(err, storage.ErrNotFound) && now < e.fresh+int64(p.cfg.ClientStaleTTL) {
 			p.log.Warn("store unavailable; serving a cached client record", "client_id", id, "error", err)
 			return e.c, nil
 		}
