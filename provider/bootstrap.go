@@ -53,6 +53,8 @@ func LoadBootstrap(path string) (*Bootstrap, error) {
 	for _, u := range b.Users {
 		if !ValidUsername(u.Username) || u.Password == "" {
 			errs = append(errs, fmt.Errorf("user %q: needs a username and a password", u.Username))
+		} else if err := ValidatePassword(u.Password); err != nil {
+			errs = append(errs, fmt.Errorf("user %q: %v", u.Username, err))
 		}
 	}
 	if len(errs) > 0 {

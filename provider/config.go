@@ -12,110 +12,144 @@ import (
 )
 
 // Config is what the provider itself needs; listeners and the store are
-// the caller's.
+// the caller's. Each field is a setting, declared here once: its yaml tag
+// is its name (the binary derives --flag and OIDCGATE_ENV from it), its
+// help tag what it means, DefaultConfig its default and Validate its
+// bounds.
 type Config struct {
-	// Issuer is the issuer identifier (OIDC Discovery §3, RFC 8414 §2):
-	// https, no query or fragment; its path prefixes every endpoint.
-	Issuer string
-	// InsecureHTTP allows an http:// issuer on a non-loopback host.
-	InsecureHTTP bool
-	// AccessTokenTTL is the access token lifetime unless the client sets one.
-	AccessTokenTTL time.Duration
-	// AccessTokenAlg signs JWT access tokens (RFC 9068).
-	AccessTokenAlg string
-	// ClientCacheTTL is how long a client record is served from memory;
-	// changes made through another process take at most this long.
-	ClientCacheTTL time.Duration
-	// ClientStaleTTL is how much longer a cached client record serves while
-	// the store cannot be read (stale-if-error); 0: not at all.
-	ClientStaleTTL time.Duration
-	// GCInterval is how often expired codes, tokens, sessions, consents and
-	// revocations are deleted.
-	GCInterval time.Duration
-	// Argon2 is the cost of new password hashes.
-	Argon2 Argon2Params
+	// Issuer is the issuer identifier (OIDC Discovery §3, RFC 8414 §2).
+	Issuer       string `yaml:"issuer" help:"issuer URL: https, or http on a loopback host; its path prefixes every endpoint"`
+	InsecureHTTP bool   `yaml:"insecure_http" help:"allow an http issuer on a non-loopback host (only behind a TLS-terminating proxy)"`
 
-	// The browser flows. A zero value takes the default in brackets.
-	InteractionTTL  time.Duration // a pending authorization request [10m]
-	CodeTTL         time.Duration // an authorization code [60s]
-	SessionIdleTTL  time.Duration // a browser session without use [30m]
-	SessionTTL      time.Duration // a browser session at most [12h]
-	IDTokenTTL      time.Duration // [1h]
-	RefreshTokenTTL time.Duration // a refresh token family, from its code [720h]
-	RefreshIdleTTL  time.Duration // a refresh token unused [RefreshTokenTTL: no idle limit]
-	// RefreshReuseGrace lets a rotated refresh token be used again within
-	// this long of its rotation (a client retrying after a lost answer): it
-	// gets a fresh pair of the same family instead of revoking it. Zero
-	// revokes on every reuse; the binary's default is 30s.
-	RefreshReuseGrace time.Duration
-	RequirePKCE       bool          // PKCE for confidential clients too
-	LoginLimit        int           // sign-in attempts per username at one IP per LoginWindow [5]; 4× per IP, 4× per username per 15 windows
-	LoginWindow       time.Duration // [1m]
-	AdminHosts        []string      // DNS names the admin API answers to, besides IP literals and localhost
-	MaxPendingPerIP   int           // authorization requests one client IP may start per InteractionTTL [1000]
-	BrandName         string        // shown on the sign-in pages ["oidcgate"]
-	BrandLogoURL      string        // an https:// or data:image/ logo shown above it [none]
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl" help:"access token lifetime unless the client sets its own"`
+	AccessTokenAlg string        `yaml:"access_token_alg" help:"algorithm of JWT access tokens (RFC 9068); must be one of --signing-algs"`
+	ClientCacheTTL time.Duration `yaml:"client_cache_ttl" help:"how long client records are cached; changes made by another process or replica show after at most this long"`
+	ClientStaleTTL time.Duration `yaml:"client_cache_stale" help:"while the store cannot be read, a cached client record past --client-cache-ttl serves this much longer (stale-if-error); 0: never"`
+	GCInterval     time.Duration `yaml:"gc_interval" help:"how often expired codes, tokens, sessions and revocations are deleted"`
+	Argon2         Argon2Params  `yaml:",inline"`
+
+	// The browser flows. In a Config built by hand, a zero value takes the
+	// default (except where 0 means off).
+	RequirePKCE       bool          `yaml:"require_pkce" help:"require PKCE (S256) from confidential clients too; public clients always need it"`
+	InteractionTTL    time.Duration `yaml:"interaction_ttl" help:"how long a pending authorization request waits for sign-in and consent"`
+	CodeTTL           time.Duration `yaml:"code_ttl" help:"authorization code lifetime"`
+	SessionIdleTTL    time.Duration `yaml:"session_idle_ttl" help:"a browser session ends after this long unused"`
+	SessionTTL        time.Duration `yaml:"session_ttl" help:"a browser session ends after this long, used or not"`
+	IDTokenTTL        time.Duration `yaml:"id_token_ttl" help:"ID token lifetime unless the client sets its own"`
+	RefreshTokenTTL   time.Duration `yaml:"refresh_token_ttl" help:"absolute lifetime of a refresh token family unless the client sets its own"`
+	RefreshIdleTTL    time.Duration `yaml:"refresh_idle_ttl" help:"a refresh token unused this long expires (each rotation starts it anew); at most --refresh-token-ttl"`
+	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace" help:"a rotated refresh token may be used again this long after its rotation (a client retrying an answer lost to a crash, a timeout or a 503) and gets a fresh pair instead of revoking its family; 0: every reuse revokes"`
+	LoginLimit        int           `yaml:"login_limit" help:"sign-in attempts per username at one client IP within --login-window (4x that per IP, and per username across IPs per 15 windows); then 429 with Retry-After"`
+	LoginWindow       time.Duration `yaml:"login_window" help:"the window of --login-limit"`
+	MaxPendingPerIP   int           `yaml:"max_pending_per_ip" help:"authorization requests one client IP may leave pending per --interaction-ttl"`
+	BrandName         string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
+	BrandLogoURL      string        `yaml:"brand_logo_url" help:"logo above the brand name: an https:// or data:image/ URL"`
+	AdminHosts        []string      `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
 }
 
-// withDefaults fills the browser-flow settings left zero.
+// DefaultConfig is every setting's default: the binary's, and what a
+// Config built by hand gets for the browser-flow settings it leaves zero.
+func DefaultConfig() Config {
+	return Config{
+		Issuer:            "http://127.0.0.1:8080",
+		AccessTokenTTL:    time.Hour,
+		AccessTokenAlg:    keys.ES256,
+		ClientCacheTTL:    30 * time.Second,
+		ClientStaleTTL:    5 * time.Minute,
+		GCInterval:        5 * time.Minute,
+		Argon2:            DefaultArgon2,
+		InteractionTTL:    10 * time.Minute,
+		CodeTTL:           time.Minute,
+		SessionIdleTTL:    30 * time.Minute,
+		SessionTTL:        12 * time.Hour,
+		IDTokenTTL:        time.Hour,
+		RefreshTokenTTL:   720 * time.Hour,
+		RefreshIdleTTL:    720 * time.Hour,
+		RefreshReuseGrace: 30 * time.Second,
+		LoginLimit:        5,
+		LoginWindow:       time.Minute,
+		MaxPendingPerIP:   1000,
+		BrandName:         "oidcgate",
+	}
+}
+
+// withDefaults fills the browser-flow settings left zero (but the reuse
+// grace, whose zero means off) from DefaultConfig.
 func (c Config) withDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
+	d := DefaultConfig()
+	def := func(v *time.Duration, dv time.Duration) {
+		if *v == 0 {
+			*v = dv
 		}
 	}
-	def(&c.InteractionTTL, 10*time.Minute)
-	def(&c.CodeTTL, time.Minute)
-	def(&c.SessionIdleTTL, 30*time.Minute)
-	def(&c.SessionTTL, 12*time.Hour)
-	def(&c.IDTokenTTL, time.Hour)
-	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.InteractionTTL, d.InteractionTTL)
+	def(&c.CodeTTL, d.CodeTTL)
+	def(&c.SessionIdleTTL, d.SessionIdleTTL)
+	def(&c.SessionTTL, d.SessionTTL)
+	def(&c.IDTokenTTL, d.IDTokenTTL)
+	def(&c.RefreshTokenTTL, d.RefreshTokenTTL)
 	def(&c.RefreshIdleTTL, c.RefreshTokenTTL)
-	def(&c.LoginWindow, time.Minute)
+	def(&c.LoginWindow, d.LoginWindow)
 	if c.LoginLimit == 0 {
-		c.LoginLimit = 5
+		c.LoginLimit = d.LoginLimit
 	}
 	if c.MaxPendingPerIP == 0 {
-		c.MaxPendingPerIP = 1000
+		c.MaxPendingPerIP = d.MaxPendingPerIP
 	}
 	if c.BrandName == "" {
-		c.BrandName = "oidcgate"
+		c.BrandName = d.BrandName
 	}
 	return c
 }
 
-// Validate reports every bad setting.
+// SettingError is one bad setting, named by its yaml key.
+type SettingError struct{ Setting, Problem string }
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
+
+func bad(setting, format string, args ...any) error {
+	return &SettingError{Setting: setting, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports every bad setting, each a *SettingError.
 func (c Config) Validate() error {
 	var errs []error
 	if err := ValidateIssuer(c.Issuer, c.InsecureHTTP); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, bad("issuer", "%v", err))
 	}
-	for name, d := range map[string]time.Duration{"access token lifetime": c.AccessTokenTTL,
-		"client cache TTL": c.ClientCacheTTL, "GC interval": c.GCInterval, "interaction lifetime": c.InteractionTTL,
-		"code lifetime": c.CodeTTL, "session idle lifetime": c.SessionIdleTTL, "session lifetime": c.SessionTTL,
-		"ID token lifetime": c.IDTokenTTL, "refresh token lifetime": c.RefreshTokenTTL, "login window": c.LoginWindow,
-		"refresh token idle lifetime": c.RefreshIdleTTL} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"access_token_ttl", c.AccessTokenTTL}, {"client_cache_ttl", c.ClientCacheTTL}, {"gc_interval", c.GCInterval},
+		{"interaction_ttl", c.InteractionTTL}, {"code_ttl", c.CodeTTL}, {"session_idle_ttl", c.SessionIdleTTL},
+		{"session_ttl", c.SessionTTL}, {"id_token_ttl", c.IDTokenTTL}, {"refresh_token_ttl", c.RefreshTokenTTL},
+		{"refresh_idle_ttl", c.RefreshIdleTTL}, {"login_window", c.LoginWindow}} {
+		if d.v <= 0 {
+			errs = append(errs, bad(d.name, "must be a positive duration, got %s", d.v))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"client_cache_stale", c.ClientStaleTTL}, {"refresh_reuse_grace", c.RefreshReuseGrace}} {
+		if d.v < 0 {
+			errs = append(errs, bad(d.name, "must not be negative, got %s", d.v))
 		}
 	}
 	if !keys.Supported(c.AccessTokenAlg) {
-		errs = append(errs, fmt.Errorf("access token algorithm %q is not supported", c.AccessTokenAlg))
+		errs = append(errs, bad("access_token_alg", "%q is not supported (ES256, RS256, PS256, EdDSA)", c.AccessTokenAlg))
 	}
 	if err := c.Argon2.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.LoginLimit < 1 {
-		errs = append(errs, fmt.Errorf("login limit must be at least 1, got %d", c.LoginLimit))
+		errs = append(errs, bad("login_limit", "must be at least 1, got %d", c.LoginLimit))
+	}
+	if c.MaxPendingPerIP < 1 {
+		errs = append(errs, bad("max_pending_per_ip", "must be at least 1, got %d", c.MaxPendingPerIP))
 	}
 	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "https://") && !strings.HasPrefix(c.BrandLogoURL, "data:image/") {
-		errs = append(errs, fmt.Errorf("brand logo URL must be https:// or a data:image/ URL"))
-	}
-	if c.ClientStaleTTL < 0 {
-		errs = append(errs, fmt.Errorf("client stale TTL must not be negative, got %s", c.ClientStaleTTL))
-	}
-	if c.RefreshReuseGrace < 0 {
-		errs = append(errs, fmt.Errorf("refresh reuse grace must not be negative, got %s", c.RefreshReuseGrace))
+		errs = append(errs, bad("brand_logo_url", "must be an https:// or data:image/ URL"))
 	}
 	return errors.Join(errs...)
 }

@@ -14,18 +14,32 @@ import (
 // Argon2Params are the argon2id cost parameters for new password hashes
 // (RFC 9106 §4). Existing hashes keep the parameters they were made with.
 type Argon2Params struct {
-	Time    uint32 // passes
-	Memory  uint32 // KiB
-	Threads uint8
+	Time    uint32 `yaml:"argon2_time" help:"argon2id passes for new password hashes (1 to 65536)"`
+	Memory  uint32 `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for new password hashes (8192 to 4 GiB)"`
+	Threads uint8  `yaml:"argon2_threads" help:"argon2id parallelism for new password hashes (1 to 255)"`
 }
 
 // DefaultArgon2 is RFC 9106's second recommended option, scaled to two passes.
 var DefaultArgon2 = Argon2Params{Time: 2, Memory: 64 * 1024, Threads: 2}
 
-// Validate reports unusable parameters.
+// Validate reports unusable parameters: RFC 9106 §3.1's ranges, memory at
+// least 8 MiB and at most 4 GiB.
 func (p Argon2Params) Validate() error {
-	if p.Time < 1 || p.Memory < 8*1024 || p.Threads < 1 {
-		return fmt.Errorf("argon2id needs time ≥ 1, memory ≥ 8192 KiB and threads ≥ 1, got %d, %d, %d", p.Time, p.Memory, p.Threads)
+	if p.Time < 1 || p.Time > 1<<16 || p.Memory < 8*1024 || p.Memory > 4<<20 || p.Threads < 1 {
+		return bad("argon2_time", "argon2id needs 1 ≤ time ≤ 65536, 8192 ≤ memory KiB ≤ 4 GiB, 1 ≤ threads ≤ 255; got %d, %d, %d",
+			p.Time, p.Memory, p.Threads)
+	}
+	return nil
+}
+
+// MinPasswordLength is the password policy, the same wherever a password is
+// set: the users command, the bootstrap file, the admin API.
+const MinPasswordLength = 8
+
+// ValidatePassword applies the password policy.
+func ValidatePassword(password string) error {
+	if len([]rune(password)) < MinPasswordLength {
+		return fmt.Errorf("the password must have at least %d characters", MinPasswordLength)
 	}
 	return nil
 }

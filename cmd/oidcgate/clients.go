@@ -18,8 +18,8 @@ import (
 
 // ClientsCommandConfig configures `oidcgate clients`.
 type ClientsCommandConfig struct {
-	StoreConfig `yaml:",inline"`
-	JSON        bool `yaml:"json" help:"print machine-readable JSON"`
+	StoreConfig  `yaml:",inline"`
+	OutputConfig `yaml:",inline"`
 
 	ClientID               string        `yaml:"client_id" help:"create: the client's ID (1-128 of A-Z a-z 0-9 - . _ ~)"`
 	ClientName             string        `yaml:"client_name" help:"create: a display name"`

@@ -84,6 +84,12 @@ func (s setting) set(raw string) error {
 			return fmt.Errorf("not a whole number: %q", raw)
 		}
 		f.SetInt(n)
+	case f.Kind() == reflect.Uint8 || f.Kind() == reflect.Uint32:
+		n, err := strconv.ParseUint(raw, 10, f.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not a whole number from 0 to %d: %q", uint64(1)<<f.Type().Bits()-1, raw)
+		}
+		f.SetUint(n)
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		var parts []string
 		for _, p := range strings.Split(raw, ",") {

@@ -93,12 +93,12 @@ func buildProvider(ctx context.Context, cfg *ProviderConfig, log *slog.Logger, r
 		if err != nil {
 			return fail(err)
 		}
-		if err := provider.ApplyBootstrap(ctx, store, b, cfg.providerConfig().Argon2, time.Now()); err != nil {
+		if err := provider.ApplyBootstrap(ctx, store, b, cfg.Config.Argon2, time.Now()); err != nil {
 			return fail(err)
 		}
 		log.Info("bootstrap applied", "file", cfg.Bootstrap, "clients", len(b.Clients), "users", len(b.Users))
 	}
-	if pp.p, err = provider.New(cfg.providerConfig(), store, pp.ring, log, reg, time.Now); err != nil {
+	if pp.p, err = provider.New(cfg.Config, store, pp.ring, log, reg, time.Now); err != nil {
 		return fail(err)
 	}
 	if cfg.TLSCert != "" {

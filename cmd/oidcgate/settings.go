@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,16 +61,15 @@ func defaultServeConfig() ServeConfig {
 
 // StoreConfig chooses and reaches the store.
 type StoreConfig struct {
-	Store            string        `yaml:"store" help:"store: bolt (embedded file in --data-dir), postgres, or memory (nothing kept); empty picks postgres when --database-url is set, else bolt"`
-	DataDir          string        `yaml:"data_dir" help:"directory of the embedded store (and of a generated key-encryption key)"`
-	DatabaseURL      string        `yaml:"database_url" secret:"true" help:"PostgreSQL URL, e.g. postgres://user:pass@host:5432/db"`
-	DatabaseMaxConns int32         `yaml:"database_max_conns" help:"most PostgreSQL connections in the pool (0: pgx's default)"`
-	AutoMigrate      bool          `yaml:"auto_migrate" help:"apply pending PostgreSQL migrations at start instead of refusing to start"`
-	GCInterval       time.Duration `yaml:"gc_interval" help:"how often expired codes, tokens, sessions and revocations are deleted"`
+	Store            string `yaml:"store" help:"store: bolt (embedded file in --data-dir), postgres, or memory (nothing kept); empty picks postgres when --database-url is set, else bolt"`
+	DataDir          string `yaml:"data_dir" help:"directory of the embedded store (and of a generated key-encryption key)"`
+	DatabaseConfig   `yaml:",inline"`
+	DatabaseMaxConns int32 `yaml:"database_max_conns" help:"most PostgreSQL connections in the pool (0: pgx's default)"`
+	AutoMigrate      bool  `yaml:"auto_migrate" help:"apply pending PostgreSQL migrations at start instead of refusing to start"`
 }
 
 func defaultStoreConfig() StoreConfig {
-	return StoreConfig{DataDir: "./data", GCInterval: 5 * time.Minute}
+	return StoreConfig{DataDir: "./data"}
 }
 
 // kind resolves the empty store setting.
@@ -155,55 +155,20 @@ func (c KeysConfig) ringConfig(dataDir string) (cfg keys.Config, warning string,
 	}, warning, nil
 }
 
-// ProviderConfig configures `oidcgate provider`.
+// ProviderConfig configures `oidcgate provider`: the listeners, the store
+// and the key ring, and the provider's own settings, declared once on
+// provider.Config.
 type ProviderConfig struct {
-	ServeConfig `yaml:",inline"`
-	StoreConfig `yaml:",inline"`
-	KeysConfig  `yaml:",inline"`
+	ServeConfig     `yaml:",inline"`
+	StoreConfig     `yaml:",inline"`
+	KeysConfig      `yaml:",inline"`
+	provider.Config `yaml:",inline"`
 
 	// PublicAddr serves the protocol endpoints and the login pages.
 	PublicAddr string `yaml:"public_addr" help:"address of the public listener (protocol endpoints)"`
 	// AdminAddr serves the operator API; keep it off the internet.
-	AdminAddr  string   `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
-	AdminHosts []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
-
-	Issuer           string        `yaml:"issuer" help:"issuer URL: https, or http on a loopback host; its path prefixes every endpoint"`
-	InsecureHTTP     bool          `yaml:"insecure_http" help:"allow an http issuer on a non-loopback host (only behind a TLS-terminating proxy)"`
-	AccessTokenTTL   time.Duration `yaml:"access_token_ttl" help:"access token lifetime unless the client sets its own"`
-	AccessTokenAlg   string        `yaml:"access_token_alg" help:"algorithm of JWT access tokens (RFC 9068); must be one of --signing-algs"`
-	ClientCacheTTL   time.Duration `yaml:"client_cache_ttl" help:"how long client records are cached; changes made by another process or replica show after at most this long"`
-	ClientCacheStale time.Duration `yaml:"client_cache_stale" help:"while the store cannot be read, a cached client record past --client-cache-ttl serves this much longer (stale-if-error); 0: never"`
-	Bootstrap        string        `yaml:"bootstrap" help:"YAML file declaring clients and users, applied idempotently at start"`
-	Argon2Time       int           `yaml:"argon2_time" help:"argon2id passes for new password hashes"`
-	Argon2Memory     int           `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for new password hashes"`
-	Argon2Threads    int           `yaml:"argon2_threads" help:"argon2id parallelism for new password hashes"`
-
-	RequirePKCE     bool          `yaml:"require_pkce" help:"require PKCE (S256) from confidential clients too; public clients always need it"`
-	InteractionTTL  time.Duration `yaml:"interaction_ttl" help:"how long a pending authorization request waits for sign-in and consent"`
-	CodeTTL         time.Duration `yaml:"code_ttl" help:"authorization code lifetime"`
-	SessionIdleTTL  time.Duration `yaml:"session_idle_ttl" help:"a browser session ends after this long unused"`
-	SessionTTL      time.Duration `yaml:"session_ttl" help:"a browser session ends after this long, used or not"`
-	IDTokenTTL      time.Duration `yaml:"id_token_ttl" help:"ID token lifetime unless the client sets its own"`
-	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl" help:"absolute lifetime of a refresh token family unless the client sets its own"`
-	RefreshIdleTTL  time.Duration `yaml:"refresh_idle_ttl" help:"a refresh token unused this long expires (each rotation starts it anew); at most --refresh-token-ttl"`
-	RefreshGrace    time.Duration `yaml:"refresh_reuse_grace" help:"a rotated refresh token may be used again this long after its rotation (a client retrying an answer lost to a crash, a timeout or a 503) and gets a fresh pair instead of revoking its family; 0: every reuse revokes"`
-	LoginLimit      int           `yaml:"login_limit" help:"failed sign-ins allowed per username and per client IP within --login-window"`
-	LoginWindow     time.Duration `yaml:"login_window" help:"the window of --login-limit; a blocked sign-in gets 429 with Retry-After"`
-	BrandName       string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
-	BrandLogoURL    string        `yaml:"brand_logo_url" help:"logo above the brand name: an https:// or data:image/ URL"`
-}
-
-// providerConfig is the provider package's view of the settings.
-func (c *ProviderConfig) providerConfig() provider.Config {
-	return provider.Config{
-		Issuer: c.Issuer, InsecureHTTP: c.InsecureHTTP, AccessTokenTTL: c.AccessTokenTTL, AccessTokenAlg: c.AccessTokenAlg,
-		ClientCacheTTL: c.ClientCacheTTL, ClientStaleTTL: c.ClientCacheStale, GCInterval: c.GCInterval,
-		Argon2:      provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)},
-		RequirePKCE: c.RequirePKCE, InteractionTTL: c.InteractionTTL, CodeTTL: c.CodeTTL, SessionIdleTTL: c.SessionIdleTTL,
-		SessionTTL: c.SessionTTL, IDTokenTTL: c.IDTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, LoginLimit: c.LoginLimit,
-		RefreshIdleTTL: c.RefreshIdleTTL, RefreshReuseGrace: c.RefreshGrace, AdminHosts: c.AdminHosts,
-		LoginWindow: c.LoginWindow, BrandName: c.BrandName, BrandLogoURL: c.BrandLogoURL,
-	}
+	AdminAddr string `yaml:"admin_addr" help:"address of the admin API listener (loopback by default; keep it private)"`
+	Bootstrap string `yaml:"bootstrap" help:"YAML file declaring clients and users, applied idempotently at start"`
 }
 
 func defaultProviderConfig() ProviderConfig {
@@ -211,39 +176,19 @@ func defaultProviderConfig() ProviderConfig {
 		ServeConfig: defaultServeConfig(),
 		StoreConfig: defaultStoreConfig(),
 		KeysConfig:  defaultKeysConfig(),
+		Config:      provider.DefaultConfig(),
 		PublicAddr:  ":8080",
 		AdminAddr:   "127.0.0.1:8081",
-
-		Issuer:           "http://127.0.0.1:8080",
-		AccessTokenTTL:   time.Hour,
-		AccessTokenAlg:   keys.ES256,
-		ClientCacheTTL:   30 * time.Second,
-		ClientCacheStale: 5 * time.Minute,
-		Argon2Time:       int(provider.DefaultArgon2.Time),
-		Argon2Memory:     int(provider.DefaultArgon2.Memory),
-		Argon2Threads:    int(provider.DefaultArgon2.Threads),
-
-		InteractionTTL:  10 * time.Minute,
-		CodeTTL:         time.Minute,
-		SessionIdleTTL:  30 * time.Minute,
-		SessionTTL:      12 * time.Hour,
-		IDTokenTTL:      time.Hour,
-		RefreshTokenTTL: 720 * time.Hour,
-		RefreshIdleTTL:  720 * time.Hour,
-		RefreshGrace:    30 * time.Second,
-		LoginLimit:      5,
-		LoginWindow:     time.Minute,
-		BrandName:       "oidcgate",
 	}
 }
 
 // KeysCommandConfig configures `oidcgate keys`.
 type KeysCommandConfig struct {
-	StoreConfig `yaml:",inline"`
-	KeysConfig  `yaml:",inline"`
-	Alg         string `yaml:"alg" help:"with rotate: the algorithm whose key to rotate"`
-	JSON        bool   `yaml:"json" help:"print machine-readable JSON"`
-	AdminURL    string `yaml:"admin_url" help:"a running provider's admin listener, e.g. http://127.0.0.1:8081: the change is made by that process, so a revoked key stops signing there at once (and the embedded store need not be free)"`
+	StoreConfig  `yaml:",inline"`
+	KeysConfig   `yaml:",inline"`
+	Alg          string `yaml:"alg" help:"with rotate: the algorithm whose key to rotate"`
+	OutputConfig `yaml:",inline"`
+	AdminURL     string `yaml:"admin_url" help:"a running provider's admin listener, e.g. http://127.0.0.1:8081: the change is made by that process, so a revoked key stops signing there at once (and the embedded store need not be free)"`
 }
 
 // Validate reports every bad setting at once.
@@ -260,9 +205,19 @@ func (c *KeysCommandConfig) Validate() error {
 	return p.err()
 }
 
+// DatabaseConfig reaches PostgreSQL.
+type DatabaseConfig struct {
+	DatabaseURL string `yaml:"database_url" secret:"true" help:"PostgreSQL URL, e.g. postgres://user:pass@host:5432/db"`
+}
+
+// OutputConfig is how the operator commands print.
+type OutputConfig struct {
+	JSON bool `yaml:"json" help:"print machine-readable JSON"`
+}
+
 // MigrateConfig configures `oidcgate migrate`.
 type MigrateConfig struct {
-	DatabaseURL string `yaml:"database_url" secret:"true" help:"PostgreSQL URL, e.g. postgres://user:pass@host:5432/db"`
+	DatabaseConfig `yaml:",inline"`
 }
 
 // problems collects validation failures, one per setting.
@@ -270,6 +225,26 @@ type problems []string
 
 func (p *problems) add(name, format string, args ...any) {
 	*p = append(*p, fmt.Sprintf("--%s: %s", strings.ReplaceAll(name, "_", "-"), fmt.Sprintf(format, args...)))
+}
+
+// library adds the *provider.SettingError problems a library's Validate
+// reported (and any other error as it is).
+func (p *problems) library(err error) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var se *provider.SettingError
+		if errors.As(e, &se) {
+			p.add(se.Setting, "%s", se.Problem)
+		} else {
+			*p = append(*p, e.Error())
+		}
+	}
 }
 
 func (p problems) err() error {
@@ -350,7 +325,6 @@ func (c *StoreConfig) validate(p *problems) {
 	if c.DatabaseMaxConns < 0 {
 		p.add("database_max_conns", "must not be negative, got %d", c.DatabaseMaxConns)
 	}
-	p.positive("gc_interval", c.GCInterval)
 }
 
 // Validate reports every bad setting at once.
@@ -359,38 +333,14 @@ func (c *ProviderConfig) Validate() error {
 	c.ServeConfig.validate(&p)
 	c.StoreConfig.validate(&p)
 	c.KeysConfig.validate(&p)
+	p.library(c.Config.Validate())
 	p.addr("public_addr", c.PublicAddr)
 	p.addr("admin_addr", c.AdminAddr)
-	if err := provider.ValidateIssuer(c.Issuer, c.InsecureHTTP); err != nil {
-		p.add("issuer", "%v", err)
-	}
-	p.positive("access_token_ttl", c.AccessTokenTTL)
-	p.positive("client_cache_ttl", c.ClientCacheTTL)
-	if c.ClientCacheStale < 0 {
-		p.add("client_cache_stale", "must not be negative, got %s", c.ClientCacheStale)
-	}
 	if !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) && c.AccessTokenAlg != keys.RS256 {
 		p.add("access_token_alg", "%q is not one of --signing-algs %v", c.AccessTokenAlg, c.SigningAlgs)
 	}
 	if c.KeyRetireGrace < c.AccessTokenTTL {
 		p.add("key_retire_grace", "must be at least --access-token-ttl (%s), or tokens outlive their key in the JWKS", c.AccessTokenTTL)
-	}
-	if c.Argon2Time < 1 || c.Argon2Time > 1<<16 || c.Argon2Memory < 8*1024 || c.Argon2Memory > 4<<20 || c.Argon2Threads < 1 || c.Argon2Threads > 255 {
-		p.add("argon2_time", "argon2id needs 1 ≤ time ≤ 65536, 8192 ≤ memory KiB ≤ 4 GiB, 1 ≤ threads ≤ 255")
-	}
-	for name, d := range map[string]time.Duration{"interaction_ttl": c.InteractionTTL, "code_ttl": c.CodeTTL,
-		"session_idle_ttl": c.SessionIdleTTL, "session_ttl": c.SessionTTL, "id_token_ttl": c.IDTokenTTL,
-		"refresh_token_ttl": c.RefreshTokenTTL, "login_window": c.LoginWindow, "refresh_idle_ttl": c.RefreshIdleTTL} {
-		p.positive(name, d)
-	}
-	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "https://") && !strings.HasPrefix(c.BrandLogoURL, "data:image/") {
-		p.add("brand_logo_url", "must be an https:// or data:image/ URL")
-	}
-	if c.RefreshGrace < 0 {
-		p.add("refresh_reuse_grace", "must not be negative, got %s", c.RefreshGrace)
-	}
-	if c.LoginLimit < 1 {
-		p.add("login_limit", "must be at least 1, got %d", c.LoginLimit)
 	}
 	if c.Bootstrap != "" {
 		if _, err := os.Stat(c.Bootstrap); err != nil {

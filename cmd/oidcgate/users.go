@@ -17,13 +17,11 @@ import (
 
 // UsersCommandConfig configures `oidcgate users`.
 type UsersCommandConfig struct {
-	StoreConfig   `yaml:",inline"`
-	JSON          bool   `yaml:"json" help:"print machine-readable JSON"`
-	PasswordFile  string `yaml:"password_file" help:"create, set-password: read the password from this file; - (the default) reads standard input, prompting on a terminal"`
-	Claims        string `yaml:"claims" help:"create: profile claims as a JSON object, e.g. {\"email\":\"a@example.com\",\"name\":\"A\"}"`
-	Argon2Time    int    `yaml:"argon2_time" help:"argon2id passes for the new hash"`
-	Argon2Memory  int    `yaml:"argon2_memory_kib" help:"argon2id memory in KiB for the new hash"`
-	Argon2Threads int    `yaml:"argon2_threads" help:"argon2id parallelism for the new hash"`
+	StoreConfig           `yaml:",inline"`
+	OutputConfig          `yaml:",inline"`
+	PasswordFile          string           `yaml:"password_file" help:"create, set-password: read the password from this file; - (the default) reads standard input, prompting on a terminal"`
+	Claims                string           `yaml:"claims" help:"create: profile claims as a JSON object, e.g. {\"email\":\"a@example.com\",\"name\":\"A\"}"`
+	provider.Argon2Params `yaml:",inline"` // the cost of the new hash
 }
 
 func (c *UsersCommandConfig) Validate() error {
@@ -35,14 +33,8 @@ func (c *UsersCommandConfig) Validate() error {
 			p.add("claims", "not a JSON object: %v", err)
 		}
 	}
-	if err := c.argon2().Validate(); err != nil {
-		p.add("argon2_time", "%v", err)
-	}
+	p.library(c.Argon2Params.Validate())
 	return p.err()
-}
-
-func (c *UsersCommandConfig) argon2() provider.Argon2Params {
-	return provider.Argon2Params{Time: uint32(c.Argon2Time), Memory: uint32(c.Argon2Memory), Threads: uint8(c.Argon2Threads)}
 }
 
 // readPassword reads a password without putting it on a command line:
@@ -61,8 +53,7 @@ func readPassword(path string, std stdio) (string, error) {
 }
 
 func runUsers(ctx context.Context, args []string, std stdio) error {
-	cfg := UsersCommandConfig{StoreConfig: defaultStoreConfig(), Argon2Time: int(provider.DefaultArgon2.Time),
-		Argon2Memory: int(provider.DefaultArgon2.Memory), Argon2Threads: int(provider.DefaultArgon2.Threads)}
+	cfg := UsersCommandConfig{StoreConfig: defaultStoreConfig(), Argon2Params: provider.DefaultArgon2}
 	rest, err := load("users", &cfg, args, std.env, std.out)
 	if err != nil {
 		return err
@@ -84,10 +75,10 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 		if err != nil {
 			return fmt.Errorf("reading the password: %w", err)
 		}
-		if len(pw) < 8 {
-			return ConfigError{"the password must have at least 8 characters"}
+		if err := provider.ValidatePassword(pw); err != nil {
+			return ConfigError{err.Error()}
 		}
-		if hash, err = provider.HashPassword(pw, cfg.argon2()); err != nil {
+		if hash, err = provider.HashPassword(pw, cfg.Argon2Params); err != nil {
 			return err
 		}
 	}
