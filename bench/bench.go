@@ -355,12 +355,16 @@ type endpoints struct {
 	JWKS          string `json:"jwks_uri"`
 }
 
-var httpClient = &fasthttp.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxResponseBodySize: 1 << 20}
+// setupClient is the client of the requests around a run (discovery, tokens,
+// JWKS), not the load itself.
+func setupClient() *fasthttp.Client {
+	return &fasthttp.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxResponseBodySize: 1 << 20}
+}
 
 // discover reads base's discovery document, so every peer is driven at its
 // own endpoint paths.
 func discover(base string) (*endpoints, error) {
-	status, body, err := httpClient.Get(nil, strings.TrimSuffix(base, "/")+"/.well-known/openid-configuration")
+	status, body, err := setupClient().Get(nil, strings.TrimSuffix(base, "/")+"/.well-known/openid-configuration")
 	if err == nil && status != 200 {
 		err = fmt.Errorf("status %d", status)
 	}
@@ -444,6 +448,7 @@ func prepare(c Config) ([]*request, error) {
 // not measured.
 func fetchTokens(c Config, ep *endpoints, form string, n int) ([]string, error) {
 	out := make([]string, 0, n)
+	client := setupClient()
 	for len(out) < n {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.SetRequestURI(ep.Token)
@@ -451,7 +456,7 @@ func fetchTokens(c Config, ep *endpoints, form string, n int) ([]string, error) 
 		req.Header.Set("Authorization", basic(c.ClientID, c.ClientSecret))
 		req.Header.SetContentType("application/x-www-form-urlencoded")
 		req.SetBodyString(form)
-		err := httpClient.Do(req, resp)
+		err := client.Do(req, resp)
 		var tr struct {
 			AccessToken string `json:"access_token"`
 		}
@@ -481,7 +486,7 @@ func VerifyJWT(ep *endpoints, token string) error {
 	if strings.Count(token, ".") != 2 {
 		return nil
 	}
-	status, body, err := httpClient.Get(nil, ep.JWKS)
+	status, body, err := setupClient().Get(nil, ep.JWKS)
 	if err == nil && status != 200 {
 		err = fmt.Errorf("status %d", status)
 	}

@@ -41,7 +41,7 @@ func providerURL(t *testing.T) string {
 		t.Fatal(err)
 	}
 	p, err := provider.New(provider.Config{Issuer: issuer, AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, log,
+		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2()}, store, ring, log,
 		prometheus.NewRegistry(), time.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -147,7 +147,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	w.issuer = "http://" + ln.Addr().String()
 	p, err := provider.New(provider.Config{Issuer: w.issuer, AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, discard,
+		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2()}, store, ring, discard,
 		prometheus.NewRegistry(), time.Now)
 	if err != nil {
 		t.Fatal(err)

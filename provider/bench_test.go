@@ -34,7 +34,7 @@ func benchServer(b *testing.B, store storage.Storage, alg string, spec provider.
 		b.Fatal(err)
 	}
 	p, err := provider.New(provider.Config{Issuer: "http://127.0.0.1:8080", AccessTokenTTL: time.Hour, AccessTokenAlg: alg,
-		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2},
+		ClientCacheTTL: time.Minute, GCInterval: time.Minute, Argon2: provider.DefaultArgon2()},
 		store, ring, discard, prometheus.NewRegistry(), time.Now)
 	if err != nil {
 		b.Fatal(err)

@@ -57,7 +57,7 @@ func DefaultConfig() Config {
 		ClientCacheTTL:    30 * time.Second,
 		ClientStaleTTL:    5 * time.Minute,
 		GCInterval:        5 * time.Minute,
-		Argon2:            DefaultArgon2,
+		Argon2:            DefaultArgon2(),
 		InteractionTTL:    10 * time.Minute,
 		CodeTTL:           time.Minute,
 		SessionIdleTTL:    30 * time.Minute,

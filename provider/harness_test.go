@@ -220,7 +220,7 @@ func bareProvider(t testing.TB, issuer string, store storage.Storage) *provider.
 		t.Fatal(err)
 	}
 	p, err := provider.New(provider.Config{Issuer: issuer, AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: time.Hour, GCInterval: time.Minute, Argon2: provider.DefaultArgon2}, store, ring, discard,
+		ClientCacheTTL: time.Hour, GCInterval: time.Minute, Argon2: provider.DefaultArgon2()}, store, ring, discard,
 		prometheus.NewRegistry(), time.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ type Argon2Params struct {
 }
 
 // DefaultArgon2 is RFC 9106's second recommended option, scaled to two passes.
-var DefaultArgon2 = Argon2Params{Time: 2, Memory: 64 * 1024, Threads: 2}
+func DefaultArgon2() Argon2Params { return Argon2Params{Time: 2, Memory: 64 * 1024, Threads: 2} }
 
 // Validate reports unusable parameters: RFC 9106 §3.1's ranges, memory at
 // least 8 MiB and at most 4 GiB.

@@ -53,7 +53,7 @@ func readPassword(path string, std stdio) (string, error) {
 }
 
 func runUsers(ctx context.Context, args []string, std stdio) error {
-	cfg := UsersCommandConfig{StoreConfig: defaultStoreConfig(), Argon2Params: provider.DefaultArgon2}
+	cfg := UsersCommandConfig{StoreConfig: defaultStoreConfig(), Argon2Params: provider.DefaultArgon2()}
 	rest, err := load("users", &cfg, args, std.env, std.out)
 	if err != nil {
 		return err
