@@ -23,6 +23,7 @@ import (
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
+	"github.com/oidcgate/oidcgate/provider/storage/storagetest"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -78,25 +79,8 @@ type world struct {
 	up       *upstream
 	edgeURL  string
 	jwks     *edge.RemoteKeys
-	clock    *clock
+	clock    *storagetest.WallClock
 	provider func() // stops the provider's listener
-}
-
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
 }
 
 type worldOpts struct {
@@ -129,7 +113,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		o.prePublish, o.reload = time.Hour, 10*time.Second
 	}
 	ctx := context.Background()
-	w := &world{up: &upstream{}, clock: &clock{}}
+	w := &world{up: &upstream{}, clock: &storagetest.WallClock{}}
 	store := memory.New(time.Now)
 	kek := make([]byte, keys.KEKSize)
 	rand.Read(kek)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres"
 	"github.com/oidcgate/oidcgate/provider/storage/postgres/pgtest"
+	"github.com/oidcgate/oidcgate/provider/storage/storagetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -48,33 +48,14 @@ type server struct {
 	p      *provider.Provider
 	ring   *keys.Ring
 	reg    *prometheus.Registry
-	clock  *clock // the time the provider, its ring and its store read
-}
-
-// clock is the injected clock of a test server: the wall clock moved on by
-// Advance, so expiries are tested without waiting for them.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
+	clock  *storagetest.WallClock // the time the provider, its ring and its store read
 }
 
 // clocked is a store opened on a test clock, which start then gives the
 // provider and its ring too.
 type clocked struct {
 	storage.Storage
-	clock *clock
+	clock *storagetest.WallClock
 }
 
 type backend struct {
@@ -85,11 +66,11 @@ type backend struct {
 func backends() []backend {
 	return []backend{
 		{"memory", func(t testing.TB) storage.Storage {
-			c := &clock{}
+			c := &storagetest.WallClock{}
 			return clocked{memory.New(c.Now), c}
 		}},
 		{"postgres", func(t testing.TB) storage.Storage {
-			c := &clock{}
+			c := &storagetest.WallClock{}
 			s, err := postgres.Open(context.Background(), postgres.Config{URL: pgtest.SchemaURL(t), AutoMigrate: true}, c.Now)
 			if err != nil {
 				t.Fatal(err)
@@ -123,7 +104,7 @@ func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...
 		t.Fatal(err)
 	}
 	issuer := "http://" + ln.Addr().String()
-	clk := &clock{}
+	clk := &storagetest.WallClock{}
 	if c, ok := store.(clocked); ok {
 		clk = c.clock
 	}

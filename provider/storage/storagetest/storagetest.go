@@ -44,6 +44,28 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// WallClock is the wall clock moved on by Advance: for tests whose peers
+// (an OAuth client library, a cache's own timers) read the real time, so
+// the injected one must stay near it.
+type WallClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+// Now returns the wall clock plus what Advance added.
+func (c *WallClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+// Advance moves the clock forward by d.
+func (c *WallClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
+}
+
 // start is deliberately in a non-UTC zone with sub-microsecond digits, so
 // every test also checks that timestamps round-trip as storage.Timestamp says.
 var start = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.FixedZone("UTC+5:45", 5*3600+45*60))
