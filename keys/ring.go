@@ -17,56 +17,88 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-// Config is the ring's rotation policy.
+// Config is the ring's rotation policy. Each field but KEK is a setting,
+// declared here once: its yaml tag is its name (the binary derives --flag
+// and OIDCGATE_ENV from it), its help tag what it means, DefaultConfig its
+// default and ValidatePolicy its bounds.
 type Config struct {
 	// Algs are the algorithms kept with one active key each.
-	Algs []string
+	Algs []string `yaml:"signing_algs" help:"algorithms kept with an active signing key: ES256, RS256, PS256, EdDSA; RS256 is always kept (OIDC Core requires it for ID tokens)"`
 	// RSABits is the size of new RSA keys: 2048, 3072 or 4096.
-	RSABits int
+	RSABits int `yaml:"rsa_key_bits" help:"size of new RSA keys: 2048, 3072 or 4096"`
 	// RotationPeriod is how long a key signs before its successor takes over.
-	RotationPeriod time.Duration
+	RotationPeriod time.Duration `yaml:"key_rotation_period" help:"how long a key signs before its successor takes over"`
 	// PrePublish is how long a new key is in the JWKS before it signs. It
 	// must be at least the edges' JWKS cache lifetime plus ReloadInterval,
 	// so no edge sees an unknown kid on a valid token.
-	PrePublish time.Duration
+	PrePublish time.Duration `yaml:"key_prepublish" help:"how long a new key is in the JWKS before it signs; must be at least every edge's JWKS cache lifetime plus --key-reload-interval"`
 	// RetireGrace is how long a retired key stays published: at least the
 	// longest token lifetime plus clock leeway.
-	RetireGrace time.Duration
+	RetireGrace time.Duration `yaml:"key_retire_grace" help:"how long a retired key stays in the JWKS: at least the longest token lifetime plus clock leeway"`
 	// ReloadInterval is how often the ring re-reads the store, picking up
 	// changes made by other replicas.
-	ReloadInterval time.Duration
-	// KEK is the 32-byte key-encryption key.
-	KEK []byte
+	ReloadInterval time.Duration `yaml:"key_reload_interval" help:"how often each replica re-reads the key ring from the store"`
+	// KEK is the 32-byte key-encryption key (the caller resolves it).
+	KEK []byte `yaml:"-"`
 }
 
-// Validate reports every bad setting.
+// DefaultConfig is the default rotation policy (no KEK).
+func DefaultConfig() Config {
+	return Config{Algs: []string{ES256, RS256}, RSABits: 2048, RotationPeriod: 30 * 24 * time.Hour, PrePublish: time.Hour,
+		RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second}
+}
+
+// SettingError is one bad setting, named by its yaml key.
+type SettingError struct{ Name, Why string }
+
+func (e *SettingError) Error() string { return e.Name + ": " + e.Why }
+
+// Setting and Problem let a caller report it without knowing the type.
+func (e *SettingError) Setting() string { return e.Name }
+func (e *SettingError) Problem() string { return e.Why }
+
+func bad(name, format string, args ...any) error {
+	return &SettingError{Name: name, Why: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports every bad setting, the KEK included.
 func (c Config) Validate() error {
+	err := c.ValidatePolicy()
+	if len(c.KEK) != KEKSize {
+		err = errors.Join(err, fmt.Errorf("key-encryption key must be %d bytes, got %d", KEKSize, len(c.KEK)))
+	}
+	return err
+}
+
+// ValidatePolicy reports every bad rotation setting (each a *SettingError),
+// for a caller that resolves the KEK later.
+func (c Config) ValidatePolicy() error {
 	var errs []error
 	if len(c.Algs) == 0 {
-		errs = append(errs, errors.New("at least one signing algorithm is needed"))
+		errs = append(errs, bad("signing_algs", "at least one signing algorithm is needed"))
 	}
 	for _, a := range c.Algs {
 		if !Supported(a) {
-			errs = append(errs, fmt.Errorf("algorithm %q is not supported (ES256, RS256, PS256, EdDSA)", a))
+			errs = append(errs, bad("signing_algs", "%q is not one of ES256, RS256, PS256, EdDSA", a))
 		}
 	}
 	if c.RSABits != 2048 && c.RSABits != 3072 && c.RSABits != 4096 {
-		errs = append(errs, fmt.Errorf("RSA key size must be 2048, 3072 or 4096, got %d", c.RSABits))
+		errs = append(errs, bad("rsa_key_bits", "must be 2048, 3072 or 4096, got %d", c.RSABits))
 	}
-	for name, d := range map[string]time.Duration{"rotation period": c.RotationPeriod, "pre-publish lead": c.PrePublish,
-		"retirement grace": c.RetireGrace, "reload interval": c.ReloadInterval} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"key_rotation_period", c.RotationPeriod}, {"key_prepublish", c.PrePublish}, {"key_retire_grace", c.RetireGrace},
+		{"key_reload_interval", c.ReloadInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, bad(d.name, "must be a positive duration, got %s", d.v))
 		}
 	}
 	if c.PrePublish >= c.RotationPeriod && c.RotationPeriod > 0 {
-		errs = append(errs, fmt.Errorf("pre-publish lead (%s) must be shorter than the rotation period (%s)", c.PrePublish, c.RotationPeriod))
+		errs = append(errs, bad("key_prepublish", "must be shorter than --key-rotation-period (%s)", c.RotationPeriod))
 	}
 	if c.ReloadInterval >= c.PrePublish && c.PrePublish > 0 {
-		errs = append(errs, fmt.Errorf("reload interval (%s) must be shorter than the pre-publish lead (%s)", c.ReloadInterval, c.PrePublish))
-	}
-	if len(c.KEK) != KEKSize {
-		errs = append(errs, fmt.Errorf("key-encryption key must be %d bytes, got %d", KEKSize, len(c.KEK)))
+		errs = append(errs, bad("key_reload_interval", "must be shorter than --key-prepublish (%s)", c.PrePublish))
 	}
 	return errors.Join(errs...)
 }

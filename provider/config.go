@@ -103,12 +103,16 @@ func (c Config) withDefaults() Config {
 }
 
 // SettingError is one bad setting, named by its yaml key.
-type SettingError struct{ Setting, Problem string }
+type SettingError struct{ Name, Why string }
 
-func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
+func (e *SettingError) Error() string { return e.Name + ": " + e.Why }
+
+// Setting and Problem let a caller report it without knowing the type.
+func (e *SettingError) Setting() string { return e.Name }
+func (e *SettingError) Problem() string { return e.Why }
 
 func bad(setting, format string, args ...any) error {
-	return &SettingError{Setting: setting, Problem: fmt.Sprintf(format, args...)}
+	return &SettingError{Name: setting, Why: fmt.Sprintf(format, args...)}
 }
 
 // Validate reports every bad setting, each a *SettingError.

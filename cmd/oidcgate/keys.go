@@ -60,7 +60,7 @@ func runKeys(ctx context.Context, args []string, std stdio) error {
 		if err := ring.Revoke(ctx, rest[1]); err != nil {
 			return err
 		}
-		fmt.Fprintf(std.err, "revoked %s: removed from the JWKS; replicas drop it within %s\n", rest[1], cfg.KeyReloadInterval)
+		fmt.Fprintf(std.err, "revoked %s: removed from the JWKS; replicas drop it within %s\n", rest[1], cfg.ReloadInterval)
 	}
 	return printKeys(std, ring.Keys(), cfg.JSON)
 }

@@ -83,27 +83,14 @@ func (c StoreConfig) kind() string {
 	return "bolt"
 }
 
-// KeysConfig is the signing-key policy.
+// KeysConfig is the signing-key policy, declared on keys.Config, and the
+// key-encryption key it is sealed under.
 type KeysConfig struct {
-	KeyEncryptionKey  string        `yaml:"key_encryption_key" secret:"true" help:"base64 32-byte key encrypting signing keys at rest (AES-256-GCM); unset: one is generated in --data-dir, for development only"`
-	SigningAlgs       []string      `yaml:"signing_algs" help:"algorithms kept with an active signing key: ES256, RS256, PS256, EdDSA; RS256 is always kept (OIDC Core requires it for ID tokens)"`
-	RSAKeyBits        int           `yaml:"rsa_key_bits" help:"size of new RSA keys: 2048, 3072 or 4096"`
-	KeyRotationPeriod time.Duration `yaml:"key_rotation_period" help:"how long a key signs before its successor takes over"`
-	KeyPrePublish     time.Duration `yaml:"key_prepublish" help:"how long a new key is in the JWKS before it signs; must be at least every edge's JWKS cache lifetime plus --key-reload-interval"`
-	KeyRetireGrace    time.Duration `yaml:"key_retire_grace" help:"how long a retired key stays in the JWKS: at least the longest token lifetime plus clock leeway"`
-	KeyReloadInterval time.Duration `yaml:"key_reload_interval" help:"how often each replica re-reads the key ring from the store"`
+	keys.Config      `yaml:",inline"`
+	KeyEncryptionKey string `yaml:"key_encryption_key" secret:"true" help:"base64 32-byte key encrypting signing keys at rest (AES-256-GCM); unset: one is generated in --data-dir, for development only"`
 }
 
-func defaultKeysConfig() KeysConfig {
-	return KeysConfig{
-		SigningAlgs:       []string{keys.ES256, keys.RS256},
-		RSAKeyBits:        2048,
-		KeyRotationPeriod: 30 * 24 * time.Hour,
-		KeyPrePublish:     time.Hour,
-		KeyRetireGrace:    2 * time.Hour,
-		KeyReloadInterval: 10 * time.Second,
-	}
-}
+func defaultKeysConfig() KeysConfig { return KeysConfig{Config: keys.DefaultConfig()} }
 
 func (c *KeysConfig) validate(p *problems) {
 	if c.KeyEncryptionKey != "" {
@@ -111,24 +98,7 @@ func (c *KeysConfig) validate(p *problems) {
 			p.add("key_encryption_key", "%v", err)
 		}
 	}
-	for _, a := range c.SigningAlgs {
-		if !keys.Supported(a) {
-			p.add("signing_algs", "%q is not one of ES256, RS256, PS256, EdDSA", a)
-		}
-	}
-	if c.RSAKeyBits != 2048 && c.RSAKeyBits != 3072 && c.RSAKeyBits != 4096 {
-		p.add("rsa_key_bits", "must be 2048, 3072 or 4096, got %d", c.RSAKeyBits)
-	}
-	p.positive("key_rotation_period", c.KeyRotationPeriod)
-	p.positive("key_prepublish", c.KeyPrePublish)
-	p.positive("key_retire_grace", c.KeyRetireGrace)
-	p.positive("key_reload_interval", c.KeyReloadInterval)
-	if c.KeyPrePublish >= c.KeyRotationPeriod {
-		p.add("key_prepublish", "must be shorter than --key-rotation-period")
-	}
-	if c.KeyReloadInterval >= c.KeyPrePublish {
-		p.add("key_reload_interval", "must be shorter than --key-prepublish")
-	}
+	p.library(c.Config.ValidatePolicy())
 }
 
 // ringConfig resolves the key-encryption key (generating one in dataDir
@@ -145,14 +115,12 @@ func (c KeysConfig) ringConfig(dataDir string) (cfg keys.Config, warning string,
 		warning = "signing keys are encrypted under a key-encryption key kept beside the data in " + dataDir +
 			" (development only: set --key-encryption-key from a secret store in production)"
 	}
-	algs := c.SigningAlgs
-	if !slices.Contains(algs, keys.RS256) {
-		algs = append(slices.Clone(algs), keys.RS256)
+	cfg = c.Config
+	if !slices.Contains(cfg.Algs, keys.RS256) {
+		cfg.Algs = append(slices.Clone(cfg.Algs), keys.RS256)
 	}
-	return keys.Config{
-		Algs: algs, RSABits: c.RSAKeyBits, RotationPeriod: c.KeyRotationPeriod, PrePublish: c.KeyPrePublish,
-		RetireGrace: c.KeyRetireGrace, ReloadInterval: c.KeyReloadInterval, KEK: kek,
-	}, warning, nil
+	cfg.KEK = kek
+	return cfg, warning, nil
 }
 
 // ProviderConfig configures `oidcgate provider`: the listeners, the store
@@ -227,8 +195,9 @@ func (p *problems) add(name, format string, args ...any) {
 	*p = append(*p, fmt.Sprintf("--%s: %s", strings.ReplaceAll(name, "_", "-"), fmt.Sprintf(format, args...)))
 }
 
-// library adds the *provider.SettingError problems a library's Validate
-// reported (and any other error as it is).
+// library adds the problems a library's Validate reported, each naming its
+// setting (provider.SettingError, keys.SettingError), and any other error
+// as it is.
 func (p *problems) library(err error) {
 	if err == nil {
 		return
@@ -238,9 +207,12 @@ func (p *problems) library(err error) {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		var se *provider.SettingError
+		var se interface {
+			Setting() string
+			Problem() string
+		}
 		if errors.As(e, &se) {
-			p.add(se.Setting, "%s", se.Problem)
+			p.add(se.Setting(), "%s", se.Problem())
 		} else {
 			*p = append(*p, e.Error())
 		}
@@ -336,10 +308,10 @@ func (c *ProviderConfig) Validate() error {
 	p.library(c.Config.Validate())
 	p.addr("public_addr", c.PublicAddr)
 	p.addr("admin_addr", c.AdminAddr)
-	if !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) && c.AccessTokenAlg != keys.RS256 {
-		p.add("access_token_alg", "%q is not one of --signing-algs %v", c.AccessTokenAlg, c.SigningAlgs)
+	if !slices.Contains(c.Algs, c.AccessTokenAlg) && c.AccessTokenAlg != keys.RS256 {
+		p.add("access_token_alg", "%q is not one of --signing-algs %v", c.AccessTokenAlg, c.Algs)
 	}
-	if c.KeyRetireGrace < c.AccessTokenTTL {
+	if c.RetireGrace < c.AccessTokenTTL {
 		p.add("key_retire_grace", "must be at least --access-token-ttl (%s), or tokens outlive their key in the JWKS", c.AccessTokenTTL)
 	}
 	if c.Bootstrap != "" {
