@@ -203,7 +203,7 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	defer v.Close()
 	routes, _ := edge.DefaultRoutes(api)
-	e, err := edge.New(edge.Config{ForwardAuthPath: "/_oidcgate/auth", Headers: edge.DefaultHeaders}, v, routes, log,
+	e, err := edge.New(edge.Config{ForwardAuthPath: "/_oidcgate/auth", Headers: edge.DefaultHeaders()}, v, routes, log,
 		prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -173,7 +173,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 	v := benchValidator(b, r, time.Minute)
 	tok := benchToken(b, r, keys.ES256)
 	warm(b, v, []byte("Bearer "+tok))
-	e, err := edge.New(edge.Config{ForwardAuthPath: "/_oidcgate/auth", Headers: edge.DefaultHeaders}, v, mustRoutes(), discard,
+	e, err := edge.New(edge.Config{ForwardAuthPath: "/_oidcgate/auth", Headers: edge.DefaultHeaders()}, v, mustRoutes(), discard,
 		prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)

@@ -22,42 +22,106 @@ import (
 // Headers names the identity headers sent upstream (proxy) or returned
 // (forward-auth). Any header of these names a client sends is removed.
 type Headers struct {
-	Subject  string
-	ClientID string
-	Scopes   string
-	Audience string
+	Subject  string `yaml:"header_subject" help:"upstream header carrying the token's sub"`
+	ClientID string `yaml:"header_client_id" help:"upstream header carrying the token's client_id"`
+	Scopes   string `yaml:"header_scopes" help:"upstream header carrying the token's scopes"`
+	Audience string `yaml:"header_audience" help:"upstream header carrying the token's audiences"`
 	// Claims, when set, carries the token's claims as base64url JSON.
-	Claims string
+	Claims string `yaml:"header_claims" help:"upstream header carrying all claims as base64url JSON, with --send-claims"`
 }
 
 // DefaultHeaders are the X-Auth-* names.
-var DefaultHeaders = Headers{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes",
-	Audience: "X-Auth-Audience", Claims: "X-Auth-Claims"}
+func DefaultHeaders() Headers {
+	return Headers{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes",
+		Audience: "X-Auth-Audience", Claims: "X-Auth-Claims"}
+}
 
-// Config is the edge's HTTP behaviour.
+// Config is the edge's HTTP behaviour. Each field but Clock is a setting,
+// declared here once: its yaml tag is its name (the binary derives --flag
+// and OIDCGATE_ENV from it), its help tag what it means, DefaultConfig its
+// default and Validate its bounds.
 type Config struct {
-	// Upstream is the proxied app, e.g. http://127.0.0.1:3000; empty: the
-	// edge serves forward-auth only.
-	Upstream        string
-	UpstreamTimeout time.Duration
+	// Upstream is the proxied app; empty: the edge serves forward-auth only.
+	Upstream        string        `yaml:"upstream" help:"URL of the app to proxy to, e.g. http://127.0.0.1:3000; empty: forward-auth only"`
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout" help:"longest wait for the upstream (then 504)"`
 	// ForwardAuthPath is the forward-auth endpoint; requests below it
 	// (Envoy ext_authz's path_prefix) are checked for the rest of the path.
-	ForwardAuthPath string
-	Headers         Headers
-	// SendClaims adds the Claims header.
-	SendClaims bool
-	// PassAuthorization forwards the Authorization header upstream.
-	PassAuthorization bool
+	ForwardAuthPath string `yaml:"forward_auth_path" help:"path of the forward-auth endpoint (nginx auth_request, Traefik forwardAuth, Envoy ext_authz path_prefix)"`
 	// ForwardAuthProxy is the proxy in front of forward-auth, whose headers
 	// alone say what the original request was: nginx (X-Original-URI and
 	// -Method), traefik or caddy (X-Forwarded-Uri and -Method), envoy (the
 	// path after ForwardAuthPath). Empty: whichever is present, refusing a
 	// request that carries both URI headers with different values — a
 	// client's own header copied along by the proxy.
-	ForwardAuthProxy string
+	ForwardAuthProxy string  `yaml:"forward_auth_proxy" help:"the proxy in front of forward-auth, whose headers alone are read: nginx (X-Original-URI), traefik or caddy (X-Forwarded-Uri), envoy (the path after --forward-auth-path); empty: either header, refusing a request whose two disagree"`
+	Headers          Headers `yaml:",inline"`
+	// SendClaims adds the Claims header.
+	SendClaims bool `yaml:"send_claims" help:"send the claims header upstream"`
+	// PassAuthorization forwards the Authorization header upstream.
+	PassAuthorization bool `yaml:"pass_authorization" help:"pass the Authorization header on to the upstream"`
 	// Clock, when set, is the time decisions are made at (tests); nil: the
 	// time the request arrived, which fasthttp has read already.
-	Clock func() time.Time
+	Clock func() time.Time `yaml:"-"`
+}
+
+// DefaultConfig is every edge setting's default.
+func DefaultConfig() Config {
+	return Config{UpstreamTimeout: 30 * time.Second, ForwardAuthPath: "/_oidcgate/auth", Headers: DefaultHeaders(),
+		PassAuthorization: true}
+}
+
+// SettingError is one bad setting, named by its yaml key.
+type SettingError struct{ Name, Why string }
+
+func (e *SettingError) Error() string { return e.Name + ": " + e.Why }
+
+// Setting and Problem let a caller report it without knowing the type.
+func (e *SettingError) Setting() string { return e.Name }
+func (e *SettingError) Problem() string { return e.Why }
+
+func bad(name, format string, args ...any) error {
+	return &SettingError{Name: name, Why: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports every bad setting, each a *SettingError.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Upstream != "" {
+		if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, bad("upstream", "not an http(s) URL: %q", c.Upstream))
+		}
+	}
+	if c.Upstream != "" && c.UpstreamTimeout <= 0 {
+		errs = append(errs, bad("upstream_timeout", "must be a positive duration, got %s", c.UpstreamTimeout))
+	}
+	if !strings.HasPrefix(c.ForwardAuthPath, "/") || len(c.ForwardAuthPath) < 2 {
+		errs = append(errs, bad("forward_auth_path", "must be a path like /_oidcgate/auth, got %q", c.ForwardAuthPath))
+	}
+	switch c.ForwardAuthProxy {
+	case "", ProxyNginx, ProxyTraefik, ProxyCaddy, ProxyEnvoy:
+	default:
+		errs = append(errs, bad("forward_auth_proxy", "must be nginx, traefik, caddy or envoy, got %q", c.ForwardAuthProxy))
+	}
+	for name, h := range map[string]string{"header_subject": c.Headers.Subject, "header_client_id": c.Headers.ClientID,
+		"header_scopes": c.Headers.Scopes, "header_audience": c.Headers.Audience, "header_claims": c.Headers.Claims} {
+		if !validHeaderName(h) {
+			errs = append(errs, bad(name, "not a header name: %q", h))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validHeaderName: a token of letters, digits and dashes.
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Edge serves the proxy and the forward-auth endpoint.
@@ -96,10 +160,8 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 			e.names[i] = canonical(h)
 		}
 	}
-	switch cfg.ForwardAuthProxy {
-	case "", ProxyNginx, ProxyTraefik, ProxyCaddy, ProxyEnvoy:
-	default:
-		return nil, fmt.Errorf("edge: forward-auth proxy must be nginx, traefik, caddy or envoy, got %q", cfg.ForwardAuthProxy)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	if cfg.Upstream != "" {
 		u, err := url.Parse(cfg.Upstream)

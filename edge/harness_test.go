@@ -185,7 +185,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	upURL := serve(t, w.up.handler)
 	e, err := edge.New(edge.Config{Upstream: upURL, UpstreamTimeout: 5 * time.Second, ForwardAuthPath: "/_oidcgate/auth",
-		Headers: edge.DefaultHeaders, SendClaims: true, PassAuthorization: false, Clock: w.clock.Now,
+		Headers: edge.DefaultHeaders(), SendClaims: true, PassAuthorization: false, Clock: w.clock.Now,
 		ForwardAuthProxy: o.proxyKind}, v, routes, discard, reg)
 	if err != nil {
 		t.Fatal(err)

@@ -28,24 +28,44 @@ import (
 // cached). The edge answers 503, never 200.
 var ErrUnavailable = errors.New("verification keys unavailable")
 
-// RemoteKeysConfig says where the JWKS is and how to keep it.
+// RemoteKeysConfig says where the JWKS is and how to keep it. Its settings
+// (the fields with a yaml name) are declared here once, with
+// DefaultRemoteKeysConfig and Validate.
 type RemoteKeysConfig struct {
-	URL string
+	URL string `yaml:"-"`
 	// MinRefresh is the least time between two fetches caused by unknown
 	// kids, so a flood of made-up kids cannot hammer the provider.
-	MinRefresh time.Duration
+	MinRefresh time.Duration `yaml:"jwks_min_refresh" help:"least time between JWKS fetches caused by unknown kids"`
 	// MaxStale is how long keys from the last good fetch are used while
 	// the provider cannot be reached.
-	MaxStale time.Duration
+	MaxStale time.Duration `yaml:"jwks_max_stale" help:"how long cached keys are used while the provider is unreachable, before answering 503"`
 	// DefaultRefresh is the refresh period when the JWKS response has no
 	// Cache-Control max-age.
-	DefaultRefresh time.Duration
+	DefaultRefresh time.Duration `yaml:"jwks_refresh" help:"JWKS refresh period when the response has no Cache-Control max-age"`
 	// MaxRefresh caps the refresh period whatever the max-age says: it
 	// bounds how long a revoked key is trusted (0: no cap). Refreshes are
 	// conditional (If-None-Match), so an unchanged set costs a 304.
-	MaxRefresh time.Duration
+	MaxRefresh time.Duration `yaml:"jwks_max_refresh" help:"longest time between two JWKS refreshes whatever the max-age says: a revoked key is trusted at most this long (conditional requests: an unchanged set costs a 304)"`
 	// FetchTimeout bounds one fetch.
-	FetchTimeout time.Duration
+	FetchTimeout time.Duration `yaml:"-"`
+}
+
+// DefaultRemoteKeysConfig is the JWKS cache's defaults (no URL).
+func DefaultRemoteKeysConfig() RemoteKeysConfig {
+	return RemoteKeysConfig{MinRefresh: 30 * time.Second, MaxStale: 24 * time.Hour, DefaultRefresh: 5 * time.Minute,
+		MaxRefresh: time.Minute, FetchTimeout: 5 * time.Second}
+}
+
+// Validate reports every bad setting, each a *SettingError.
+func (c RemoteKeysConfig) Validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"jwks_min_refresh": c.MinRefresh, "jwks_max_stale": c.MaxStale,
+		"jwks_refresh": c.DefaultRefresh, "jwks_max_refresh": c.MaxRefresh} {
+		if d <= 0 {
+			errs = append(errs, bad(name, "must be a positive duration, got %s", d))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // jwksSnapshot is the key set as last fetched.

@@ -24,7 +24,7 @@ func proxyTo(t *testing.T, upstream string, timeout time.Duration) (edgeURL stri
 	v := benchValidator(t, r, time.Minute)
 	routes, _ := edge.DefaultRoutes(api)
 	e, err := edge.New(edge.Config{Upstream: upstream, UpstreamTimeout: timeout, ForwardAuthPath: "/_oidcgate/auth",
-		Headers: edge.DefaultHeaders, PassAuthorization: true}, v, routes, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Headers: edge.DefaultHeaders(), PassAuthorization: true}, v, routes, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -146,25 +146,58 @@ type identityKey struct{ sub, client, scope, audience string }
 // tokens; past it, identities are simply not shared.
 const maxSharedIdentities = 100_000
 
-// ValidatorConfig is the token policy.
+// ValidatorConfig is the token policy. Its settings (the fields with a
+// yaml name) are declared here once, with DefaultValidatorConfig and
+// Validate; the others are the caller's.
 type ValidatorConfig struct {
-	Issuer string
-	Algs   []string
+	Issuer string   `yaml:"-"`
+	Algs   []string `yaml:"allowed_algs" help:"JWT algorithms accepted (never taken from the token)"`
 	// Leeway tolerates clock skew on exp, nbf and iat.
-	Leeway time.Duration
+	Leeway time.Duration `yaml:"leeway" help:"clock skew tolerated on exp, nbf and iat"`
 	// RequireTyp demands typ at+jwt (RFC 9068 §2.1) on JWTs.
-	RequireTyp bool
+	RequireTyp bool `yaml:"require_typ" help:"require typ at+jwt on JWT access tokens (RFC 9068); turn off for issuers that do not set it"`
 	// CacheTTL caps how long a verified token is trusted without checking
 	// its signature again; CacheSize bounds the entries.
-	CacheTTL  time.Duration
-	CacheSize int64
+	CacheTTL  time.Duration `yaml:"token_cache_ttl" help:"longest time a verified token skips signature verification (its exp is checked on every request)"`
+	CacheSize int64         `yaml:"token_cache_size" help:"most tokens kept in the verified-token and introspection caches"`
 	// IntrospectionTTL caps how long an active introspection result is
 	// cached; NegativeTTL is how long an inactive one is.
-	IntrospectionTTL time.Duration
-	NegativeTTL      time.Duration
+	IntrospectionTTL time.Duration `yaml:"introspection_ttl" help:"longest time an active introspection result is cached (inactive ones: 5s)"`
+	NegativeTTL      time.Duration `yaml:"-"`
 	// KeepClaims keeps each token's claims for the claims header; off, a
 	// cached token costs a few hundred bytes less.
-	KeepClaims bool
+	KeepClaims bool `yaml:"-"`
+}
+
+// DefaultValidatorConfig is the token policy's defaults.
+func DefaultValidatorConfig() ValidatorConfig {
+	return ValidatorConfig{Algs: []string{keys.ES256, keys.RS256, keys.PS256, keys.EdDSA}, Leeway: 30 * time.Second,
+		RequireTyp: true, CacheTTL: 5 * time.Minute, CacheSize: 200_000, IntrospectionTTL: time.Minute, NegativeTTL: 5 * time.Second}
+}
+
+// Validate reports every bad setting, each a *SettingError.
+func (c ValidatorConfig) Validate() error {
+	var errs []error
+	if len(c.Algs) == 0 {
+		errs = append(errs, bad("allowed_algs", "at least one algorithm is needed"))
+	}
+	for _, a := range c.Algs {
+		if !keys.Supported(a) {
+			errs = append(errs, bad("allowed_algs", "%q is not one of ES256, RS256, PS256, EdDSA", a))
+		}
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		errs = append(errs, bad("leeway", "must be between 0s and 5m, got %s", c.Leeway))
+	}
+	for name, d := range map[string]time.Duration{"token_cache_ttl": c.CacheTTL, "introspection_ttl": c.IntrospectionTTL} {
+		if d <= 0 {
+			errs = append(errs, bad(name, "must be a positive duration, got %s", d))
+		}
+	}
+	if c.CacheSize <= 0 {
+		errs = append(errs, bad("token_cache_size", "must be positive, got %d", c.CacheSize))
+	}
+	return errors.Join(errs...)
 }
 
 // RevocationList reports whether a JWT was revoked, by its jti or with its

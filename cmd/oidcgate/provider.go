@@ -216,7 +216,7 @@ func runAll(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	defer pp.close()
-	e, v, err := cfg.EdgeSettings.newEdge(cfg.Issuer, pp.ring, pp.p, inProcess{pp.p}, log, reg)
+	e, v, err := cfg.EdgeSettings.newEdge(cfg.ProviderConfig.Issuer, pp.ring, pp.p, inProcess{pp.p}, log, reg)
 	if err != nil {
 		return err
 	}
