@@ -128,7 +128,7 @@ func (a *Adapter) Handle(route string, h HandlerFunc) fasthttp.RequestHandler {
 		if !validRequestID(id) {
 			id = a.IDs.append(buf[:0])
 		}
-		ctx.Response.Header.SetBytesV("X-Request-Id", id)
+		ctx.Response.Header.SetCanonical([]byte("X-Request-Id"), id)
 		if a.HSTS != "" {
 			ctx.Response.Header.Set("Strict-Transport-Security", a.HSTS)
 		}
