@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/oauth"
 )
 
@@ -70,18 +71,8 @@ func DefaultConfig() Config {
 		PassAuthorization: true}
 }
 
-// SettingError is one bad setting, named by its yaml key.
-type SettingError struct{ Name, Why string }
-
-func (e *SettingError) Error() string { return e.Name + ": " + e.Why }
-
-// Setting and Problem let a caller report it without knowing the type.
-func (e *SettingError) Setting() string { return e.Name }
-func (e *SettingError) Problem() string { return e.Why }
-
-func bad(name, format string, args ...any) error {
-	return &SettingError{Name: name, Why: fmt.Sprintf(format, args...)}
-}
+// bad is a keys.SettingError: the binary names the setting.
+func bad(setting, format string, args ...any) error { return keys.BadSetting(setting, format, args...) }
 
 // Validate reports every bad setting, each a *SettingError.
 func (c Config) Validate() error {

@@ -48,18 +48,19 @@ func DefaultConfig() Config {
 		RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second}
 }
 
-// SettingError is one bad setting, named by its yaml key.
+// SettingError is one bad setting, named by its yaml key. The packages
+// whose configuration the binary loads (keys, provider, edge) report their
+// bad settings with it, so the binary can name each one.
 type SettingError struct{ Name, Why string }
 
 func (e *SettingError) Error() string { return e.Name + ": " + e.Why }
 
-// Setting and Problem let a caller report it without knowing the type.
-func (e *SettingError) Setting() string { return e.Name }
-func (e *SettingError) Problem() string { return e.Why }
-
-func bad(name, format string, args ...any) error {
+// BadSetting is a *SettingError for the setting with yaml key name.
+func BadSetting(name, format string, args ...any) error {
 	return &SettingError{Name: name, Why: fmt.Sprintf(format, args...)}
 }
+
+func bad(name, format string, args ...any) error { return BadSetting(name, format, args...) }
 
 // Validate reports every bad setting, the KEK included.
 func (c Config) Validate() error {

@@ -102,18 +102,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// SettingError is one bad setting, named by its yaml key.
-type SettingError struct{ Name, Why string }
-
-func (e *SettingError) Error() string { return e.Name + ": " + e.Why }
-
-// Setting and Problem let a caller report it without knowing the type.
-func (e *SettingError) Setting() string { return e.Name }
-func (e *SettingError) Problem() string { return e.Why }
-
-func bad(setting, format string, args ...any) error {
-	return &SettingError{Name: setting, Why: fmt.Sprintf(format, args...)}
-}
+// bad is a keys.SettingError: the binary names the setting.
+func bad(setting, format string, args ...any) error { return keys.BadSetting(setting, format, args...) }
 
 // Validate reports every bad setting, each a *SettingError.
 func (c Config) Validate() error {

@@ -196,8 +196,7 @@ func (p *problems) add(name, format string, args ...any) {
 }
 
 // library adds the problems a library's Validate reported, each naming its
-// setting (provider.SettingError, keys.SettingError), and any other error
-// as it is.
+// setting (keys.SettingError), and any other error as it is.
 func (p *problems) library(err error) {
 	if err == nil {
 		return
@@ -207,12 +206,9 @@ func (p *problems) library(err error) {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		var se interface {
-			Setting() string
-			Problem() string
-		}
+		var se *keys.SettingError
 		if errors.As(e, &se) {
-			p.add(se.Setting(), "%s", se.Problem())
+			p.add(se.Name, "%s", se.Why)
 		} else {
 			*p = append(*p, e.Error())
 		}
