@@ -269,7 +269,8 @@ func TestKeysRevokeThroughAdminAPI(t *testing.T) {
 			victim = k.KID
 		}
 	}
-	code, out, stderr = runCmd(t, nil, "keys", "revoke", victim, "--admin-url", admin)
+	// A kid is base64url and may begin with "-": after "--" it is no flag.
+	code, out, stderr = runCmd(t, nil, "keys", "revoke", "--admin-url", admin, "--", victim)
 	if code != 0 || !strings.Contains(stderr, "revoked "+victim) || strings.Contains(out, victim) {
 		t.Fatalf("keys revoke: %d %s %s", code, out, stderr)
 	}
