@@ -262,7 +262,10 @@ func (p *Provider) client(ctx context.Context, id string) (*storage.Client, erro
 	c, err := p.clientDB.GetClient(ctx, id)
 	if err != nil {
 		if cached && !errors.Is(err, storage.ErrNotFound) && now < e.fresh+int64(p.cfg.ClientStaleTTL) {
-			p.log.Warn("store unavailable; serving a cached client record", "client_id", id, "error", err)
+			// Once per 10 s, not per request: an outage must not flood the log.
+			if last := p.staleLogged.Load(); now-last >= int64(10*time.Second) && p.staleLogged.CompareAndSwap(last, now) {
+				p.log.Warn("store unavailable; serving cached client records", "client_id", id, "error", err)
+			}
 			return e.c, nil
 		}
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -46,6 +47,7 @@ type Provider struct {
 	metrics          *providerMetrics
 	grantHandlers    map[string]grantHandler
 	revs             *revocations
+	staleLogged      atomic.Int64 // Unix nanoseconds of the last stale-client warning
 	passwords        *passwords
 	limiter          *limiter
 	pending          pendingLimit // authorization requests per client IP
