@@ -79,6 +79,19 @@ type User struct {
 	UpdatedAt    time.Time      `json:"updated_at"`
 }
 
+// Identity links an identity at an upstream identity source (a
+// connector's subject, which never changes there) to a local user. The
+// user's own ID, the OIDC sub, is separate from it: a new upstream email
+// or name never changes the local sub.
+type Identity struct {
+	ConnectorID string         `json:"connector_id"`
+	Subject     string         `json:"subject"` // the upstream subject
+	UserID      string         `json:"user_id"`
+	Claims      map[string]any `json:"claims,omitempty"` // as mapped at the last sign-in
+	CreatedAt   time.Time      `json:"created_at"`
+	LastLoginAt time.Time      `json:"last_login_at"`
+}
+
 // AuthCode is an authorization code (RFC 6749 §4.1.2), keyed by its hash.
 type AuthCode struct {
 	Hash          Hash      `json:"hash"`
@@ -225,6 +238,19 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]*User, error)
 }
 
+// Identities stores the links from upstream identities to local users.
+// Deleting a user deletes its links.
+type Identities interface {
+	// CreateIdentity links i; ErrAlreadyExists when (connector, subject)
+	// is linked already, ErrNotFound when the user does not exist.
+	CreateIdentity(ctx context.Context, i *Identity) error
+	GetIdentity(ctx context.Context, connectorID, subject string) (*Identity, error)
+	UpdateIdentity(ctx context.Context, i *Identity) error
+	// ListIdentities returns a user's links, ordered by connector and subject.
+	ListIdentities(ctx context.Context, userID string) ([]*Identity, error)
+	DeleteIdentity(ctx context.Context, connectorID, subject string) error
+}
+
 // Issued is what a grant writes in the transaction that consumes its code
 // or rotates its refresh token: either all of it is written and the code or
 // token is used, or nothing is and it is still usable. A crash or a store
@@ -308,6 +334,7 @@ type Revocations interface {
 type Storage interface {
 	Clients
 	Users
+	Identities
 	AuthCodes
 	RefreshTokens
 	AccessTokens
@@ -347,6 +374,8 @@ func Normalize(rec any) {
 		ts(&r.CreatedAt, &r.UpdatedAt)
 	case *User:
 		ts(&r.CreatedAt, &r.UpdatedAt)
+	case *Identity:
+		ts(&r.CreatedAt, &r.LastLoginAt)
 	case *AuthCode:
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt)
 	case *RefreshToken:

@@ -27,6 +27,8 @@ var (
 	bClients     = []byte("clients")
 	bUsers       = []byte("users")
 	bUsernames   = []byte("usernames") // username → user ID
+	bIdentities  = []byte("identities")     // connector ID 0x00 subject → identity
+	bUserIDs     = []byte("user_identities") // user ID 0x00 connector ID 0x00 subject → nothing
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
@@ -40,7 +42,7 @@ var (
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -304,7 +306,105 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 		if err := tx.Bucket(bUsernames).Delete([]byte(old.Username)); err != nil {
 			return err
 		}
+		links, ids := tx.Bucket(bUserIDs), tx.Bucket(bIdentities)
+		prefix := []byte(id + "\x00")
+		var linked [][]byte
+		c := links.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			linked = append(linked, bytes.Clone(k))
+		}
+		for _, k := range linked {
+			if err := ids.Delete(k[len(prefix):]); err != nil {
+				return err
+			}
+			if err := links.Delete(k); err != nil {
+				return err
+			}
+		}
 		return b.Delete([]byte(id))
+	})
+}
+
+// CreateIdentity implements storage.Identities.
+func (s *Store) CreateIdentity(_ context.Context, i *storage.Identity) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, key := tx.Bucket(bIdentities), pair(i.ConnectorID, i.Subject)
+		if b.Get(key) != nil {
+			return storage.ErrAlreadyExists
+		}
+		if tx.Bucket(bUsers).Get([]byte(i.UserID)) == nil {
+			return storage.ErrNotFound
+		}
+		if err := tx.Bucket(bUserIDs).Put(pair(i.UserID, string(key)), nil); err != nil {
+			return err
+		}
+		return putCopy(b, key, i)
+	})
+}
+
+// GetIdentity implements storage.Identities.
+func (s *Store) GetIdentity(_ context.Context, connectorID, subject string) (i *storage.Identity, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		i, err = get[storage.Identity](tx.Bucket(bIdentities), pair(connectorID, subject))
+		return err
+	})
+	return i, err
+}
+
+// UpdateIdentity implements storage.Identities.
+func (s *Store) UpdateIdentity(_ context.Context, i *storage.Identity) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, key := tx.Bucket(bIdentities), pair(i.ConnectorID, i.Subject)
+		old, err := get[storage.Identity](b, key)
+		if err != nil {
+			return err
+		}
+		if old.UserID != i.UserID {
+			if tx.Bucket(bUsers).Get([]byte(i.UserID)) == nil {
+				return storage.ErrNotFound
+			}
+			links := tx.Bucket(bUserIDs)
+			if err := links.Delete(pair(old.UserID, string(key))); err != nil {
+				return err
+			}
+			if err := links.Put(pair(i.UserID, string(key)), nil); err != nil {
+				return err
+			}
+		}
+		return putCopy(b, key, i)
+	})
+}
+
+// ListIdentities implements storage.Identities.
+func (s *Store) ListIdentities(_ context.Context, userID string) (out []*storage.Identity, err error) {
+	out = []*storage.Identity{}
+	err = s.view(func(tx *bbolt.Tx) error {
+		ids, prefix := tx.Bucket(bIdentities), []byte(userID+"\x00")
+		c := tx.Bucket(bUserIDs).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			i, err := get[storage.Identity](ids, k[len(prefix):])
+			if err != nil {
+				return err
+			}
+			out = append(out, i)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteIdentity implements storage.Identities.
+func (s *Store) DeleteIdentity(_ context.Context, connectorID, subject string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, key := tx.Bucket(bIdentities), pair(connectorID, subject)
+		old, err := get[storage.Identity](b, key)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bUserIDs).Delete(pair(old.UserID, string(key))); err != nil {
+			return err
+		}
+		return b.Delete(key)
 	})
 }
 

@@ -3,8 +3,10 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +26,7 @@ type Store struct {
 	clients     map[string]*storage.Client
 	users       map[string]*storage.User
 	usernames   map[string]string // username → user ID
+	identities  map[[2]string]*storage.Identity
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
@@ -42,6 +45,7 @@ func New(now func() time.Time) *Store {
 		clients:     map[string]*storage.Client{},
 		users:       map[string]*storage.User{},
 		usernames:   map[string]string{},
+		identities:  map[[2]string]*storage.Identity{},
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
 		access:      map[storage.Hash]*storage.AccessToken{},
@@ -190,6 +194,80 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 	}
 	delete(s.usernames, c.Username)
 	delete(s.users, id)
+	for k, i := range s.identities {
+		if i.UserID == id {
+			delete(s.identities, k)
+		}
+	}
+	return nil
+}
+
+// CreateIdentity implements storage.Identities.
+func (s *Store) CreateIdentity(_ context.Context, i *storage.Identity) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{i.ConnectorID, i.Subject}
+	if _, ok := s.identities[k]; ok {
+		return storage.ErrAlreadyExists
+	}
+	if _, ok := s.users[i.UserID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.identities[k] = clone(i)
+	return nil
+}
+
+// GetIdentity implements storage.Identities.
+func (s *Store) GetIdentity(_ context.Context, connectorID, subject string) (*storage.Identity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.identities[[2]string{connectorID, subject}]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return clone(i), nil
+}
+
+// UpdateIdentity implements storage.Identities.
+func (s *Store) UpdateIdentity(_ context.Context, i *storage.Identity) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{i.ConnectorID, i.Subject}
+	if _, ok := s.identities[k]; !ok {
+		return storage.ErrNotFound
+	}
+	if _, ok := s.users[i.UserID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.identities[k] = clone(i)
+	return nil
+}
+
+// ListIdentities implements storage.Identities.
+func (s *Store) ListIdentities(_ context.Context, userID string) ([]*storage.Identity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*storage.Identity{}
+	for _, i := range s.identities {
+		if i.UserID == userID {
+			out = append(out, clone(i))
+		}
+	}
+	slices.SortFunc(out, func(a, b *storage.Identity) int {
+		return cmp.Or(cmp.Compare(a.ConnectorID, b.ConnectorID), cmp.Compare(a.Subject, b.Subject))
+	})
+	return out, nil
+}
+
+// DeleteIdentity implements storage.Identities.
+func (s *Store) DeleteIdentity(_ context.Context, connectorID, subject string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{connectorID, subject}
+	if _, ok := s.identities[k]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.identities, k)
 	return nil
 }
 

@@ -111,6 +111,8 @@ func mapErr(err error) error {
 		return storage.ErrNotFound
 	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
 		return storage.ErrAlreadyExists
+	case errors.As(err, &pgErr) && pgErr.Code == "23503": // foreign_key_violation: what it refers to is gone
+		return storage.ErrNotFound
 	}
 	return fmt.Errorf("postgres: %w", err)
 }
@@ -155,8 +157,8 @@ func getJSON[T any](ctx context.Context, s *Store, sql string, args ...any) (*T,
 	return decode[T](b)
 }
 
-func listJSON[T any](ctx context.Context, s *Store, sql string) ([]*T, error) {
-	rows, err := s.pool.Query(ctx, sql)
+func listJSON[T any](ctx context.Context, s *Store, sql string, args ...any) ([]*T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -241,6 +243,35 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // ListUsers implements storage.Users.
 func (s *Store) ListUsers(ctx context.Context) ([]*storage.User, error) {
 	return listJSON[storage.User](ctx, s, "SELECT data FROM users ORDER BY username")
+}
+
+// CreateIdentity implements storage.Identities.
+func (s *Store) CreateIdentity(ctx context.Context, i *storage.Identity) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO identities (connector_id, subject, user_id, data) VALUES ($1, $2, $3, $4)",
+		i.ConnectorID, i.Subject, i.UserID, record(i))
+	return mapErr(err)
+}
+
+// GetIdentity implements storage.Identities.
+func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (*storage.Identity, error) {
+	return getJSON[storage.Identity](ctx, s, "SELECT data FROM identities WHERE connector_id = $1 AND subject = $2",
+		connectorID, subject)
+}
+
+// UpdateIdentity implements storage.Identities.
+func (s *Store) UpdateIdentity(ctx context.Context, i *storage.Identity) error {
+	return s.exec(ctx, "UPDATE identities SET user_id = $3, data = $4 WHERE connector_id = $1 AND subject = $2",
+		i.ConnectorID, i.Subject, i.UserID, record(i))
+}
+
+// ListIdentities implements storage.Identities.
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]*storage.Identity, error) {
+	return listJSON[storage.Identity](ctx, s, "SELECT data FROM identities WHERE user_id = $1 ORDER BY connector_id, subject", userID)
+}
+
+// DeleteIdentity implements storage.Identities.
+func (s *Store) DeleteIdentity(ctx context.Context, connectorID, subject string) error {
+	return s.exec(ctx, "DELETE FROM identities WHERE connector_id = $1 AND subject = $2", connectorID, subject)
 }
 
 // CreateAuthCode implements storage.AuthCodes.

@@ -78,6 +78,8 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Clients", testClients},
 		{"Users", testUsers},
+		{"Identities", testIdentities},
+		{"IdentityConcurrentLink", testIdentityConcurrent},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
 		{"RefreshTokens", testRefreshTokens},
@@ -280,6 +282,97 @@ func newCode(secret string, clk *Clock) *storage.AuthCode {
 		FamilyID:      "fam-" + secret,
 		CreatedAt:     clk.Now(),
 		ExpiresAt:     clk.Now().Add(time.Minute),
+	}
+}
+
+func testIdentities(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
+	must(t, s.CreateUser(ctx, newUser("u2", "bob")))
+	now := clk.Now()
+	link := func(conn, sub, user string) *storage.Identity {
+		return &storage.Identity{ConnectorID: conn, Subject: sub, UserID: user,
+			Claims: map[string]any{"email": sub + "@example.com", "groups": []any{"a", "b"}}, CreatedAt: now, LastLoginAt: now}
+	}
+	must(t, s.CreateIdentity(ctx, link("corp", "s1", "u1")))
+	must(t, s.CreateIdentity(ctx, link("github", "42", "u1")))
+	must(t, s.CreateIdentity(ctx, link("corp", "s2", "u2")))
+	wantErr(t, s.CreateIdentity(ctx, link("corp", "s1", "u2")), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateIdentity(ctx, link("corp", "s9", "nobody")), storage.ErrNotFound)
+	// The same subject at another connector is another identity.
+	must(t, s.CreateIdentity(ctx, link("other", "s1", "u2")))
+
+	got, err := s.GetIdentity(ctx, "corp", "s1")
+	must(t, err)
+	if got.UserID != "u1" || got.Claims["email"] != "s1@example.com" {
+		t.Errorf("identity = %+v", got)
+	}
+	equalTime(t, "created_at", got.CreatedAt, now)
+	if _, err := s.GetIdentity(ctx, "corp", "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("missing identity: %v", err)
+	}
+
+	list, err := s.ListIdentities(ctx, "u1")
+	must(t, err)
+	if len(list) != 2 || list[0].ConnectorID != "corp" || list[1].ConnectorID != "github" {
+		t.Errorf("u1's identities = %+v", list)
+	}
+	if list, _ := s.ListIdentities(ctx, "nobody"); len(list) != 0 {
+		t.Errorf("a user without links lists %+v", list)
+	}
+
+	// Moving a link to another user moves it in the per-user listing.
+	got.UserID, got.LastLoginAt = "u2", now.Add(time.Hour)
+	must(t, s.UpdateIdentity(ctx, got))
+	if list, _ := s.ListIdentities(ctx, "u1"); len(list) != 1 || list[0].ConnectorID != "github" {
+		t.Errorf("after the move u1 lists %+v", list)
+	}
+	if list, _ := s.ListIdentities(ctx, "u2"); len(list) != 3 {
+		t.Errorf("after the move u2 lists %+v", list)
+	}
+	wantErr(t, s.UpdateIdentity(ctx, link("corp", "nope", "u1")), storage.ErrNotFound)
+	wantErr(t, s.UpdateIdentity(ctx, link("corp", "s1", "nobody")), storage.ErrNotFound)
+
+	must(t, s.DeleteIdentity(ctx, "github", "42"))
+	wantErr(t, s.DeleteIdentity(ctx, "github", "42"), storage.ErrNotFound)
+	if list, _ := s.ListIdentities(ctx, "u1"); len(list) != 0 {
+		t.Errorf("after the unlink u1 lists %+v", list)
+	}
+
+	// Deleting a user deletes its links, and only its.
+	must(t, s.DeleteUser(ctx, "u2"))
+	for _, k := range [][2]string{{"corp", "s1"}, {"corp", "s2"}, {"other", "s1"}} {
+		if _, err := s.GetIdentity(ctx, k[0], k[1]); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%v outlived its user: %v", k, err)
+		}
+	}
+	must(t, s.CreateIdentity(ctx, link("corp", "s1", "u1")))
+}
+
+// testIdentityConcurrent: of concurrent first links of one identity,
+// exactly one is written.
+func testIdentityConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	const n = 20
+	for i := range n {
+		must(t, s.CreateUser(ctx, newUser(fmt.Sprintf("u%d", i), fmt.Sprintf("user%d", i))))
+	}
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "corp", Subject: "same", UserID: fmt.Sprintf("u%d", i), CreatedAt: clk.Now()})
+			switch {
+			case err == nil:
+				won.Add(1)
+			case !errors.Is(err, storage.ErrAlreadyExists):
+				t.Errorf("link %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d concurrent links succeeded, want 1", won.Load())
 	}
 }
 
@@ -908,6 +1001,7 @@ func testTimeZones(t *testing.T, s storage.Storage, clk *Clock) {
 func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() storage.Storage) {
 	must(t, s.CreateClient(ctx, newClient("c1")))
 	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
+	must(t, s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "corp", Subject: "up-1", UserID: "u1", CreatedAt: clk.Now()}))
 	must(t, s.CreateAuthCode(ctx, newCode("code", clk)))
 	must(t, s.CreateRefreshToken(ctx, newRefresh("rt", "fam", clk)))
 	must(t, s.CreateSession(ctx, newSession("sid", "cookie", clk)))
@@ -927,6 +1021,9 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	}
 	if _, err := s.GetUserByUsername(ctx, "alice"); err != nil {
 		t.Errorf("user: %v", err)
+	}
+	if i, err := s.GetIdentity(ctx, "corp", "up-1"); err != nil || i.UserID != "u1" {
+		t.Errorf("identity: %+v %v", i, err)
 	}
 	if _, err := s.ConsumeAuthCode(ctx, storage.HashOf("code"), storage.Issued{}); err != nil {
 		t.Errorf("code: %v", err)
