@@ -26,8 +26,8 @@ var _ storage.Storage = (*Store)(nil)
 var (
 	bClients     = []byte("clients")
 	bUsers       = []byte("users")
-	bUsernames   = []byte("usernames") // username → user ID
-	bIdentities  = []byte("identities")     // connector ID 0x00 subject → identity
+	bUsernames   = []byte("usernames")       // username → user ID
+	bIdentities  = []byte("identities")      // connector ID 0x00 subject → identity
 	bUserIDs     = []byte("user_identities") // user ID 0x00 connector ID 0x00 subject → nothing
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
