@@ -40,6 +40,7 @@ type ClientView struct {
 	AccessTokenTTL          string   `json:"access_token_ttl,omitempty"`
 	FirstParty              bool     `json:"first_party"`
 	IntrospectAny           bool     `json:"introspect_any"`
+	DefaultConnector        string   `json:"default_connector,omitempty"`
 	CreatedAt               string   `json:"created_at"`
 }
 
@@ -50,7 +51,7 @@ func ViewClient(c *storage.Client) ClientView {
 		GrantTypes: c.GrantTypes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Scopes: c.Scopes,
 		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		AccessTokenFormat: c.AccessTokenFormat, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
-		CreatedAt: c.CreatedAt.Format(time.RFC3339),
+		DefaultConnector: c.DefaultConnector, CreatedAt: c.CreatedAt.Format(time.RFC3339),
 	}
 	if c.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = c.AccessTokenTTL.String()

@@ -97,6 +97,31 @@ func (p *Provider) loginHandler() oauth.HandlerFunc {
 	})
 }
 
+// startUpstreamHandler is a sign-in page's connector button.
+func (p *Provider) startUpstreamHandler(rc *fasthttp.RequestCtx) error {
+	r, _, err := p.interactionOf(rc)
+	if err != nil {
+		return p.render(rc, outcome{}, err)
+	}
+	id, _ := rc.UserValue("connector").(string)
+	ctx, cancel := requestCtx()
+	defer cancel()
+	out, err := p.startUpstream(ctx, r, id)
+	return p.render(rc, out, err)
+}
+
+// callbackHandler is an upstream connector's redirect URI.
+func (p *Provider) callbackHandler(rc *fasthttp.RequestCtx) error {
+	q := rc.QueryArgs()
+	id, _ := rc.UserValue("connector").(string)
+	ctx, cancel := requestCtx()
+	defer cancel()
+	out, err := p.upstreamCallback(ctx, callbackRequest{connector: id, state: string(q.Peek("state")), code: string(q.Peek("code")),
+		iss: string(q.Peek("iss")), errCode: string(q.Peek("error")), errDescription: string(q.Peek("error_description")),
+		visit: p.visitOf(rc)})
+	return p.render(rc, out, err)
+}
+
 func (p *Provider) consentHandler() oauth.HandlerFunc {
 	return p.interactionHandler(p.consentPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
 		return p.consent(ctx, consentRequest{interactionRequest: r, allow: f.str("decision") == "allow"})

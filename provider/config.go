@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/oidcgate/oidcgate/keys"
+	"github.com/oidcgate/oidcgate/provider/connector"
 )
 
 // Config is what the provider itself needs; listeners and the store are
@@ -44,7 +46,12 @@ type Config struct {
 	MaxPendingPerIP   int           `yaml:"max_pending_per_ip" help:"authorization requests one client IP may leave pending per --interaction-ttl"`
 	BrandName         string        `yaml:"brand_name" help:"name shown on the sign-in, consent and sign-out pages"`
 	BrandLogoURL      string        `yaml:"brand_logo_url" help:"logo above the brand name: an https:// or data:image/ URL"`
-	AdminHosts        []string      `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
+	// Connectors are the upstream identity sources (docs/connectors.md);
+	// a list of structures, so the YAML file's only.
+	Connectors        []connector.Config `yaml:"connectors" file:"only"`
+	PasswordConnector string             `yaml:"password_connector" help:"id of the ldap connector that checks the sign-in form's usernames (but those in another ldap connector's username_domains); empty: the local users"`
+	HidePasswordForm  bool               `yaml:"hide_password_form" help:"show only the connectors' buttons on the sign-in page, no username and password form"`
+	AdminHosts        []string           `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
 }
 
 // DefaultConfig is every setting's default: the binary's, and what a
@@ -145,7 +152,46 @@ func (c Config) Validate() error {
 	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "https://") && !strings.HasPrefix(c.BrandLogoURL, "data:image/") {
 		errs = append(errs, bad("brand_logo_url", "must be an https:// or data:image/ URL"))
 	}
+	errs = append(errs, c.validateConnectors()...)
 	return errors.Join(errs...)
+}
+
+// validateConnectors checks each connector, that ids and username domains
+// are unique, and the sign-in form settings against them.
+func (c Config) validateConnectors() []error {
+	var errs []error
+	ids, domains := map[string]bool{}, map[string]string{}
+	redirects := 0
+	for i := range c.Connectors {
+		cc := &c.Connectors[i]
+		if err := cc.Validate(); err != nil {
+			errs = append(errs, bad("connectors", "%v", err))
+		}
+		if ids[cc.ID] {
+			errs = append(errs, bad("connectors", "connector id %q appears twice", cc.ID))
+		}
+		ids[cc.ID] = true
+		if cc.Type != connector.TypeLDAP {
+			redirects++
+		}
+		for _, d := range cc.UsernameDomains {
+			d = strings.ToLower(d)
+			if other, ok := domains[d]; ok {
+				errs = append(errs, bad("connectors", "username domain %q is claimed by both %q and %q", d, other, cc.ID))
+			}
+			domains[d] = cc.ID
+		}
+	}
+	if pc := c.PasswordConnector; pc != "" {
+		i := slices.IndexFunc(c.Connectors, func(cc connector.Config) bool { return cc.ID == pc })
+		if i < 0 || c.Connectors[i].Type != connector.TypeLDAP {
+			errs = append(errs, bad("password_connector", "%q is not the id of an ldap connector", pc))
+		}
+	}
+	if c.HidePasswordForm && redirects == 0 {
+		errs = append(errs, bad("hide_password_form", "with no oidc or github connector there would be no way to sign in"))
+	}
+	return errs
 }
 
 // ValidateIssuer checks an issuer identifier: an https URL without query or

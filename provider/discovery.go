@@ -53,7 +53,7 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
 		RevocationEndpointAuthMethodsSupported:     secretMethods,
 		AccessTokenSigningAlgValuesSupported:       []string{p.cfg.AccessTokenAlg},
-		ScopesSupported:                            []string{"openid", "profile", "email", "offline_access"},
+		ScopesSupported:                            []string{"openid", "profile", "email", "groups", "offline_access"},
 	}
 	if oauth, err = json.Marshal(m); err != nil {
 		return nil, nil, err
@@ -63,7 +63,7 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	m.IDTokenSigningAlgValuesSupported = p.ring.Algs()
 	m.PromptValuesSupported = []string{"none", "login", "consent"}
 	m.ClaimsSupported = append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "azp"},
-		append(append([]string{}, scopeClaims["profile"]...), scopeClaims["email"]...)...)
+		append(append(append([]string{}, scopeClaims["profile"]...), scopeClaims["email"]...), scopeClaims["groups"]...)...)
 	oidc, err = json.Marshal(m)
 	return oidc, oauth, err
 }

@@ -156,12 +156,16 @@ func (p *Provider) next(ctx context.Context, ia *storage.Interaction, c *storage
 
 // authenticateStep: the user has signed in (or had a live session).
 func (p *Provider) authenticateStep() step {
-	return step{name: "authenticate", pending: func(_ context.Context, ia *storage.Interaction, _ *storage.Client) (outcome, bool, error) {
+	return step{name: "authenticate", pending: func(ctx context.Context, ia *storage.Interaction, c *storage.Client) (outcome, bool, error) {
 		if ia.UserID != "" {
 			return outcome{}, false, nil
 		}
 		if slices.Contains(ia.Prompt, "none") {
 			out, err := p.respond(ia, nil, authErr("login_required", "the user is not signed in"))
+			return out, true, err
+		}
+		if up := p.hinted(ia, c); up != nil {
+			out, err := p.redirectUpstream(ctx, ia, up)
 			return out, true, err
 		}
 		return redirectTo(p.issuerPath + "/login?interaction=" + url.QueryEscape(ia.ID)), true, nil

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/url"
@@ -115,7 +116,10 @@ func (p *Provider) checkRequest(c *storage.Client, params url.Values, ia *storag
 	}
 	ia.Scopes = scopes
 	ia.Nonce, ia.LoginHint = get("nonce"), get("login_hint")
-	for name, v := range map[string]string{"state": ia.State, "nonce": ia.Nonce, "login_hint": ia.LoginHint} {
+	// idp_hint names the connector to sign in at; kc_idp_hint is
+	// Keycloak's name for it, read for clients moving over.
+	ia.IDPHint = cmp.Or(get("idp_hint"), get("kc_idp_hint"))
+	for name, v := range map[string]string{"state": ia.State, "nonce": ia.Nonce, "login_hint": ia.LoginHint, "idp_hint": ia.IDPHint} {
 		if len(v) > maxParamLen {
 			return authErr("invalid_request", name+" is longer than "+strconv.Itoa(maxParamLen)+" bytes")
 		}

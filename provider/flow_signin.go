@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/oidcgate/oidcgate/provider/connector"
 	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
@@ -24,7 +26,7 @@ type loginRequest struct {
 
 func (p *Provider) loginForm(ia *storage.Interaction, c *storage.Client, username, msg string) page {
 	return page{Title: "Sign in", Action: p.issuerPath + "/login", ClientName: c.Name, Interaction: ia.ID, CSRF: ia.CSRF,
-		Username: username, Error: msg}
+		Username: username, Error: msg, PasswordForm: !p.cfg.HidePasswordForm, Connectors: p.connectorButtons(ia)}
 }
 
 // loginPage shows the sign-in form of an interaction.
@@ -43,6 +45,14 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 	if stop != nil || err != nil {
 		return deref(stop), err
 	}
+	if p.cfg.HidePasswordForm {
+		return refused("Signing in with a username and password is turned off here."), nil
+	}
+	up, name := p.formConnector(r.username)
+	label := "local"
+	if up != nil {
+		label = up.cfg.ID
+	}
 	keys := p.signInKeys(r.username, r.visit.ip)
 	wait, ok := p.limiter.reserve(keys...)
 	if !ok {
@@ -52,20 +62,42 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 		out.retryAfter = int(wait.Seconds() + 1)
 		return out, nil
 	}
-	u, err := p.passwords.check(ctx, r.username, r.password)
+	var u *storage.User
+	var id connector.Identity
+	if up == nil {
+		u, err = p.passwords.check(ctx, r.username, r.password)
+	} else {
+		id, err = p.checkAtDirectory(ctx, up, name, r.password)
+	}
 	if err == nil {
 		p.limiter.done(false, keys, keys[0].key)
 	} else {
 		p.limiter.done(errors.Is(err, errBadCredentials), keys) // an outage is no guess
 	}
 	if errors.Is(err, errBadCredentials) {
-		p.log.Info("sign-in failed", "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
+		p.log.Info("sign-in failed", "connector", label, "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
+		p.signIn(label, "bad_credentials")
 		return pageOutcome(http.StatusUnauthorized, "login", p.loginForm(ia, c, r.username, "Invalid username or password.")), nil
+	}
+	if up != nil && err != nil {
+		return p.upstreamFailed(up, err), nil
 	}
 	if err != nil {
 		return outcome{}, err
 	}
-	se, sessionCookie, err := p.startSession(ctx, u)
+	if up != nil {
+		sctx, scancel := requestCtx() // the store's own time, after the directory's
+		defer scancel()
+		return p.signInAs(sctx, ia, c, up, id, []string{"pwd"})
+	}
+	p.signIn(label, "ok")
+	return p.signedIn(ctx, ia, c, u, []string{"pwd"})
+}
+
+// signedIn starts u's session, authenticated by amr (RFC 8176), and moves
+// the interaction on.
+func (p *Provider) signedIn(ctx context.Context, ia *storage.Interaction, c *storage.Client, u *storage.User, amr []string) (outcome, error) {
+	se, sessionCookie, err := p.startSession(ctx, u, amr)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -76,6 +108,24 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 	out, err := p.next(ctx, ia, c)
 	out.cookies = append(out.cookies, sessionCookie)
 	return out, err
+}
+
+// checkAtDirectory checks the form's credentials at an ldap connector. A
+// refused one costs what a refused local one does (the argon2 decoy), so
+// the time a failure takes tells nothing of where the username lives.
+func (p *Provider) checkAtDirectory(ctx context.Context, up *upstream, username, password string) (connector.Identity, error) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamTimeout)
+	defer cancel()
+	start := time.Now()
+	id, err := up.password.Login(uctx, username, password)
+	p.metrics.upstreamLatency.WithLabelValues(up.cfg.ID, "login").Observe(time.Since(start).Seconds())
+	if errors.Is(err, connector.ErrBadCredentials) {
+		if derr := p.passwords.decoyCheck(ctx, password); derr != nil {
+			return id, derr
+		}
+		return id, errBadCredentials
+	}
+	return id, err
 }
 
 // deref is the outcome a resume stopped with (none when it failed).
@@ -115,6 +165,8 @@ type passwords struct {
 	// them: each takes the argon2 memory, so a flood of sign-ins queues
 	// here instead of growing the heap by 64 MiB per request.
 	slots chan struct{}
+	// decoys counts decoy checks made for refused directory sign-ins.
+	decoys atomic.Int64
 }
 
 func newPasswords(users storage.Users, cost Argon2Params) *passwords {
@@ -128,20 +180,37 @@ func (p *passwords) check(ctx context.Context, username, password string) (*stor
 		return nil, oauth.ErrUnavailable(err)
 	}
 	hash := p.decoy
-	if u != nil {
+	if u != nil && u.PasswordHash != "" { // a user from a connector has none
 		hash = u.PasswordHash
 	}
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, oauth.ErrUnavailable(ctx.Err())
+	ok, err := p.verify(ctx, hash, password)
+	if err != nil {
+		return nil, err
 	}
-	ok, err := VerifyPassword(hash, password)
-	<-p.slots
-	if u == nil || err != nil || !ok || u.Disabled {
+	if u == nil || !ok || u.PasswordHash == "" || u.Disabled {
 		return nil, errBadCredentials
 	}
 	return u, nil
+}
+
+// verify checks password against hash in one of the slots; a malformed
+// hash does not match.
+func (p *passwords) verify(ctx context.Context, hash, password string) (bool, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, oauth.ErrUnavailable(ctx.Err())
+	}
+	ok, err := VerifyPassword(hash, password)
+	<-p.slots
+	return ok && err == nil, nil
+}
+
+// decoyCheck costs what checking a wrong password does.
+func (p *passwords) decoyCheck(ctx context.Context, password string) error {
+	p.decoys.Add(1)
+	_, err := p.verify(ctx, p.decoy, password)
+	return err
 }
 
 // limiter counts sign-in attempts per key (a client IP, a username at an

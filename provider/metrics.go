@@ -16,6 +16,10 @@ type providerMetrics struct {
 	tokenDuration *prometheus.HistogramVec // grant, outcome
 	introspection *prometheus.CounterVec   // outcome
 	revocation    *prometheus.CounterVec   // outcome
+	// signins, upstreamLatency: by connector id (from the configuration,
+	// a bounded set; "local" for the local users).
+	signins         *prometheus.CounterVec   // connector, outcome
+	upstreamLatency *prometheus.HistogramVec // connector, operation
 }
 
 func newProviderMetrics(reg prometheus.Registerer) (*providerMetrics, error) {
@@ -37,8 +41,17 @@ func newProviderMetrics(reg prometheus.Registerer) (*providerMetrics, error) {
 			Name: "oidcgate_revocations_total",
 			Help: "Revocation requests, by outcome (what was revoked, unknown, or the OAuth error code).",
 		}, []string{"outcome"}),
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_signins_total",
+			Help: "Sign-ins by connector (local: the local users) and outcome: ok, bad_credentials, refused (by policy or a disabled user), upstream_error, unavailable, invalid (a forged, replayed or unverifiable answer).",
+		}, []string{"connector", "outcome"}),
+		upstreamLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "oidcgate_upstream_request_duration_seconds",
+			Help:    "Time spent at an upstream connector, by connector and operation: discovery, exchange (code redemption, ID token and userinfo or API calls), login (LDAP).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"connector", "operation"}),
 	}
-	for _, c := range []prometheus.Collector{m.issued, m.tokenDuration, m.introspection, m.revocation} {
+	for _, c := range []prometheus.Collector{m.issued, m.tokenDuration, m.introspection, m.revocation, m.signins, m.upstreamLatency} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -34,7 +34,12 @@ type page struct {
 	Username, Error       string
 	Scopes                []string
 	Fields                map[string]string
+	PasswordForm          bool            // the sign-in page shows the username and password form
+	Connectors            []pageConnector // and these buttons
 }
+
+// pageConnector is a sign-in page's button for an upstream connector.
+type pageConnector struct{ Name, URL string }
 
 // renderPage writes an HTML page. Pages are never cached and never framed.
 func (p *Provider) renderPage(ctx *fasthttp.RequestCtx, status int, name string, data page) error {

@@ -54,6 +54,8 @@ type Provider struct {
 	origin           string       // the issuer's scheme://host, for Origin checks
 	https            bool         // an https issuer: Secure cookies
 	steps            []step       // the sign-in pipeline, in order (flow.go)
+	upstreams        []*upstream  // the connectors, in configuration order
+	fedDB            fedStore
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -118,6 +120,10 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
 	p.steps = []step{p.authenticateStep(), p.consentStep()}
+	p.fedDB = store
+	if p.upstreams, err = newUpstreams(cfg, now); err != nil {
+		return nil, err
+	}
 	if p.discovery, p.asMetadata, err = p.renderDiscovery(); err != nil {
 		return nil, err
 	}
@@ -167,6 +173,8 @@ func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	login, consent := p.loginHandler(), p.consentHandler()
 	r.GET(at("/login"), a.Handle("login", login))
 	r.POST(at("/login"), a.Handle("login", login))
+	r.GET(at("/login/{connector}"), a.Handle("login_connector", p.startUpstreamHandler))
+	r.GET(at("/connectors/{connector}/callback"), a.Handle("connector_callback", p.callbackHandler))
 	r.GET(at("/consent"), a.Handle("consent", consent))
 	r.POST(at("/consent"), a.Handle("consent", consent))
 	r.GET(at("/userinfo"), a.Handle("userinfo", p.userinfo))

@@ -52,6 +52,9 @@ type ClientSpec struct {
 	FirstParty               bool          `yaml:"first_party" json:"first_party"`
 	IDTokenSignedResponseAlg string        `yaml:"id_token_signed_response_alg" json:"id_token_signed_response_alg"`
 	IntrospectAny            bool          `yaml:"introspect_any" json:"introspect_any"`
+	// DefaultConnector sends this client's sign-ins straight to that
+	// connector (unless the request names another with idp_hint).
+	DefaultConnector string `yaml:"default_connector" json:"default_connector,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -182,7 +185,8 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		DefaultAudience: spec.DefaultAudience, AccessTokenFormat: format, AccessTokenTTL: spec.AccessTokenTTL,
 		RefreshTokenTTL: spec.RefreshTokenTTL, IDTokenTTL: spec.IDTokenTTL, FirstParty: spec.FirstParty,
 		IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg, IntrospectAny: spec.IntrospectAny,
-		CreatedAt: now, UpdatedAt: now,
+		DefaultConnector: spec.DefaultConnector,
+		CreatedAt:        now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {
 		c.ResponseTypes = []string{"code"}

@@ -51,10 +51,10 @@ func minTime(a, b time.Time) time.Time {
 
 // startSession signs u in: a new session and the cookie that carries it
 // (never the old one, against session fixation).
-func (p *Provider) startSession(ctx context.Context, u *storage.User) (*storage.Session, cookie, error) {
+func (p *Provider) startSession(ctx context.Context, u *storage.User, amr []string) (*storage.Session, cookie, error) {
 	now := p.now()
 	secret := randomToken()
-	se := &storage.Session{ID: newJTI(), Hash: storage.HashOf(secret), UserID: u.ID, AuthTime: now, AMR: []string{"pwd"},
+	se := &storage.Session{ID: newJTI(), Hash: storage.HashOf(secret), UserID: u.ID, AuthTime: now, AMR: amr,
 		CreatedAt: now, IdleExpiresAt: now.Add(p.cfg.SessionIdleTTL), ExpiresAt: now.Add(p.cfg.SessionTTL)}
 	if err := p.flowDB.CreateSession(ctx, se); err != nil {
 		return nil, cookie{}, oauth.ErrUnavailable(err)

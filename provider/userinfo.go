@@ -71,5 +71,6 @@ var scopeClaims = map[string][]string{
 		"website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
 	"email":   {"email", "email_verified"},
 	"address": {"address"},
+	"groups":  {"groups"}, // set by an upstream connector
 	"phone":   {"phone_number", "phone_number_verified"},
 }

@@ -36,6 +36,7 @@ type ClientsCommandConfig struct {
 	AccessTokenTTL         time.Duration `yaml:"client_access_token_ttl" help:"create: access token lifetime (0: the provider's default)"`
 	FirstParty             bool          `yaml:"first_party" help:"create: skip the consent page"`
 	IntrospectAny          bool          `yaml:"introspect_any" help:"create: a resource server that may introspect every client's tokens"`
+	DefaultConnector       string        `yaml:"default_connector" help:"create: send this client's sign-ins straight to this connector (id from connectors:)"`
 }
 
 func (c *ClientsCommandConfig) Validate() error {
@@ -50,6 +51,7 @@ func (c *ClientsCommandConfig) spec(in io.Reader) (provider.ClientSpec, error) {
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences, DefaultAudience: c.DefaultAudience,
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AccessTokenFormat: c.TokenFormat,
 		AccessTokenTTL: c.AccessTokenTTL, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
+		DefaultConnector: c.DefaultConnector,
 	}
 	if c.SecretFile != "" {
 		secret, err := readSecret(c.SecretFile, in)

@@ -48,8 +48,8 @@ func settings(cfg any) []setting {
 				walk(v.Field(i))
 				continue
 			}
-			if key == "" || key == "-" {
-				continue
+			if key == "" || key == "-" || f.Tag.Get("file") == "only" {
+				continue // a structure the YAML file alone can hold
 			}
 			out = append(out, setting{key: key, help: f.Tag.Get("help"), secret: f.Tag.Get("secret") == "true", field: v.Field(i)})
 		}
@@ -268,6 +268,9 @@ func loadYAML(path string, cfg any) error {
 func printUsage(w io.Writer, cmd string, cfg any) {
 	fmt.Fprintf(w, "Usage: oidcgate %s [flags]\n\nEvery setting can come from a YAML file (--config FILE, or OIDCGATE_CONFIG),\nthe environment, or a flag; later ones win. Durations read like 15m or 1h30m.\n\n", cmd)
 	fmt.Fprintf(w, "  --config FILE\n      YAML configuration file; keys as below (e.g. public_addr). Unknown keys are errors.\n")
+	if _, ok := reflect.TypeOf(cfg).Elem().FieldByName("Connectors"); ok {
+		fmt.Fprintf(w, "  connectors:  (YAML file only)\n      upstream OIDC, GitHub and LDAP sign-in; every field in docs/connectors.md\n")
+	}
 	all := settings(cfg)
 	for _, s := range all {
 		def := s.String()

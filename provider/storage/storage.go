@@ -63,7 +63,8 @@ type Client struct {
 	IDTokenTTL               time.Duration `json:"id_token_ttl,omitempty"`
 	FirstParty               bool          `json:"first_party,omitempty"`
 	IDTokenSignedResponseAlg string        `json:"id_token_signed_response_alg,omitempty"`
-	IntrospectAny            bool          `json:"introspect_any,omitempty"` // a resource server: may introspect other clients' tokens
+	IntrospectAny            bool          `json:"introspect_any,omitempty"`    // a resource server: may introspect other clients' tokens
+	DefaultConnector         string        `json:"default_connector,omitempty"` // sign-in goes straight to this connector
 	CreatedAt                time.Time     `json:"created_at"`
 	UpdatedAt                time.Time     `json:"updated_at"`
 }
@@ -161,6 +162,9 @@ type Interaction struct {
 	Prompt        []string `json:"prompt,omitempty"`
 	MaxAge        int      `json:"max_age"` // -1: none
 	LoginHint     string   `json:"login_hint,omitempty"`
+	IDPHint       string   `json:"idp_hint,omitempty"` // the connector the client asked for
+	// Upstream is the sign-in under way at a connector, if any.
+	Upstream *UpstreamSignIn `json:"upstream,omitempty"`
 	// BrowserHash is the hash of the browser-binding cookie of the browser
 	// that started the request: every later step must come from it.
 	BrowserHash Hash `json:"browser_hash"`
@@ -173,6 +177,16 @@ type Interaction struct {
 	Consented bool      `json:"consented,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// UpstreamSignIn is what an interaction keeps while the user signs in at
+// an upstream connector: the hash of the state's secret, and the nonce and
+// PKCE verifier it sent.
+type UpstreamSignIn struct {
+	Connector string `json:"connector"`
+	StateHash Hash   `json:"state_hash"`
+	Nonce     string `json:"nonce"`
+	Verifier  string `json:"verifier"`
 }
 
 // Session is a server-side browser session; the cookie carries a secret
