@@ -99,7 +99,14 @@ func start(t testing.TB, store storage.Storage, opts ...option) *server {
 // startLogged is start with the provider logging to log.
 func startLogged(t testing.TB, store storage.Storage, log *slog.Logger, opts ...option) *server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startAt(t, "127.0.0.1", store, log, opts...)
+}
+
+// startAt is startLogged on a loopback address of its own (127.0.0.2, …),
+// so two providers in one test keep their cookies apart in one browser.
+func startAt(t testing.TB, host string, store storage.Storage, log *slog.Logger, opts ...option) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", host+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
