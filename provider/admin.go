@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -19,6 +20,10 @@ type adminStore interface {
 	ListClients(ctx context.Context) ([]*storage.Client, error)
 	GetClient(ctx context.Context, id string) (*storage.Client, error)
 	DeleteClient(ctx context.Context, id string) error
+	GetUser(ctx context.Context, id string) (*storage.User, error)
+	GetIdentity(ctx context.Context, connectorID, subject string) (*storage.Identity, error)
+	ListIdentities(ctx context.Context, userID string) ([]*storage.Identity, error)
+	DeleteIdentity(ctx context.Context, connectorID, subject string) error
 }
 
 // The admin API: JSON over the admin listener, for operators and scripts.
@@ -64,6 +69,9 @@ func (p *Provider) adminRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r.GET("/admin/v1/clients", a.Handle("admin_clients_list", p.adminListClients))
 	r.GET("/admin/v1/clients/{id}", a.Handle("admin_clients_get", p.adminGetClient))
 	r.DELETE("/admin/v1/clients/{id}", a.Handle("admin_clients_delete", p.adminDeleteClient))
+	r.GET("/admin/v1/connectors", a.Handle("admin_connectors_list", p.adminListConnectors))
+	r.GET("/admin/v1/users/{id}/identities", a.Handle("admin_identities_list", p.adminListIdentities))
+	r.DELETE("/admin/v1/users/{id}/identities", a.Handle("admin_identities_unlink", p.adminUnlink))
 	r.GET("/admin/v1/keys", a.Handle("admin_keys_list", p.adminListKeys))
 	r.POST("/admin/v1/keys/rotate", a.Handle("admin_keys_rotate", p.adminRotateKey))
 	r.POST("/admin/v1/keys/{kid}/revoke", a.Handle("admin_keys_revoke", p.adminRevokeKey))
@@ -171,4 +179,123 @@ func (p *Provider) adminRevokeKey(ctx *fasthttp.RequestCtx) error {
 		return oauth.ErrUnavailable(err)
 	}
 	return oauth.WriteJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
+}
+
+// ConnectorStatus is a connector and whether it answers.
+type ConnectorStatus struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+	Latency string `json:"latency"`
+}
+
+// checkUpstreams asks each connector, at once, whether its upstream
+// answers (discovery, the API root, a service bind), within timeout.
+func checkUpstreams(ctx context.Context, ups []*upstream, timeout time.Duration) []ConnectorStatus {
+	out := make([]ConnectorStatus, len(ups))
+	var wg sync.WaitGroup
+	for i, up := range ups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			start := time.Now()
+			err := up.check(cctx)
+			out[i] = ConnectorStatus{ID: up.cfg.ID, Type: up.cfg.Type, Name: up.cfg.Name, Healthy: err == nil,
+				Latency: time.Since(start).Round(time.Millisecond).String()}
+			if err != nil {
+				out[i].Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// CheckConnectors builds cfg's connectors and checks each, as `oidcgate
+// connectors list` does from wherever it runs.
+func CheckConnectors(ctx context.Context, cfg Config) ([]ConnectorStatus, error) {
+	ups, err := newUpstreams(cfg, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return checkUpstreams(ctx, ups, 10*time.Second), nil
+}
+
+// adminListConnectors reports the connectors as this process sees them.
+func (p *Provider) adminListConnectors(ctx *fasthttp.RequestCtx) error {
+	return oauth.WriteJSON(ctx, http.StatusOK, checkUpstreams(context.Background(), p.upstreams, 5*time.Second))
+}
+
+// IdentityView is a linked upstream identity as operators see it.
+type IdentityView struct {
+	Connector   string         `json:"connector"`
+	Subject     string         `json:"subject"`
+	Claims      map[string]any `json:"claims,omitempty"`
+	CreatedAt   string         `json:"created_at"`
+	LastLoginAt string         `json:"last_login_at"`
+}
+
+// ViewIdentities is links as operators see them.
+func ViewIdentities(links []*storage.Identity) []IdentityView {
+	out := make([]IdentityView, len(links))
+	for i, l := range links {
+		out[i] = IdentityView{Connector: l.ConnectorID, Subject: l.Subject, Claims: l.Claims,
+			CreatedAt: l.CreatedAt.Format(time.RFC3339), LastLoginAt: l.LastLoginAt.Format(time.RFC3339)}
+	}
+	return out
+}
+
+func (p *Provider) adminListIdentities(ctx *fasthttp.RequestCtx) error {
+	id, _ := ctx.UserValue("id").(string)
+	sctx, cancel := requestCtx()
+	defer cancel()
+	if _, err := p.adminDB.GetUser(sctx, id); err != nil {
+		return storeErr(err)
+	}
+	links, err := p.adminDB.ListIdentities(sctx, id)
+	if err != nil {
+		return storeErr(err)
+	}
+	return oauth.WriteJSON(ctx, http.StatusOK, ViewIdentities(links))
+}
+
+// adminUnlink removes the link ?connector=&subject= of the user: that
+// upstream identity's next sign-in links anew — to the user created for it
+// at its first sign-in if that user still exists (its username is
+// connector:subject), else by email where the connector allows it, else to
+// a new user. Unlink from a local user to undo a link made by email.
+func (p *Provider) adminUnlink(ctx *fasthttp.RequestCtx) error {
+	id, _ := ctx.UserValue("id").(string)
+	q := ctx.QueryArgs()
+	conn, sub := string(q.Peek("connector")), string(q.Peek("subject"))
+	if conn == "" || sub == "" {
+		return oauth.ErrInvalidRequest("connector and subject are required")
+	}
+	sctx, cancel := requestCtx()
+	defer cancel()
+	if err := UnlinkIdentity(sctx, p.adminDB, id, conn, sub); err != nil {
+		return storeErr(err)
+	}
+	ctx.SetStatusCode(http.StatusNoContent)
+	return nil
+}
+
+// UnlinkIdentity removes the link (connector, subject) of the user userID;
+// storage.ErrNotFound when that user has no such link.
+func UnlinkIdentity(ctx context.Context, store interface {
+	GetIdentity(ctx context.Context, connectorID, subject string) (*storage.Identity, error)
+	DeleteIdentity(ctx context.Context, connectorID, subject string) error
+}, userID, connectorID, subject string) error {
+	l, err := store.GetIdentity(ctx, connectorID, subject)
+	if err != nil {
+		return err
+	}
+	if l.UserID != userID {
+		return storage.ErrNotFound
+	}
+	return store.DeleteIdentity(ctx, connectorID, subject)
 }

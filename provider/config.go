@@ -48,7 +48,7 @@ type Config struct {
 	BrandLogoURL      string        `yaml:"brand_logo_url" help:"logo above the brand name: an https:// or data:image/ URL"`
 	// Connectors are the upstream identity sources (docs/connectors.md);
 	// a list of structures, so the YAML file's only.
-	Connectors        []connector.Config `yaml:"connectors" file:"only"`
+	Connectors        []connector.Config `yaml:"connectors" file:"only" help:"the upstream identity sources users sign in with: oidc, github and ldap connectors (every field in docs/connectors.md)"`
 	PasswordConnector string             `yaml:"password_connector" help:"id of the ldap connector that checks the sign-in form's usernames (but those in another ldap connector's username_domains); empty: the local users"`
 	HidePasswordForm  bool               `yaml:"hide_password_form" help:"show only the connectors' buttons on the sign-in page, no username and password form"`
 	AdminHosts        []string           `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`

@@ -3,6 +3,7 @@ package provider_test
 import (
 	"context"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -274,5 +275,49 @@ func TestFederationUpstreamConsentDenied(t *testing.T) {
 	}
 	if sessionCookie(b, f.down) {
 		t.Error("a session was started by a denied sign-in")
+	}
+}
+
+func TestAdminConnectorsAndIdentities(t *testing.T) {
+	f := federate(t, backends()[0].open(t))
+	_, idt := f.signIn(t, newBrowser(t))
+	get := func(path string) (int, string) {
+		resp, err := http.Get(f.down.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/admin/v1/connectors"); code != 200 || !strings.Contains(body, `"id":"corp"`) || !strings.Contains(body, `"healthy":true`) {
+		t.Errorf("connectors: %d %s", code, body)
+	}
+	code, body := get("/admin/v1/users/" + idt.Subject + "/identities")
+	if code != 200 || !strings.Contains(body, `"connector":"corp"`) || !strings.Contains(body, `"subject":"alice-sub"`) {
+		t.Fatalf("identities: %d %s", code, body)
+	}
+	del := func(q string) int {
+		req, _ := http.NewRequest("DELETE", f.down.admin+"/admin/v1/users/"+idt.Subject+"/identities?"+q, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := del("connector=corp"); c != http.StatusBadRequest {
+		t.Errorf("unlink without a subject: %d", c)
+	}
+	if c := del("connector=corp&subject=alice-sub"); c != http.StatusNoContent {
+		t.Errorf("unlink: %d", c)
+	}
+	if c := del("connector=corp&subject=alice-sub"); c != http.StatusNotFound {
+		t.Errorf("second unlink: %d", c)
+	}
+	// Unlinked, the upstream identity's next sign-in links afresh: to the
+	// user made for it, which still exists (delete that user to start over).
+	if _, idt2 := f.signIn(t, newBrowser(t)); idt2.Subject != idt.Subject {
+		t.Errorf("after the unlink sub %q, want the user made for it, %q", idt2.Subject, idt.Subject)
 	}
 }

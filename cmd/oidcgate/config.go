@@ -268,9 +268,19 @@ func loadYAML(path string, cfg any) error {
 func printUsage(w io.Writer, cmd string, cfg any) {
 	fmt.Fprintf(w, "Usage: oidcgate %s [flags]\n\nEvery setting can come from a YAML file (--config FILE, or OIDCGATE_CONFIG),\nthe environment, or a flag; later ones win. Durations read like 15m or 1h30m.\n\n", cmd)
 	fmt.Fprintf(w, "  --config FILE\n      YAML configuration file; keys as below (e.g. public_addr). Unknown keys are errors.\n")
-	if _, ok := reflect.TypeOf(cfg).Elem().FieldByName("Connectors"); ok {
-		fmt.Fprintf(w, "  connectors:  (YAML file only)\n      upstream OIDC, GitHub and LDAP sign-in; every field in docs/connectors.md\n")
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) { // the settings only the file can hold
+		for i := range t.NumField() {
+			f := t.Field(i)
+			key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if opts == "inline" {
+				walk(f.Type)
+			} else if f.Tag.Get("file") == "only" {
+				fmt.Fprintf(w, "  %s:  (YAML file only)\n      %s\n", key, f.Tag.Get("help"))
+			}
+		}
 	}
+	walk(reflect.TypeOf(cfg).Elem())
 	all := settings(cfg)
 	for _, s := range all {
 		def := s.String()

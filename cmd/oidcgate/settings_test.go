@@ -19,13 +19,13 @@ func TestEachSettingDeclaredOnce(t *testing.T) {
 	commands := map[string]any{
 		"provider": &ProviderConfig{}, "all": &AllConfig{}, "edge": &EdgeConfig{}, "keys": &KeysCommandConfig{},
 		"clients": &ClientsCommandConfig{}, "users": &UsersCommandConfig{}, "migrate": &MigrateConfig{},
-		"bench": &BenchConfig{}, "echo": &EchoConfig{},
+		"bench": &BenchConfig{}, "echo": &EchoConfig{}, "connectors": &ConnectorsCommandConfig{},
 	}
 	key := regexp.MustCompile(`^[a-z][a-z0-9_]*[a-z0-9]$`)
 	type decl struct{ where, help string }
 	declared := map[string]decl{} // yaml key → the struct field declaring it
 	for name, cfg := range commands {
-		seen := map[string]bool{}
+		seen, fileOnly := map[string]bool{}, map[string]bool{}
 		var walk func(t0 reflect.Type)
 		walk = func(t0 reflect.Type) {
 			for i := range t0.NumField() {
@@ -48,6 +48,7 @@ func TestEachSettingDeclaredOnce(t *testing.T) {
 					t.Errorf("%s: --%s is declared twice in one command", name, k)
 				}
 				seen[k] = true
+				fileOnly[k] = f.Tag.Get("file") == "only"
 				if prior, ok := declared[k]; ok && prior.where != where && prior.help == f.Tag.Get("help") {
 					t.Errorf("setting %s is declared twice: %s and %s", k, prior.where, where)
 				}
@@ -62,6 +63,9 @@ func TestEachSettingDeclaredOnce(t *testing.T) {
 		}
 		for k := range seen {
 			flag := "--" + strings.ReplaceAll(k, "_", "-") + "  (env OIDCGATE_" + strings.ToUpper(k) + ", yaml " + k + ", default "
+			if fileOnly[k] { // a structure: the YAML file's only
+				flag = "  " + k + ":  (YAML file only)"
+			}
 			if !strings.Contains(out, flag) {
 				t.Errorf("%s --help does not list %q", name, flag)
 			}

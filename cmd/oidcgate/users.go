@@ -58,8 +58,8 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 	if err != nil {
 		return err
 	}
-	verb, err := parseVerb(rest, map[string]int{"create": 1, "list": 0, "delete": 1, "set-password": 1},
-		"create USERNAME, list, delete USERNAME, set-password USERNAME (passwords from standard input or --password-file)")
+	verb, err := parseVerb(rest, map[string]int{"create": 1, "list": 0, "delete": 1, "set-password": 1, "identities": 1, "unlink": 3},
+		"create USERNAME, list, delete USERNAME, set-password USERNAME (passwords from standard input or --password-file), identities USERNAME, unlink USERNAME CONNECTOR SUBJECT")
 	if err != nil {
 		return err
 	}
@@ -106,6 +106,36 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 		}
 		fmt.Fprintf(std.out, "created user %s (sub %s)\n", u.Username, u.ID)
 		return nil
+	case "identities", "unlink":
+		u, err := store.GetUserByUsername(ctx, rest[1])
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no user %q", rest[1])
+		} else if err != nil {
+			return err
+		}
+		if verb == "unlink" {
+			if err := provider.UnlinkIdentity(ctx, store, u.ID, rest[2], rest[3]); errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("user %s has no identity %s at connector %s", u.Username, rest[3], rest[2])
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(std.out, "unlinked %s at %s from %s\n", rest[3], rest[2], u.Username)
+			return nil
+		}
+		links, err := store.ListIdentities(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		views := provider.ViewIdentities(links)
+		if cfg.JSON {
+			return printJSON(std.out, views)
+		}
+		w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "CONNECTOR\tSUBJECT\tLINKED\tLAST SIGN-IN")
+		for _, v := range views {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Connector, v.Subject, v.CreatedAt, v.LastLoginAt)
+		}
+		return w.Flush()
 	case "set-password", "delete":
 		u, err := store.GetUserByUsername(ctx, rest[1])
 		if errors.Is(err, storage.ErrNotFound) {
