@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,5 +124,27 @@ func TestUsersIdentitiesAndUnlink(t *testing.T) {
 	}
 	if _, out, _ := runCmd(t, e, "users", "identities", "alice", "--json"); strings.Contains(out, "up-1") || !strings.Contains(out, `"subject": "up-2"`) {
 		t.Errorf("after unlink: %s", out)
+	}
+}
+
+// TestConnectorsExampleIsValid: the documented example (shown in the
+// README as it is in the file) loads and validates.
+func TestConnectorsExampleIsValid(t *testing.T) {
+	path := filepath.Join("..", "..", "docs", "demo", "connectors.example.yaml")
+	cfg := defaultProviderConfig()
+	if _, err := load("provider", &cfg, []string{"--config", path}, env(), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Config.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Connectors) != 3 || cfg.Connectors[0].OIDC == nil || cfg.Connectors[1].GitHub == nil || cfg.Connectors[2].LDAP == nil ||
+		cfg.Connectors[0].OIDC.Claims.Groups != "realm_access.roles" {
+		t.Errorf("example decoded as %+v", cfg.Connectors)
+	}
+	example, _ := os.ReadFile(path)
+	readme, _ := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if !strings.Contains(string(readme), string(example)) {
+		t.Error("README.md does not show docs/demo/connectors.example.yaml as it is")
 	}
 }
