@@ -115,15 +115,7 @@ func TestGitHubConnector(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	p := b.get(r.cfg.AuthCodeURL("st", oidc.Nonce("n"), oauth2.S256ChallengeOption(verifier)))
 	p = b.button(s, p, "GitHub")
-	tok, err := r.cfg.Exchange(ctx, codeAt(t, s, p, "st"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := r.verifier.Verify(ctx, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, idt := r.redeem(t, s, p, "st", verifier)
 	if !slices.Contains(amrOf(t, idt), "fed") {
 		t.Errorf("amr %v", amrOf(t, idt))
 	}

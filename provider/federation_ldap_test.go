@@ -60,15 +60,7 @@ func TestLDAPSignInThroughTheForm(t *testing.T) {
 				f.Set("username", "jane@corp.example")
 				f.Set("password", ldaptest.JanePassword)
 				p = b.post(s.issuer+"/login", f)
-				tok, err := r.cfg.Exchange(ctx, codeAt(t, s, p, "st"), oauth2.VerifierOption(verifier))
-				if err != nil {
-					t.Fatal(err)
-				}
-				raw, _ := tok.Extra("id_token").(string)
-				idt, err := r.verifier.Verify(ctx, raw)
-				if err != nil {
-					t.Fatal(err)
-				}
+				tok, idt := r.redeem(t, s, p, "st", verifier)
 				if amr := amrOf(t, idt); !slices.Equal(amr, []string{"pwd"}) {
 					t.Errorf("amr %v, want [pwd]", amr)
 				}

@@ -87,14 +87,9 @@ func (f *federation) signIn(t *testing.T, b *browser, extra ...oauth2.AuthCodeOp
 	if strings.Contains(p.body, `value="allow"`) { // not once the user has consented
 		p = b.decide(f.down, p, "allow")
 	}
-	tok, err := r.cfg.Exchange(context.Background(), codeAt(t, f.down, p, state), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := r.verifier.Verify(context.Background(), raw)
-	if err != nil || idt.Nonce != nonce {
-		t.Fatalf("downstream ID token: %v (nonce %q)", err, idt.Nonce)
+	tok, idt := r.redeem(t, f.down, p, state, verifier)
+	if idt.Nonce != nonce {
+		t.Fatalf("downstream ID token nonce %q, want %q", idt.Nonce, nonce)
 	}
 	return tok, idt
 }

@@ -127,6 +127,23 @@ func newRP(t *testing.T, s *server, clientID, clientSecret, redirect string) *rp
 	}
 }
 
+// redeem exchanges the code the page p carries (for state) and verifies
+// the ID token that comes with the tokens.
+func (r *rp) redeem(t *testing.T, s *server, p page, state, verifier string) (*oauth2.Token, *oidc.IDToken) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := r.cfg.Exchange(ctx, codeAt(t, s, p, state), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := r.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("the ID token does not verify: %v", err)
+	}
+	return tok, idt
+}
+
 func random() string {
 	b := make([]byte, 12)
 	rand.Read(b)
