@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/oidcgate/oidcgate/keys"
@@ -203,6 +205,34 @@ type Session struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 }
 
+// Factor kinds.
+const (
+	FactorTOTP     = "totp"     // an authenticator app (RFC 6238)
+	FactorWebAuthn = "webauthn" // a security key or passkey
+	FactorRecovery = "recovery" // one single-use recovery code
+)
+
+// Factor is one of a user's second factors (or passkeys).
+type Factor struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Kind   string `json:"kind"`
+	Name   string `json:"name,omitempty"` // the user's name for it
+	// Secret is a TOTP secret, sealed under the key-encryption key.
+	Secret []byte `json:"secret,omitempty"`
+	// Hash is a recovery code's hash.
+	Hash Hash `json:"hash,omitzero"`
+	// Credential is a WebAuthn credential record (its public key and
+	// flags), as the webauthn library encodes it; CredentialID is its ID.
+	Credential   []byte `json:"credential,omitempty"`
+	CredentialID []byte `json:"credential_id,omitempty"`
+	// Counter only grows (UseFactor): a TOTP's last accepted time step, a
+	// WebAuthn signature counter, 1 once a recovery code is used.
+	Counter    uint64    `json:"counter"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
 // Consent records the scopes a user granted a client.
 type Consent struct {
 	UserID    string    `json:"user_id"`
@@ -324,6 +354,8 @@ type Sessions interface {
 	// UpdateSession replaces the session with the same ID.
 	UpdateSession(ctx context.Context, s *Session) error
 	DeleteSession(ctx context.Context, id string) error
+	// ListSessions returns a user's live sessions, oldest first.
+	ListSessions(ctx context.Context, userID string) ([]*Session, error)
 }
 
 // Consents stores what each user granted each client.
@@ -332,6 +364,27 @@ type Consents interface {
 	PutConsent(ctx context.Context, c *Consent) error
 	GetConsent(ctx context.Context, userID, clientID string) (*Consent, error)
 	DeleteConsent(ctx context.Context, userID, clientID string) error
+	// ListConsents returns a user's unexpired consents, ordered by client.
+	ListConsents(ctx context.Context, userID string) ([]*Consent, error)
+}
+
+// Factors stores users' second factors. Deleting a user deletes them.
+type Factors interface {
+	// CreateFactor adds f; ErrAlreadyExists when its ID is taken,
+	// ErrNotFound when the user does not exist.
+	CreateFactor(ctx context.Context, f *Factor) error
+	// ListFactors returns a user's factors, oldest first.
+	ListFactors(ctx context.Context, userID string) ([]*Factor, error)
+	// UseFactor records a use: it sets the factor's counter and last use
+	// when counter is above the stored one (or both are 0: an authenticator
+	// without a counter), atomically, and otherwise fails with
+	// ErrAlreadyUsed and changes nothing — so of concurrent uses of one TOTP
+	// code or recovery code exactly one wins.
+	UseFactor(ctx context.Context, userID, id string, counter uint64, at time.Time) error
+	DeleteFactor(ctx context.Context, userID, id string) error
+	// DeleteFactors removes a user's factors of kind ("": all) and
+	// reports how many it removed.
+	DeleteFactors(ctx context.Context, userID, kind string) (int, error)
 }
 
 // SigningKeys stores the key ring; it is keys.KeyStore.
@@ -349,6 +402,7 @@ type Storage interface {
 	Clients
 	Users
 	Identities
+	Factors
 	AuthCodes
 	RefreshTokens
 	AccessTokens
@@ -364,6 +418,15 @@ type Storage interface {
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Advances reports whether a factor's counter may move from stored to
+// next (Factors.UseFactor's rule).
+func Advances(stored, next uint64) bool { return next > stored || next == 0 && stored == 0 }
+
+// SortSessions orders sessions oldest first (Sessions.ListSessions).
+func SortSessions(s []*Session) {
+	slices.SortFunc(s, func(a, b *Session) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
 }
 
 // Timestamp normalises t to the precision and zone every backend keeps.
@@ -390,6 +453,8 @@ func Normalize(rec any) {
 		ts(&r.CreatedAt, &r.UpdatedAt)
 	case *Identity:
 		ts(&r.CreatedAt, &r.LastLoginAt)
+	case *Factor:
+		ts(&r.CreatedAt, &r.LastUsedAt)
 	case *AuthCode:
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt)
 	case *RefreshToken:

@@ -6,10 +6,12 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +31,7 @@ var (
 	bUsernames   = []byte("usernames")       // username → user ID
 	bIdentities  = []byte("identities")      // connector ID 0x00 subject → identity
 	bUserIDs     = []byte("user_identities") // user ID 0x00 connector ID 0x00 subject → nothing
+	bFactors     = []byte("factors")         // user ID 0x00 factor ID → factor
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
@@ -42,7 +45,7 @@ var (
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -321,8 +324,104 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 				return err
 			}
 		}
+		if _, err := deleteFactors(tx, id, ""); err != nil {
+			return err
+		}
 		return b.Delete([]byte(id))
 	})
+}
+
+// CreateFactor implements storage.Factors.
+func (s *Store) CreateFactor(_ context.Context, f *storage.Factor) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, key := tx.Bucket(bFactors), pair(f.UserID, f.ID)
+		if b.Get(key) != nil {
+			return storage.ErrAlreadyExists
+		}
+		if tx.Bucket(bUsers).Get([]byte(f.UserID)) == nil {
+			return storage.ErrNotFound
+		}
+		return putCopy(b, key, f)
+	})
+}
+
+// ListFactors implements storage.Factors.
+func (s *Store) ListFactors(_ context.Context, userID string) (out []*storage.Factor, err error) {
+	out = []*storage.Factor{}
+	err = s.view(func(tx *bbolt.Tx) error {
+		prefix := []byte(userID + "\x00")
+		c := tx.Bucket(bFactors).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			f := new(storage.Factor)
+			if err := json.Unmarshal(v, f); err != nil {
+				return fmt.Errorf("bolt: decode factor %q: %w", k, err)
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b *storage.Factor) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	return out, err
+}
+
+// UseFactor implements storage.Factors.
+func (s *Store) UseFactor(_ context.Context, userID, id string, counter uint64, at time.Time) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, key := tx.Bucket(bFactors), pair(userID, id)
+		f, err := get[storage.Factor](b, key)
+		if err != nil {
+			return err
+		}
+		if !storage.Advances(f.Counter, counter) {
+			return storage.ErrAlreadyUsed
+		}
+		f.Counter, f.LastUsedAt = counter, at
+		return putCopy(b, key, f)
+	})
+}
+
+// DeleteFactor implements storage.Factors.
+func (s *Store) DeleteFactor(_ context.Context, userID, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, key := tx.Bucket(bFactors), pair(userID, id)
+		if b.Get(key) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete(key)
+	})
+}
+
+// DeleteFactors implements storage.Factors.
+func (s *Store) DeleteFactors(_ context.Context, userID, kind string) (n int, err error) {
+	err = s.update(func(tx *bbolt.Tx) error {
+		n, err = deleteFactors(tx, userID, kind)
+		return err
+	})
+	return n, err
+}
+
+// deleteFactors removes a user's factors of kind ("": all).
+func deleteFactors(tx *bbolt.Tx, userID, kind string) (int, error) {
+	b, prefix := tx.Bucket(bFactors), []byte(userID+"\x00")
+	var doomed [][]byte
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var f struct {
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal(v, &f); err != nil {
+			return 0, fmt.Errorf("bolt: decode factor %q: %w", k, err)
+		}
+		if kind == "" || f.Kind == kind {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
 }
 
 // CreateIdentity implements storage.Identities.
@@ -722,6 +821,23 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 	})
 }
 
+// ListSessions implements storage.Sessions. It reads every session: the
+// embedded store serves one node, whose sessions number in the thousands.
+func (s *Store) ListSessions(_ context.Context, userID string) (out []*storage.Session, err error) {
+	out = []*storage.Session{}
+	err = s.view(func(tx *bbolt.Tx) error {
+		all, err := list[storage.Session](tx.Bucket(bSessions))
+		for _, se := range all {
+			if se.UserID == userID && !storage.Expired(se.Deadline(), s.now()) {
+				out = append(out, se)
+			}
+		}
+		return err
+	})
+	storage.SortSessions(out)
+	return out, err
+}
+
 // PutConsent implements storage.Consents.
 func (s *Store) PutConsent(_ context.Context, c *storage.Consent) error {
 	return s.update(func(tx *bbolt.Tx) error {
@@ -743,6 +859,26 @@ func (s *Store) GetConsent(_ context.Context, userID, clientID string) (c *stora
 		return err
 	})
 	return c, err
+}
+
+// ListConsents implements storage.Consents.
+func (s *Store) ListConsents(_ context.Context, userID string) (out []*storage.Consent, err error) {
+	out = []*storage.Consent{}
+	err = s.view(func(tx *bbolt.Tx) error {
+		prefix := []byte(userID + "\x00")
+		c := tx.Bucket(bConsents).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			rec := new(storage.Consent)
+			if err := json.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("bolt: decode consent %q: %w", k, err)
+			}
+			if !storage.Expired(rec.ExpiresAt, s.now()) {
+				out = append(out, rec)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // DeleteConsent implements storage.Consents.

@@ -27,6 +27,7 @@ type Store struct {
 	users       map[string]*storage.User
 	usernames   map[string]string // username → user ID
 	identities  map[[2]string]*storage.Identity
+	factors     map[[2]string]*storage.Factor // (user ID, factor ID)
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
@@ -46,6 +47,7 @@ func New(now func() time.Time) *Store {
 		users:       map[string]*storage.User{},
 		usernames:   map[string]string{},
 		identities:  map[[2]string]*storage.Identity{},
+		factors:     map[[2]string]*storage.Factor{},
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
 		access:      map[storage.Hash]*storage.AccessToken{},
@@ -199,7 +201,84 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 			delete(s.identities, k)
 		}
 	}
+	for k := range s.factors {
+		if k[0] == id {
+			delete(s.factors, k)
+		}
+	}
 	return nil
+}
+
+// CreateFactor implements storage.Factors.
+func (s *Store) CreateFactor(_ context.Context, f *storage.Factor) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{f.UserID, f.ID}
+	if _, ok := s.factors[k]; ok {
+		return storage.ErrAlreadyExists
+	}
+	if _, ok := s.users[f.UserID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.factors[k] = clone(f)
+	return nil
+}
+
+// ListFactors implements storage.Factors.
+func (s *Store) ListFactors(_ context.Context, userID string) ([]*storage.Factor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*storage.Factor{}
+	for k, f := range s.factors {
+		if k[0] == userID {
+			out = append(out, clone(f))
+		}
+	}
+	slices.SortFunc(out, func(a, b *storage.Factor) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// UseFactor implements storage.Factors.
+func (s *Store) UseFactor(_ context.Context, userID, id string, counter uint64, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.factors[[2]string{userID, id}]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	if !storage.Advances(f.Counter, counter) {
+		return storage.ErrAlreadyUsed
+	}
+	f.Counter, f.LastUsedAt = counter, storage.Timestamp(at)
+	return nil
+}
+
+// DeleteFactor implements storage.Factors.
+func (s *Store) DeleteFactor(_ context.Context, userID, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{userID, id}
+	if _, ok := s.factors[k]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.factors, k)
+	return nil
+}
+
+// DeleteFactors implements storage.Factors.
+func (s *Store) DeleteFactors(_ context.Context, userID, kind string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, f := range s.factors {
+		if k[0] == userID && (kind == "" || f.Kind == kind) {
+			delete(s.factors, k)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // CreateIdentity implements storage.Identities.
@@ -547,6 +626,20 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 	return nil
 }
 
+// ListSessions implements storage.Sessions.
+func (s *Store) ListSessions(_ context.Context, userID string) ([]*storage.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*storage.Session{}
+	for _, se := range s.sessions {
+		if se.UserID == userID && !storage.Expired(se.Deadline(), s.now()) {
+			out = append(out, clone(se))
+		}
+	}
+	storage.SortSessions(out)
+	return out, nil
+}
+
 // PutConsent implements storage.Consents.
 func (s *Store) PutConsent(_ context.Context, c *storage.Consent) error {
 	s.mu.Lock()
@@ -564,6 +657,20 @@ func (s *Store) GetConsent(_ context.Context, userID, clientID string) (*storage
 		return nil, storage.ErrNotFound
 	}
 	return clone(c), nil
+}
+
+// ListConsents implements storage.Consents.
+func (s *Store) ListConsents(_ context.Context, userID string) ([]*storage.Consent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*storage.Consent{}
+	for k, c := range s.consents {
+		if k[0] == userID && !storage.Expired(c.ExpiresAt, s.now()) {
+			out = append(out, clone(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b *storage.Consent) int { return cmp.Compare(a.ClientID, b.ClientID) })
+	return out, nil
 }
 
 // DeleteConsent implements storage.Consents.

@@ -5,11 +5,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -274,6 +276,70 @@ func (s *Store) DeleteIdentity(ctx context.Context, connectorID, subject string)
 	return s.exec(ctx, "DELETE FROM identities WHERE connector_id = $1 AND subject = $2", connectorID, subject)
 }
 
+// CreateFactor implements storage.Factors.
+func (s *Store) CreateFactor(ctx context.Context, f *storage.Factor) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO factors (user_id, id, kind, counter, last_used_at, data)
+		VALUES ($1, $2, $3, $4, $5, $6)`, f.UserID, f.ID, f.Kind, int64(f.Counter), ts(f.LastUsedAt), record(f))
+	return mapErr(err)
+}
+
+// ListFactors implements storage.Factors.
+func (s *Store) ListFactors(ctx context.Context, userID string) ([]*storage.Factor, error) {
+	rows, err := s.pool.Query(ctx, "SELECT data, counter, last_used_at FROM factors WHERE user_id = $1", userID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := []*storage.Factor{}
+	var (
+		b       []byte
+		counter int64
+		used    *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&b, &counter, &used}, func() error {
+		f, err := decode[storage.Factor](b)
+		if err == nil {
+			f.Counter, f.LastUsedAt = uint64(counter), fromDB(used)
+			out = append(out, f)
+		}
+		return err
+	})
+	slices.SortFunc(out, func(a, b *storage.Factor) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	return out, mapErr(err)
+}
+
+// UseFactor implements storage.Factors: one conditional UPDATE, so
+// concurrent uses of one counter value serialise on the row.
+func (s *Store) UseFactor(ctx context.Context, userID, id string, counter uint64, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE factors SET counter = $3, last_used_at = $4
+		WHERE user_id = $1 AND id = $2 AND (counter < $3 OR (counter = 0 AND $3 = 0))`,
+		userID, id, int64(counter), storage.Timestamp(at))
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1 FROM factors WHERE user_id = $1 AND id = $2", userID, id).Scan(&one); err != nil {
+		return mapErr(err)
+	}
+	return storage.ErrAlreadyUsed
+}
+
+// DeleteFactor implements storage.Factors.
+func (s *Store) DeleteFactor(ctx context.Context, userID, id string) error {
+	return s.exec(ctx, "DELETE FROM factors WHERE user_id = $1 AND id = $2", userID, id)
+}
+
+// DeleteFactors implements storage.Factors.
+func (s *Store) DeleteFactors(ctx context.Context, userID, kind string) (int, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM factors WHERE user_id = $1 AND ($2 = '' OR kind = $2)", userID, kind)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // CreateAuthCode implements storage.AuthCodes.
 func (s *Store) CreateAuthCode(ctx context.Context, c *storage.AuthCode) error {
 	_, err := s.pool.Exec(ctx, "INSERT INTO auth_codes (hash, data, expires_at, used_at) VALUES ($1, $2, $3, $4)",
@@ -499,6 +565,14 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return s.exec(ctx, "DELETE FROM sessions WHERE id = $1", id)
 }
 
+// ListSessions implements storage.Sessions.
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]*storage.Session, error) {
+	out, err := listJSON[storage.Session](ctx, s, "SELECT data FROM sessions WHERE data->>'user_id' = $1 AND deadline > $2",
+		userID, storage.Timestamp(s.now()))
+	storage.SortSessions(out)
+	return out, err
+}
+
 // PutConsent implements storage.Consents.
 func (s *Store) PutConsent(ctx context.Context, c *storage.Consent) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO consents (user_id, client_id, data, expires_at) VALUES ($1, $2, $3, $4)
@@ -512,6 +586,12 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*stora
 	return getJSON[storage.Consent](ctx, s, `SELECT data FROM consents
 		WHERE user_id = $1 AND client_id = $2 AND (expires_at IS NULL OR expires_at > $3)`,
 		userID, clientID, storage.Timestamp(s.now()))
+}
+
+// ListConsents implements storage.Consents.
+func (s *Store) ListConsents(ctx context.Context, userID string) ([]*storage.Consent, error) {
+	return listJSON[storage.Consent](ctx, s, `SELECT data FROM consents
+		WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY client_id`, userID, storage.Timestamp(s.now()))
 }
 
 // DeleteConsent implements storage.Consents.

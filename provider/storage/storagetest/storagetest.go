@@ -80,6 +80,9 @@ func Run(t *testing.T, open Opener) {
 		{"Users", testUsers},
 		{"Identities", testIdentities},
 		{"IdentityConcurrentLink", testIdentityConcurrent},
+		{"Factors", testFactors},
+		{"FactorConcurrentUse", testFactorConcurrent},
+		{"SessionAndConsentListings", testListings},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
 		{"RefreshTokens", testRefreshTokens},
@@ -373,6 +376,131 @@ func testIdentityConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	wg.Wait()
 	if won.Load() != 1 {
 		t.Fatalf("%d concurrent links succeeded, want 1", won.Load())
+	}
+}
+
+func testFactors(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
+	must(t, s.CreateUser(ctx, newUser("u2", "bob")))
+	now := clk.Now()
+	totp := &storage.Factor{ID: "f1", UserID: "u1", Kind: storage.FactorTOTP, Name: "phone", Secret: []byte{1, 2, 3}, CreatedAt: now}
+	must(t, s.CreateFactor(ctx, totp))
+	wantErr(t, s.CreateFactor(ctx, totp), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateFactor(ctx, &storage.Factor{ID: "f9", UserID: "nobody", Kind: storage.FactorTOTP, CreatedAt: now}), storage.ErrNotFound)
+	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f2", UserID: "u1", Kind: storage.FactorWebAuthn, Name: "key",
+		Credential: []byte(`{"id":"x"}`), CredentialID: []byte("cred"), CreatedAt: now.Add(time.Second)}))
+	for i := range 3 {
+		must(t, s.CreateFactor(ctx, &storage.Factor{ID: fmt.Sprintf("r%d", i), UserID: "u1", Kind: storage.FactorRecovery,
+			Hash: storage.HashOf(fmt.Sprint("code", i)), CreatedAt: now.Add(2 * time.Second)}))
+	}
+	// The same factor ID under another user is another factor.
+	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f1", UserID: "u2", Kind: storage.FactorTOTP, CreatedAt: now}))
+
+	list, err := s.ListFactors(ctx, "u1")
+	must(t, err)
+	if len(list) != 5 || list[0].ID != "f1" || list[1].ID != "f2" || string(list[0].Secret) != "\x01\x02\x03" ||
+		string(list[1].CredentialID) != "cred" || list[2].Hash != storage.HashOf("code0") {
+		t.Fatalf("u1's factors = %+v", list)
+	}
+	equalTime(t, "created_at", list[0].CreatedAt, now)
+
+	// Counters only go up; the last use is recorded with them.
+	must(t, s.UseFactor(ctx, "u1", "f1", 100, now.Add(time.Minute)))
+	wantErr(t, s.UseFactor(ctx, "u1", "f1", 100, now), storage.ErrAlreadyUsed)
+	wantErr(t, s.UseFactor(ctx, "u1", "f1", 99, now), storage.ErrAlreadyUsed)
+	must(t, s.UseFactor(ctx, "u1", "f1", 101, now.Add(2*time.Minute)))
+	// A counterless authenticator (0 and 0) may be used again.
+	must(t, s.UseFactor(ctx, "u1", "f2", 0, now))
+	must(t, s.UseFactor(ctx, "u1", "f2", 0, now))
+	must(t, s.UseFactor(ctx, "u1", "r0", 1, now))
+	wantErr(t, s.UseFactor(ctx, "u1", "r0", 1, now), storage.ErrAlreadyUsed)
+	wantErr(t, s.UseFactor(ctx, "u1", "nope", 1, now), storage.ErrNotFound)
+	wantErr(t, s.UseFactor(ctx, "u2", "f2", 1, now), storage.ErrNotFound)
+	list, _ = s.ListFactors(ctx, "u1")
+	if list[0].Counter != 101 || list[4-2].Counter != 1 {
+		t.Errorf("counters after use = %d, %d", list[0].Counter, list[2].Counter)
+	}
+	equalTime(t, "last_used_at", list[0].LastUsedAt, now.Add(2*time.Minute))
+	if other, _ := s.ListFactors(ctx, "u2"); len(other) != 1 || other[0].Counter != 0 {
+		t.Errorf("u2's factor changed with u1's: %+v", other)
+	}
+
+	must(t, s.DeleteFactor(ctx, "u1", "f2"))
+	wantErr(t, s.DeleteFactor(ctx, "u1", "f2"), storage.ErrNotFound)
+	n, err := s.DeleteFactors(ctx, "u1", storage.FactorRecovery)
+	must(t, err)
+	if list, _ := s.ListFactors(ctx, "u1"); n != 3 || len(list) != 1 || list[0].ID != "f1" {
+		t.Errorf("after removing recovery codes (%d): %+v", n, list)
+	}
+	// Deleting a user deletes its factors.
+	must(t, s.DeleteUser(ctx, "u2"))
+	must(t, s.CreateUser(ctx, newUser("u2", "bob")))
+	if list, _ := s.ListFactors(ctx, "u2"); len(list) != 0 {
+		t.Errorf("a deleted user's factors survived: %+v", list)
+	}
+	n, err = s.DeleteFactors(ctx, "u1", "")
+	must(t, err)
+	if list, _ := s.ListFactors(ctx, "u1"); n != 1 || len(list) != 0 {
+		t.Errorf("after a reset (%d): %+v", n, list)
+	}
+}
+
+// testFactorConcurrent: one TOTP step (or recovery code) used by N
+// requests at once is accepted exactly once.
+func testFactorConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
+	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f1", UserID: "u1", Kind: storage.FactorTOTP, Counter: 7, CreatedAt: clk.Now()}))
+	const n = 20
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch err := s.UseFactor(ctx, "u1", "f1", 8, clk.Now()); {
+			case err == nil:
+				won.Add(1)
+			case !errors.Is(err, storage.ErrAlreadyUsed):
+				t.Errorf("use %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d concurrent uses of one code succeeded, want 1", won.Load())
+	}
+}
+
+// testListings: a user's sessions and consents, live ones only.
+func testListings(t *testing.T, s storage.Storage, clk *Clock) {
+	a, b := newSession("sid-a", "cookie-a", clk), newSession("sid-b", "cookie-b", clk)
+	b.CreatedAt = a.CreatedAt.Add(time.Second)
+	other := newSession("sid-c", "cookie-c", clk)
+	other.UserID = "someone-else"
+	short := newSession("sid-d", "cookie-d", clk)
+	short.IdleExpiresAt = clk.Now().Add(time.Minute)
+	for _, se := range []*storage.Session{b, a, other, short} {
+		must(t, s.CreateSession(ctx, se))
+	}
+	clk.Advance(2 * time.Minute)
+	list, err := s.ListSessions(ctx, a.UserID)
+	must(t, err)
+	if len(list) != 2 || list[0].ID != "sid-a" || list[1].ID != "sid-b" {
+		t.Errorf("sessions = %+v", list)
+	}
+	if list, _ := s.ListSessions(ctx, "nobody"); len(list) != 0 {
+		t.Errorf("nobody's sessions = %+v", list)
+	}
+	now := clk.Now()
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c2", Scopes: []string{"openid"}, CreatedAt: now}))
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c1", Scopes: []string{"email"}, CreatedAt: now}))
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u1", ClientID: "c3", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}))
+	must(t, s.PutConsent(ctx, &storage.Consent{UserID: "u10", ClientID: "c1", CreatedAt: now}))
+	clk.Advance(2 * time.Minute)
+	consents, err := s.ListConsents(ctx, "u1")
+	must(t, err)
+	if len(consents) != 2 || consents[0].ClientID != "c1" || consents[1].ClientID != "c2" || consents[0].Scopes[0] != "email" {
+		t.Errorf("consents = %+v", consents)
 	}
 }
 
@@ -1002,6 +1130,8 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	must(t, s.CreateClient(ctx, newClient("c1")))
 	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
 	must(t, s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "corp", Subject: "up-1", UserID: "u1", CreatedAt: clk.Now()}))
+	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f1", UserID: "u1", Kind: storage.FactorTOTP, Secret: []byte("sealed"), CreatedAt: clk.Now()}))
+	must(t, s.UseFactor(ctx, "u1", "f1", 42, clk.Now()))
 	must(t, s.CreateAuthCode(ctx, newCode("code", clk)))
 	must(t, s.CreateRefreshToken(ctx, newRefresh("rt", "fam", clk)))
 	must(t, s.CreateSession(ctx, newSession("sid", "cookie", clk)))
@@ -1024,6 +1154,9 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	}
 	if i, err := s.GetIdentity(ctx, "corp", "up-1"); err != nil || i.UserID != "u1" {
 		t.Errorf("identity: %+v %v", i, err)
+	}
+	if f, err := s.ListFactors(ctx, "u1"); err != nil || len(f) != 1 || f[0].Counter != 42 || string(f[0].Secret) != "sealed" {
+		t.Errorf("factors: %+v %v", f, err)
 	}
 	if _, err := s.ConsumeAuthCode(ctx, storage.HashOf("code"), storage.Issued{}); err != nil {
 		t.Errorf("code: %v", err)

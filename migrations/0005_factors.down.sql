@@ -1,0 +1,2 @@
+DROP INDEX sessions_user_id;
+DROP TABLE factors;
