@@ -360,7 +360,9 @@ func (s *Store) ListFactors(_ context.Context, userID string) (out []*storage.Fa
 		}
 		return nil
 	})
-	slices.SortFunc(out, func(a, b *storage.Factor) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	slices.SortFunc(out, func(a, b *storage.Factor) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out, err
 }
 

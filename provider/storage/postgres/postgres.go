@@ -303,7 +303,9 @@ func (s *Store) ListFactors(ctx context.Context, userID string) ([]*storage.Fact
 		}
 		return err
 	})
-	slices.SortFunc(out, func(a, b *storage.Factor) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	slices.SortFunc(out, func(a, b *storage.Factor) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out, mapErr(err)
 }
 
