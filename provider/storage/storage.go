@@ -429,6 +429,11 @@ func SortSessions(s []*Session) {
 	slices.SortFunc(s, func(a, b *Session) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
 }
 
+// SortFactors orders factors oldest first (Factors.ListFactors).
+func SortFactors(f []*Factor) {
+	slices.SortFunc(f, func(a, b *Factor) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+}
+
 // Timestamp normalises t to the precision and zone every backend keeps.
 func Timestamp(t time.Time) time.Time {
 	if t.IsZero() {

@@ -6,12 +6,10 @@ package bolt
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -360,9 +358,7 @@ func (s *Store) ListFactors(_ context.Context, userID string) (out []*storage.Fa
 		}
 		return nil
 	})
-	slices.SortFunc(out, func(a, b *storage.Factor) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
+	storage.SortFactors(out)
 	return out, err
 }
 

@@ -234,9 +234,7 @@ func (s *Store) ListFactors(_ context.Context, userID string) ([]*storage.Factor
 			out = append(out, clone(f))
 		}
 	}
-	slices.SortFunc(out, func(a, b *storage.Factor) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
+	storage.SortFactors(out)
 	return out, nil
 }
 

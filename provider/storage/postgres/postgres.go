@@ -5,13 +5,11 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"sync"
 	"time"
 
@@ -303,9 +301,7 @@ func (s *Store) ListFactors(ctx context.Context, userID string) ([]*storage.Fact
 		}
 		return err
 	})
-	slices.SortFunc(out, func(a, b *storage.Factor) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
+	storage.SortFactors(out)
 	return out, mapErr(err)
 }
 
