@@ -126,7 +126,8 @@ type Ring struct {
 	store  KeyStore
 	log    *slog.Logger
 	now    func() time.Time
-	sealer *sealer
+	sealer  *sealer
+	secrets *sealer // for Seal and Open
 
 	snap  atomic.Pointer[snapshot]
 	epoch atomic.Uint64 // see KeyEpoch
@@ -145,7 +146,11 @@ func NewRing(ctx context.Context, cfg Config, store KeyStore, log *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
-	r := &Ring{cfg: cfg, store: store, log: log, now: now, sealer: s, decrypted: map[string]*key{}}
+	secrets, err := newSecretSealer(cfg.KEK)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{cfg: cfg, store: store, log: log, now: now, sealer: s, secrets: secrets, decrypted: map[string]*key{}}
 	if err := r.Reload(ctx); err != nil {
 		return nil, err
 	}
