@@ -46,6 +46,7 @@ type ClientView struct {
 	FirstParty              bool     `json:"first_party"`
 	IntrospectAny           bool     `json:"introspect_any"`
 	DefaultConnector        string   `json:"default_connector,omitempty"`
+	RequireMFA              bool     `json:"require_mfa,omitempty"`
 	CreatedAt               string   `json:"created_at"`
 }
 
@@ -56,7 +57,7 @@ func ViewClient(c *storage.Client) ClientView {
 		GrantTypes: c.GrantTypes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Scopes: c.Scopes,
 		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		AccessTokenFormat: c.AccessTokenFormat, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
-		DefaultConnector: c.DefaultConnector, CreatedAt: c.CreatedAt.Format(time.RFC3339),
+		DefaultConnector: c.DefaultConnector, RequireMFA: c.RequireMFA, CreatedAt: c.CreatedAt.Format(time.RFC3339),
 	}
 	if c.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = c.AccessTokenTTL.String()

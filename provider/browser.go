@@ -122,6 +122,12 @@ func (p *Provider) callbackHandler(rc *fasthttp.RequestCtx) error {
 	return p.render(rc, out, err)
 }
 
+func (p *Provider) mfaHandler() oauth.HandlerFunc {
+	return p.interactionHandler(p.mfaPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
+		return p.mfaSubmit(ctx, mfaRequest{interactionRequest: r, method: f.str("method"), code: f.str("code")})
+	})
+}
+
 func (p *Provider) consentHandler() oauth.HandlerFunc {
 	return p.interactionHandler(p.consentPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
 		return p.consent(ctx, consentRequest{interactionRequest: r, allow: f.str("decision") == "allow"})

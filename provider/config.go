@@ -51,7 +51,11 @@ type Config struct {
 	Connectors        []connector.Config `yaml:"connectors" file:"only" help:"the upstream identity sources users sign in with: oidc, github and ldap connectors (every field in docs/connectors.md)"`
 	PasswordConnector string             `yaml:"password_connector" help:"id of the ldap connector that checks the sign-in form's usernames (but those in another ldap connector's username_domains); empty: the local users"`
 	HidePasswordForm  bool               `yaml:"hide_password_form" help:"show only the connectors' buttons on the sign-in page, no username and password form"`
-	AdminHosts        []string           `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
+	// MFAEnrollOnAccountPage keeps second-factor enrollment to the account
+	// page: a user without one who signs in to a client requiring MFA is
+	// refused instead of setting up an authenticator app there and then.
+	MFAEnrollOnAccountPage bool     `yaml:"mfa_enroll_on_account_page" help:"users set up second factors only on /account: a user without one is refused by clients that require MFA, instead of being offered to set up an authenticator app during sign-in"`
+	AdminHosts             []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
 }
 
 // DefaultConfig is every setting's default: the binary's, and what a

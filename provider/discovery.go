@@ -29,6 +29,7 @@ type metadata struct {
 	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported,omitempty"`
 	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
 	PromptValuesSupported                      []string `json:"prompt_values_supported,omitempty"`
+	ACRValuesSupported                         []string `json:"acr_values_supported,omitempty"`
 	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
 }
@@ -62,7 +63,8 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	m.SubjectTypesSupported = []string{"public"}
 	m.IDTokenSigningAlgValuesSupported = p.ring.Algs()
 	m.PromptValuesSupported = []string{"none", "login", "consent"}
-	m.ClaimsSupported = append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "azp"},
+	m.ACRValuesSupported = acrValues
+	m.ClaimsSupported = append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr", "azp"},
 		append(append(append([]string{}, scopeClaims["profile"]...), scopeClaims["email"]...), scopeClaims["groups"]...)...)
 	oidc, err = json.Marshal(m)
 	return oidc, oauth, err

@@ -119,7 +119,9 @@ func (p *Provider) checkRequest(c *storage.Client, params url.Values, ia *storag
 	// idp_hint names the connector to sign in at; kc_idp_hint is
 	// Keycloak's name for it, read for clients moving over.
 	ia.IDPHint = cmp.Or(get("idp_hint"), get("kc_idp_hint"))
-	for name, v := range map[string]string{"state": ia.State, "nonce": ia.Nonce, "login_hint": ia.LoginHint, "idp_hint": ia.IDPHint} {
+	ia.ACRValues = strings.Fields(get("acr_values"))
+	for name, v := range map[string]string{"state": ia.State, "nonce": ia.Nonce, "login_hint": ia.LoginHint, "idp_hint": ia.IDPHint,
+		"acr_values": get("acr_values")} {
 		if len(v) > maxParamLen {
 			return authErr("invalid_request", name+" is longer than "+strconv.Itoa(maxParamLen)+" bytes")
 		}

@@ -209,7 +209,7 @@ func (p *Provider) upstreamCallback(ctx context.Context, r callbackRequest) (out
 	}
 	sctx, scancel := requestCtx() // the store's own time, after the upstream's
 	defer scancel()
-	return p.signInAs(sctx, ia, c, up, id, []string{"fed"})
+	return p.signInAs(sctx, ia, c, up, id, upstreamAMR(up, id.AMR, id.ACR))
 }
 
 // upstreamFailed is the page for a sign-in an upstream did not complete.

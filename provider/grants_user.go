@@ -190,6 +190,7 @@ type idClaims struct {
 	AtHash   string   `json:"at_hash,omitempty"`
 	Sid      string   `json:"sid,omitempty"`
 	AMR      []string `json:"amr,omitempty"`
+	ACR      string   `json:"acr"`
 	Azp      string   `json:"azp"`
 }
 
@@ -210,7 +211,7 @@ func (p *Provider) idToken(g userGrant, accessToken string, now time.Time) (stri
 	}
 	payload, err := json.Marshal(idClaims{Iss: p.cfg.Issuer, Sub: g.user.ID, Aud: g.client.ID, Exp: now.Add(ttl).Unix(),
 		Iat: now.Unix(), AuthTime: g.authTime.Unix(), Nonce: g.nonce, AtHash: atHash(alg, accessToken), Sid: g.sessionID,
-		AMR: g.amr, Azp: g.client.ID})
+		AMR: g.amr, ACR: acrOf(g.amr), Azp: g.client.ID})
 	if err != nil {
 		return "", err
 	}

@@ -20,6 +20,7 @@ type providerMetrics struct {
 	// a bounded set; "local" for the local users).
 	signins         *prometheus.CounterVec   // connector, outcome
 	upstreamLatency *prometheus.HistogramVec // connector, operation
+	mfa             *prometheus.CounterVec   // method, outcome
 }
 
 func newProviderMetrics(reg prometheus.Registerer) (*providerMetrics, error) {
@@ -50,8 +51,12 @@ func newProviderMetrics(reg prometheus.Registerer) (*providerMetrics, error) {
 			Help:    "Time spent at an upstream connector, by connector and operation: discovery, exchange (code redemption, ID token and userinfo or API calls), login (LDAP).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"connector", "operation"}),
+		mfa: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidcgate_mfa_total",
+			Help: "Second-factor attempts, by method (totp, recovery, enroll, webauthn, passkey) and outcome: ok, bad_code, replayed, limited, refused (a WebAuthn assertion that did not verify).",
+		}, []string{"method", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.issued, m.tokenDuration, m.introspection, m.revocation, m.signins, m.upstreamLatency} {
+	for _, c := range []prometheus.Collector{m.issued, m.tokenDuration, m.introspection, m.revocation, m.signins, m.upstreamLatency, m.mfa} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

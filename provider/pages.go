@@ -36,6 +36,11 @@ type page struct {
 	Fields                map[string]string
 	PasswordForm          bool            // the sign-in page shows the username and password form
 	Connectors            []pageConnector // and these buttons
+	// The second-factor pages.
+	HasTOTP, HasWebAuthn, HasRecovery bool
+	TOTP                              *totpSetup // an authenticator app being set up
+	Codes                             []string   // recovery codes, shown once
+	Next                              string     // where the page's Continue goes
 }
 
 // pageConnector is a sign-in page's button for an upstream connector.

@@ -56,6 +56,7 @@ type Provider struct {
 	steps            []step       // the sign-in pipeline, in order (flow.go)
 	upstreams        []*upstream  // the connectors, in configuration order
 	fedDB            fedStore
+	mfaDB            factorStore
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -89,7 +90,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,
@@ -119,7 +120,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.limiter = newLimiter(now)
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
-	p.steps = []step{p.authenticateStep(), p.consentStep()}
+	p.steps = []step{p.authenticateStep(), p.mfaStep(), p.consentStep()}
 	p.fedDB = store
 	if p.upstreams, err = newUpstreams(cfg, now); err != nil {
 		return nil, err
@@ -175,6 +176,9 @@ func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r.POST(at("/login"), a.Handle("login", login))
 	r.GET(at("/login/{connector}"), a.Handle("login_connector", p.startUpstreamHandler))
 	r.GET(at("/connectors/{connector}/callback"), a.Handle("connector_callback", p.callbackHandler))
+	mfa := p.mfaHandler()
+	r.GET(at("/mfa"), a.Handle("mfa", mfa))
+	r.POST(at("/mfa"), a.Handle("mfa", mfa))
 	r.GET(at("/consent"), a.Handle("consent", consent))
 	r.POST(at("/consent"), a.Handle("consent", consent))
 	r.GET(at("/userinfo"), a.Handle("userinfo", p.userinfo))

@@ -55,6 +55,9 @@ type ClientSpec struct {
 	// DefaultConnector sends this client's sign-ins straight to that
 	// connector (unless the request names another with idp_hint).
 	DefaultConnector string `yaml:"default_connector" json:"default_connector,omitempty"`
+	// RequireMFA: the client gets a code only for a session signed in
+	// with a second factor (the user is stepped up when it has none).
+	RequireMFA bool `yaml:"require_mfa" json:"require_mfa,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -186,6 +189,7 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		RefreshTokenTTL: spec.RefreshTokenTTL, IDTokenTTL: spec.IDTokenTTL, FirstParty: spec.FirstParty,
 		IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg, IntrospectAny: spec.IntrospectAny,
 		DefaultConnector: spec.DefaultConnector,
+		RequireMFA:       spec.RequireMFA,
 		CreatedAt:        now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {

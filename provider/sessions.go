@@ -69,11 +69,20 @@ func (p *Provider) endCookie() cookie { return cookie{name: p.cookieName()} }
 // session that signed them in — consent is given by whoever signed in, in
 // this browser, not by whoever holds the interaction.
 func (p *Provider) signedInHere(ctx context.Context, v visit, ia *storage.Interaction) bool {
+	return p.sessionHere(ctx, v, ia) != nil
+}
+
+// sessionHere is the session that signed the interaction's user in, when
+// the visit carries it; else nil.
+func (p *Provider) sessionHere(ctx context.Context, v visit, ia *storage.Interaction) *storage.Session {
 	if ia.UserID == "" || ia.SessionID == "" || v.session == "" {
-		return false
+		return nil
 	}
 	se, err := p.flowDB.GetSession(ctx, storage.HashOf(v.session))
-	return err == nil && se.ID == ia.SessionID && se.UserID == ia.UserID
+	if err != nil || se.ID != ia.SessionID || se.UserID != ia.UserID {
+		return nil
+	}
+	return se
 }
 
 // Browser binding: a random cookie, set at /authorize when the browser has

@@ -37,6 +37,7 @@ type ClientsCommandConfig struct {
 	FirstParty             bool          `yaml:"first_party" help:"create: skip the consent page"`
 	IntrospectAny          bool          `yaml:"introspect_any" help:"create: a resource server that may introspect every client's tokens"`
 	DefaultConnector       string        `yaml:"default_connector" help:"create: send this client's sign-ins straight to this connector (id from connectors:)"`
+	RequireMFA             bool          `yaml:"require_mfa" help:"create: issue codes to this client only for sessions with a second factor (users are stepped up)"`
 }
 
 func (c *ClientsCommandConfig) Validate() error {
@@ -52,6 +53,7 @@ func (c *ClientsCommandConfig) spec(in io.Reader) (provider.ClientSpec, error) {
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AccessTokenFormat: c.TokenFormat,
 		AccessTokenTTL: c.AccessTokenTTL, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
 		DefaultConnector: c.DefaultConnector,
+		RequireMFA:       c.RequireMFA,
 	}
 	if c.SecretFile != "" {
 		secret, err := readSecret(c.SecretFile, in)

@@ -38,6 +38,10 @@ type Identity struct {
 	Name              string
 	PreferredUsername string
 	Groups            []string
+	// AMR and ACR are how the upstream says it authenticated the user
+	// (its ID token's amr and acr claims; oidc only).
+	AMR []string
+	ACR string
 }
 
 // Errors a connector returns; anything else is a failure the user cannot
@@ -86,6 +90,12 @@ type Config struct {
 	// UsernameDomains (ldap): a username typed in the sign-in form as
 	// name@domain, for one of these domains, is checked by this connector.
 	UsernameDomains []string `yaml:"username_domains"`
+	// TrustUpstreamMFA (oidc): a sign-in the upstream's ID token says was
+	// multi-factor — amr has "mfa", or acr is one of UpstreamMFAACRValues —
+	// counts as multi-factor here; any other is asked for a local second
+	// factor when one is required.
+	TrustUpstreamMFA     bool     `yaml:"trust_upstream_mfa"`
+	UpstreamMFAACRValues []string `yaml:"upstream_mfa_acr_values"`
 
 	OIDC   *OIDCConfig   `yaml:"-"`
 	GitHub *GitHubConfig `yaml:"-"`
@@ -149,6 +159,12 @@ func (c Config) Validate() error {
 	}
 	if len(c.UsernameDomains) > 0 && c.Type != TypeLDAP {
 		errs = append(errs, fmt.Errorf("connector %q: username_domains is for ldap connectors", c.ID))
+	}
+	if (c.TrustUpstreamMFA || len(c.UpstreamMFAACRValues) > 0) && c.Type != TypeOIDC {
+		errs = append(errs, fmt.Errorf("connector %q: trust_upstream_mfa is for oidc connectors (only their ID tokens say how the user signed in)", c.ID))
+	}
+	if len(c.UpstreamMFAACRValues) > 0 && !c.TrustUpstreamMFA {
+		errs = append(errs, fmt.Errorf("connector %q: upstream_mfa_acr_values needs trust_upstream_mfa: true", c.ID))
 	}
 	var err error
 	switch {

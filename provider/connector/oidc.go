@@ -215,6 +215,11 @@ func (o *OIDC) Exchange(ctx context.Context, code, verifier, nonce, iss string) 
 	if err := idt.Claims(&claims); err != nil {
 		return Identity{}, fmt.Errorf("connector: ID token claims: %w", err)
 	}
+	var how struct {
+		AMR []string `json:"amr"`
+		ACR string   `json:"acr"`
+	}
+	_ = idt.Claims(&how) // a malformed amr or acr says nothing: no upstream MFA
 	if o.cfg.GetUserInfo {
 		ui, err := op.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 		if err != nil {
@@ -232,7 +237,9 @@ func (o *OIDC) Exchange(ctx context.Context, code, verifier, nonce, iss string) 
 			claims[k] = v
 		}
 	}
-	return o.identity(idt.Subject, claims), nil
+	id := o.identity(idt.Subject, claims)
+	id.AMR, id.ACR = how.AMR, how.ACR
+	return id, nil
 }
 
 func (o *OIDC) identity(sub string, claims map[string]any) Identity {

@@ -67,6 +67,7 @@ type Client struct {
 	IDTokenSignedResponseAlg string        `json:"id_token_signed_response_alg,omitempty"`
 	IntrospectAny            bool          `json:"introspect_any,omitempty"`    // a resource server: may introspect other clients' tokens
 	DefaultConnector         string        `json:"default_connector,omitempty"` // sign-in goes straight to this connector
+	RequireMFA               bool          `json:"require_mfa,omitempty"`       // a code only for a session with a second factor
 	CreatedAt                time.Time     `json:"created_at"`
 	UpdatedAt                time.Time     `json:"updated_at"`
 }
@@ -164,7 +165,8 @@ type Interaction struct {
 	Prompt        []string `json:"prompt,omitempty"`
 	MaxAge        int      `json:"max_age"` // -1: none
 	LoginHint     string   `json:"login_hint,omitempty"`
-	IDPHint       string   `json:"idp_hint,omitempty"` // the connector the client asked for
+	ACRValues     []string `json:"acr_values,omitempty"` // the levels the client asked for, in its order
+	IDPHint       string   `json:"idp_hint,omitempty"`   // the connector the client asked for
 	// Upstream is the sign-in under way at a connector, if any.
 	Upstream *UpstreamSignIn `json:"upstream,omitempty"`
 	// BrowserHash is the hash of the browser-binding cookie of the browser
@@ -176,7 +178,9 @@ type Interaction struct {
 	AuthTime  time.Time `json:"auth_time,omitzero"`
 	AMR       []string  `json:"amr,omitempty"`
 	// Consented: the user allowed this request on its consent page.
-	Consented bool      `json:"consented,omitempty"`
+	Consented bool `json:"consented,omitempty"`
+	// Ceremony is a second-factor ceremony under way in this sign-in.
+	Ceremony  *Ceremony `json:"ceremony,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -203,6 +207,18 @@ type Session struct {
 	// IdleExpiresAt moves forward on use; ExpiresAt is the absolute limit.
 	IdleExpiresAt time.Time `json:"idle_expires_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
+	// Ceremony is an enrollment under way on the account page.
+	Ceremony *Ceremony `json:"ceremony,omitempty"`
+}
+
+// Ceremony is a second-factor ceremony waiting for the user's answer: a
+// TOTP secret shown for enrollment but not yet confirmed by a code (sealed
+// under the key-encryption key), or a WebAuthn challenge (the webauthn
+// library's session data).
+type Ceremony struct {
+	TOTPSecret []byte    `json:"totp_secret,omitempty"`
+	WebAuthn   []byte    `json:"webauthn,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 // Factor kinds.
