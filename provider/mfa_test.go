@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
 
 var (
@@ -77,9 +79,22 @@ func claimsOf(t *testing.T, idt *oidc.IDToken) (string, []string) {
 func enrollTOTP(t *testing.T, s *server, b *browser, r *rp) (string, []string) {
 	t.Helper()
 	f, p := r.start(b, askMFA)
-	p = b.signIn(s, p, alicePassword)
+	secret, codes, p := enrollAt(t, s, b, b.signIn(s, p, alicePassword))
+	p = b.decide(s, p, "allow")
+	_, idt := r.redeem(t, s, p, f.state, f.verifier)
+	acr, amr := claimsOf(t, idt)
+	if acr != provider.ACRMFA || !slices.Contains(amr, "pwd") || !slices.Contains(amr, "otp") || !slices.Contains(amr, "mfa") {
+		t.Fatalf("after password and a new authenticator app: acr %q amr %v", acr, amr)
+	}
+	return secret, codes
+}
+
+// enrollAt sets up an authenticator app on s's setup page p, and returns
+// its secret, the recovery codes, and the page Continue leads to.
+func enrollAt(t *testing.T, s *server, b *browser, p page) (string, []string, page) {
+	t.Helper()
 	m := secretOnPage.FindStringSubmatch(p.body)
-	if p.url.Path != "/mfa" || m == nil || !strings.Contains(p.body, `<img src="data:image/png;base64,`) ||
+	if p.url.Path != "/mfa" || p.url.Host != mustURL(s.issuer).Host || m == nil || !strings.Contains(p.body, `<img src="data:image/png;base64,`) ||
 		!strings.Contains(p.body, "otpauth://totp/") {
 		t.Fatalf("no authenticator setup after the password: %d %s %s", p.status, p.url, p.body)
 	}
@@ -97,14 +112,10 @@ func enrollTOTP(t *testing.T, s *server, b *browser, r *rp) (string, []string) {
 		t.Fatalf("recovery codes after the setup: %d %s", p.status, p.body)
 	}
 	next := regexp.MustCompile(`href="([^"]+)">Continue`).FindStringSubmatch(p.body)
-	p = b.get(s.issuer + strings.ReplaceAll(strings.TrimPrefix(next[1], s.issuer), "&amp;", "&"))
-	p = b.decide(s, p, "allow")
-	_, idt := r.redeem(t, s, p, f.state, f.verifier)
-	acr, amr := claimsOf(t, idt)
-	if acr != provider.ACRMFA || !slices.Contains(amr, "pwd") || !slices.Contains(amr, "otp") || !slices.Contains(amr, "mfa") {
-		t.Fatalf("after password and a new authenticator app: acr %q amr %v", acr, amr)
+	if next == nil {
+		t.Fatalf("no Continue on the recovery codes page: %s", p.body)
 	}
-	return secret, codes
+	return secret, codes, b.get(s.issuer + html.UnescapeString(next[1]))
 }
 
 // TestTOTPSecondFactor: acceptance 1 — password then TOTP gives the MFA
@@ -218,5 +229,40 @@ func TestStepUpAndRequireMFA(t *testing.T) {
 	_, p = strict.start(b, oauth2.SetAuthURLParam("max_age", "60"))
 	if !strings.Contains(p.body, `name="password"`) {
 		t.Fatalf("max_age passed: %s %s", p.url, p.body)
+	}
+}
+
+// TestFederatedMFA: a connector that trusts the upstream's MFA takes its
+// word (amr "mfa"); one that does not asks for a local second factor.
+func TestFederatedMFA(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		t.Run(map[bool]string{true: "trusted", false: "local"}[trusted], func(t *testing.T) {
+			up := startAt(t, "127.0.0.2", memory.New(time.Now), discard)
+			conn := oidcConnector(up.issuer)
+			conn.TrustUpstreamMFA = trusted
+			down := start(t, memory.New(time.Now), withConnectors(conn))
+			up.register(t, provider.ClientSpec{ID: "downstream", Secret: secret, RedirectURIs: []string{down.issuer + "/connectors/corp/callback"},
+				GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "email"}, FirstParty: true, RequireMFA: true})
+			b := newBrowser(t)
+			r := newRP(t, down, "web", secret, rpRedirect)
+			f, p := r.start(b, askMFA)
+			p = b.button(down, p, "Corp SSO")
+			_, _, p = enrollAt(t, up, b, b.signIn(up, p, alicePassword)) // MFA at the upstream
+			if !trusted {
+				if p.url.Host != mustURL(down.issuer).Host || p.url.Path != "/mfa" || !secretOnPage.MatchString(p.body) {
+					t.Fatalf("an untrusted upstream's MFA was taken: %s %s", p.url, p.body)
+				}
+				_, _, p = enrollAt(t, down, b, p)
+			}
+			_, idt := r.redeem(t, down, b.decide(down, p, "allow"), f.state, f.verifier)
+			acr, amr := claimsOf(t, idt)
+			want := []string{"fed", "mfa"}
+			if !trusted {
+				want = []string{"fed", "otp", "mfa"}
+			}
+			if acr != provider.ACRMFA || !slices.Equal(amr, want) {
+				t.Errorf("acr %q amr %v, want %v", acr, amr, want)
+			}
+		})
 	}
 }
