@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -126,6 +127,22 @@ func (p *Provider) mfaHandler() oauth.HandlerFunc {
 	return p.interactionHandler(p.mfaPage, func(ctx context.Context, r interactionRequest, f form) (outcome, error) {
 		return p.mfaSubmit(ctx, mfaRequest{interactionRequest: r, method: f.str("method"), code: f.str("code")})
 	})
+}
+
+// accountHandler serves the account page and its forms.
+func (p *Provider) accountHandler(rc *fasthttp.RequestCtx) error {
+	r := accountRequest{visit: p.visitOf(rc), post: rc.IsPost(), field: func(string) string { return "" }}
+	if r.post {
+		f, err := readForm(rc)
+		if err != nil {
+			return p.render(rc, outcome{}, err)
+		}
+		r.action, r.csrf, r.field = cmp.Or(f.str("action"), f.str("method")), f.str("csrf"), f.str
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	out, err := p.account(ctx, r)
+	return p.render(rc, out, err)
 }
 
 func (p *Provider) consentHandler() oauth.HandlerFunc {

@@ -198,6 +198,12 @@ func unavailable(err error) error {
 
 // issue ends the interaction with its code (RFC 6749 §4.1.2).
 func (p *Provider) issue(ctx context.Context, ia *storage.Interaction) (outcome, error) {
+	if ia.Account { // the account page's own sign-in: no code, back to the page
+		if err := p.flowDB.DeleteInteraction(ctx, ia.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return outcome{}, oauth.ErrUnavailable(err)
+		}
+		return redirectTo(p.issuerPath + "/account"), nil
+	}
 	now := p.now()
 	code := randomToken()
 	err := p.flowDB.CreateAuthCode(ctx, &storage.AuthCode{
@@ -248,6 +254,9 @@ func (p *Provider) resume(ctx context.Context, r interactionRequest) (ia *storag
 	if r.post && !equalSecret(r.csrf, ia.CSRF) {
 		out := refused("The form was not the one this server sent (CSRF check). Go back to the application and start again.")
 		return nil, nil, &out, nil
+	}
+	if ia.Account {
+		return ia, accountClient, nil, nil
 	}
 	if c, err = p.client(ctx, ia.ClientID); err != nil {
 		return nil, nil, nil, oauth.ErrUnavailable(err)

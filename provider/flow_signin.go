@@ -167,10 +167,11 @@ type passwords struct {
 	slots chan struct{}
 	// decoys counts decoy checks made for refused directory sign-ins.
 	decoys atomic.Int64
+	cost   Argon2Params // of new hashes
 }
 
 func newPasswords(users storage.Users, cost Argon2Params) *passwords {
-	return &passwords{users: users, decoy: decoyHash(cost), slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return &passwords{users: users, decoy: decoyHash(cost), slots: make(chan struct{}, runtime.GOMAXPROCS(0)), cost: cost}
 }
 
 // check returns the user whose password this is, or errBadCredentials.
@@ -204,6 +205,17 @@ func (p *passwords) verify(ctx context.Context, hash, password string) (bool, er
 	ok, err := VerifyPassword(hash, password)
 	<-p.slots
 	return ok && err == nil, nil
+}
+
+// hash hashes a new password in one of the slots.
+func (p *passwords) hash(ctx context.Context, password string) (string, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return "", oauth.ErrUnavailable(ctx.Err())
+	}
+	defer func() { <-p.slots }()
+	return HashPassword(password, p.cost)
 }
 
 // decoyCheck costs what checking a wrong password does.

@@ -26,6 +26,7 @@ type grantStore interface {
 	CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error
 	CreateAccessToken(ctx context.Context, t *storage.AccessToken) error
 	GetUser(ctx context.Context, id string) (*storage.User, error)
+	GetConsent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
 }
 
 // The grants that issue tokens for a user: authorization_code and
@@ -229,6 +230,20 @@ func atHash(alg, token string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
+// consentWithdrawn: the grant needed the user's consent (a client that is
+// not first-party, or offline access), and the user has withdrawn it since
+// (the account page): its refresh tokens stop with it.
+func (p *Provider) consentWithdrawn(ctx context.Context, c *storage.Client, rt *storage.RefreshToken) (bool, error) {
+	if c.FirstParty && !slices.Contains(rt.Scopes, "offline_access") {
+		return false, nil
+	}
+	_, err := p.grantDB.GetConsent(ctx, rt.UserID, c.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
 // refreshToken is RFC 6749 §6: the token rotates on every use, and a
 // rotated token's reuse revokes the family — except within the reuse grace,
 // where it is a client retrying an answer it lost. Everything is checked
@@ -271,6 +286,14 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		return nil, oauth.ErrUnavailable(err)
 	} else if revoked {
 		return nil, oauth.ErrInvalidGrant("the refresh token was revoked")
+	}
+	if withdrawn, err := p.consentWithdrawn(ctx, c, rt); err != nil {
+		return nil, oauth.ErrUnavailable(err)
+	} else if withdrawn {
+		if err := p.revs.grant(ctx, rt.FamilyID); err != nil {
+			return nil, oauth.ErrUnavailable(err)
+		}
+		return nil, oauth.ErrInvalidGrant("the user withdrew this application's access")
 	}
 	u, err := p.grantUser(ctx, rt.UserID)
 	if err != nil {

@@ -41,6 +41,7 @@ type page struct {
 	TOTP                              *totpSetup // an authenticator app being set up
 	Codes                             []string   // recovery codes, shown once
 	Next                              string     // where the page's Continue goes
+	Account                           *accountView
 }
 
 // pageConnector is a sign-in page's button for an upstream connector.

@@ -57,6 +57,7 @@ type Provider struct {
 	upstreams        []*upstream  // the connectors, in configuration order
 	fedDB            fedStore
 	mfaDB            factorStore
+	accountDB        accountStore
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -90,7 +91,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,
@@ -179,6 +180,8 @@ func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	mfa := p.mfaHandler()
 	r.GET(at("/mfa"), a.Handle("mfa", mfa))
 	r.POST(at("/mfa"), a.Handle("mfa", mfa))
+	r.GET(at("/account"), a.Handle("account", p.accountHandler))
+	r.POST(at("/account"), a.Handle("account", p.accountHandler))
 	r.GET(at("/consent"), a.Handle("consent", consent))
 	r.POST(at("/consent"), a.Handle("consent", consent))
 	r.GET(at("/userinfo"), a.Handle("userinfo", p.userinfo))

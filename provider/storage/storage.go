@@ -167,6 +167,9 @@ type Interaction struct {
 	LoginHint     string   `json:"login_hint,omitempty"`
 	ACRValues     []string `json:"acr_values,omitempty"` // the levels the client asked for, in its order
 	IDPHint       string   `json:"idp_hint,omitempty"`   // the connector the client asked for
+	// Account: a sign-in to the account page itself, which ends there
+	// instead of in a code (no client).
+	Account bool `json:"account,omitempty"`
 	// Upstream is the sign-in under way at a connector, if any.
 	Upstream *UpstreamSignIn `json:"upstream,omitempty"`
 	// BrowserHash is the hash of the browser-binding cookie of the browser
