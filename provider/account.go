@@ -126,6 +126,8 @@ func (p *Provider) account(ctx context.Context, r accountRequest) (outcome, erro
 		return a.endSession(ctx, r.field("session"))
 	case "revoke-consent":
 		return a.revokeConsent(ctx, r.field("client"))
+	case "step-up":
+		return p.accountSignIn(ctx, r.visit, true)
 	}
 	return a.view(ctx, http.StatusBadRequest, "The form did not say what to do.")
 }
@@ -320,6 +322,8 @@ type accountView struct {
 	Username, Name string
 	Local          bool // has a password here
 	SecondFactor   bool
+	CanChange      bool // may change security settings without a step-up first
+	WebAuthn       bool // security keys can be registered here
 	TOTP, Keys     []factorView
 	RecoveryLeft   int
 	Sessions       []sessionView
@@ -359,7 +363,8 @@ func (a *accountCtx) view(ctx context.Context, status int, msg string) (outcome,
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	name, _ := a.u.Claims["name"].(string)
-	v := &accountView{Username: a.u.Username, Name: name, Local: a.u.PasswordHash != "", SecondFactor: secondFactors(a.factors)}
+	v := &accountView{Username: a.u.Username, Name: name, Local: a.u.PasswordHash != "", SecondFactor: secondFactors(a.factors),
+		CanChange: !secondFactors(a.factors) || multiFactor(a.se.AMR), WebAuthn: p.webauthn != nil}
 	for _, f := range a.factors {
 		fv := factorView{ID: f.ID, Name: f.Name, Created: day(f.CreatedAt), LastUsed: day(f.LastUsedAt)}
 		switch f.Kind {

@@ -3,9 +3,11 @@ package provider
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -143,6 +145,83 @@ func (p *Provider) accountHandler(rc *fasthttp.RequestCtx) error {
 	defer cancel()
 	out, err := p.account(ctx, r)
 	return p.render(rc, out, err)
+}
+
+// webauthnHandler serves one of webauthn.js's JSON endpoints.
+func (p *Provider) webauthnHandler(fn func(context.Context, webauthnRequest) (jsonAnswer, error)) oauth.HandlerFunc {
+	return func(rc *fasthttp.RequestCtx) error {
+		var r webauthnRequest
+		if p.webauthn == nil {
+			return p.writeJSON(rc, noWebAuthn)
+		}
+		ct := string(rc.Request.Header.ContentType())
+		if mt, _, _ := strings.Cut(ct, ";"); strings.TrimSpace(mt) != "application/json" {
+			return p.writeJSON(rc, webauthnErr(http.StatusUnsupportedMediaType, "invalid_request", "the body must be application/json"))
+		}
+		if err := json.Unmarshal(rc.PostBody(), &r); err != nil {
+			return p.writeJSON(rc, webauthnErr(http.StatusBadRequest, "invalid_request", "the body is not the JSON this endpoint reads"))
+		}
+		r.visit = p.visitOf(rc)
+		ctx, cancel := requestCtx()
+		defer cancel()
+		a, err := fn(ctx, r)
+		if err != nil {
+			e := oauth.As(err)
+			if e.Status >= 500 {
+				p.log.Error("request failed", "request_id", string(rc.Response.Header.Peek("X-Request-Id")), "error", err)
+			}
+			a = webauthnErr(e.Status, e.Code, e.Description)
+			if e.Status == http.StatusServiceUnavailable {
+				a.retryAfter = 2
+			}
+		}
+		return p.writeJSON(rc, a)
+	}
+}
+
+// writeJSON writes a JSON answer with its cookies.
+func (p *Provider) writeJSON(rc *fasthttp.RequestCtx, a jsonAnswer) error {
+	for _, c := range a.cookies {
+		p.writeCookie(rc, c)
+	}
+	if a.retryAfter > 0 {
+		rc.Response.Header.Set("Retry-After", strconv.Itoa(a.retryAfter))
+	}
+	b, err := json.Marshal(a.body)
+	if err != nil {
+		return err
+	}
+	rc.Response.Header.Set("Cache-Control", "no-store")
+	rc.SetStatusCode(a.status)
+	rc.SetContentType("application/json")
+	rc.SetBody(b)
+	return nil
+}
+
+// continueHandler moves a signed-in interaction on (after a WebAuthn
+// ceremony, whose script navigates here).
+func (p *Provider) continueHandler(rc *fasthttp.RequestCtx) error {
+	r, _, err := p.interactionOf(rc)
+	if err != nil {
+		return p.render(rc, outcome{}, err)
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	ia, c, stop, err := p.resume(ctx, r)
+	if stop != nil || err != nil {
+		return p.render(rc, deref(stop), err)
+	}
+	out, err := p.next(ctx, ia, c)
+	return p.render(rc, out, err)
+}
+
+// webauthnScript serves web/webauthn.js.
+func (p *Provider) webauthnScript(rc *fasthttp.RequestCtx) error {
+	rc.SetContentType("text/javascript; charset=utf-8")
+	rc.Response.Header.Set("Cache-Control", "public, max-age=3600")
+	rc.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	rc.SetBody(webauthnJS)
+	return nil
 }
 
 func (p *Provider) consentHandler() oauth.HandlerFunc {

@@ -51,6 +51,8 @@ type Config struct {
 	Connectors        []connector.Config `yaml:"connectors" file:"only" help:"the upstream identity sources users sign in with: oidc, github and ldap connectors (every field in docs/connectors.md)"`
 	PasswordConnector string             `yaml:"password_connector" help:"id of the ldap connector that checks the sign-in form's usernames (but those in another ldap connector's username_domains); empty: the local users"`
 	HidePasswordForm  bool               `yaml:"hide_password_form" help:"show only the connectors' buttons on the sign-in page, no username and password form"`
+	// Passkeys offers passwordless sign-in with a passkey.
+	Passkeys bool `yaml:"passkeys" help:"offer passwordless sign-in with a passkey (a discoverable WebAuthn credential with user verification) on the sign-in page; keys registered on /account are then made discoverable"`
 	// MFAEnrollOnAccountPage keeps second-factor enrollment to the account
 	// page: a user without one who signs in to a client requiring MFA is
 	// refused instead of setting up an authenticator app there and then.
@@ -194,6 +196,9 @@ func (c Config) validateConnectors() []error {
 	}
 	if c.HidePasswordForm && redirects == 0 {
 		errs = append(errs, bad("hide_password_form", "with no oidc or github connector there would be no way to sign in"))
+	}
+	if u, err := url.Parse(c.Issuer); err == nil && c.Passkeys && net.ParseIP(u.Hostname()) != nil {
+		errs = append(errs, bad("passkeys", "need the issuer at a domain name (browsers refuse an IP address as WebAuthn relying party): %s", c.Issuer))
 	}
 	return errs
 }

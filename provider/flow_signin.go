@@ -26,7 +26,8 @@ type loginRequest struct {
 
 func (p *Provider) loginForm(ia *storage.Interaction, c *storage.Client, username, msg string) page {
 	return page{Title: "Sign in", Action: p.issuerPath + "/login", ClientName: c.Name, Interaction: ia.ID, CSRF: ia.CSRF,
-		Username: username, Error: msg, PasswordForm: !p.cfg.HidePasswordForm, Connectors: p.connectorButtons(ia)}
+		Username: username, Error: msg, PasswordForm: !p.cfg.HidePasswordForm, Connectors: p.connectorButtons(ia),
+		Passkeys: p.cfg.Passkeys}
 }
 
 // loginPage shows the sign-in form of an interaction.
@@ -97,17 +98,26 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 // signedIn starts u's session, authenticated by amr (RFC 8176), and moves
 // the interaction on.
 func (p *Provider) signedIn(ctx context.Context, ia *storage.Interaction, c *storage.Client, u *storage.User, amr []string) (outcome, error) {
-	se, sessionCookie, err := p.startSession(ctx, u, amr)
+	sessionCookie, err := p.startSignedIn(ctx, ia, u, amr)
 	if err != nil {
 		return outcome{}, err
-	}
-	ia.UserID, ia.SessionID, ia.AuthTime, ia.AMR = u.ID, se.ID, se.AuthTime, se.AMR
-	if err := p.flowDB.UpdateInteraction(ctx, ia); err != nil {
-		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	out, err := p.next(ctx, ia, c)
 	out.cookies = append(out.cookies, sessionCookie)
 	return out, err
+}
+
+// startSignedIn starts u's session and records it in the interaction.
+func (p *Provider) startSignedIn(ctx context.Context, ia *storage.Interaction, u *storage.User, amr []string) (cookie, error) {
+	se, sessionCookie, err := p.startSession(ctx, u, amr)
+	if err != nil {
+		return cookie{}, err
+	}
+	ia.UserID, ia.SessionID, ia.AuthTime, ia.AMR = u.ID, se.ID, se.AuthTime, se.AMR
+	if err := p.flowDB.UpdateInteraction(ctx, ia); err != nil {
+		return cookie{}, oauth.ErrUnavailable(err)
+	}
+	return sessionCookie, nil
 }
 
 // checkAtDirectory checks the form's credentials at an ldap connector. A

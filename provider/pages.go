@@ -8,12 +8,13 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-//go:embed web/pages.html web/style.css
+//go:embed web/pages.html web/style.css web/webauthn.js
 var webFS embed.FS
 
 var (
-	pages    = template.Must(template.ParseFS(webFS, "web/pages.html"))
-	styleCSS = template.CSS(must(webFS.ReadFile("web/style.css")))
+	pages      = template.Must(template.ParseFS(webFS, "web/pages.html"))
+	styleCSS   = template.CSS(must(webFS.ReadFile("web/style.css")))
+	webauthnJS = must(webFS.ReadFile("web/webauthn.js"))
 )
 
 func must[T any](v T, err error) T {
@@ -42,6 +43,10 @@ type page struct {
 	Codes                             []string   // recovery codes, shown once
 	Next                              string     // where the page's Continue goes
 	Account                           *accountView
+	// The WebAuthn buttons: their endpoints' prefix, the script that
+	// drives them (set on pages that have some), and the passkey button.
+	WebAuthnBase, Script string
+	Passkeys             bool
 }
 
 // pageConnector is a sign-in page's button for an upstream connector.
@@ -50,6 +55,10 @@ type pageConnector struct{ Name, URL string }
 // renderPage writes an HTML page. Pages are never cached and never framed.
 func (p *Provider) renderPage(ctx *fasthttp.RequestCtx, status int, name string, data page) error {
 	data.Brand, data.CSS, data.Logo = p.cfg.BrandName, styleCSS, template.URL(p.cfg.BrandLogoURL)
+	data.WebAuthnBase = p.issuerPath + "/webauthn"
+	if name == "login" && data.Passkeys || name == "mfa" && data.HasWebAuthn || name == "account" {
+		data.Script = p.issuerPath + "/static/webauthn.js"
+	}
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
 		return err
@@ -58,8 +67,10 @@ func (p *Provider) renderPage(ctx *fasthttp.RequestCtx, status int, name string,
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("X-Frame-Options", "DENY")
+	// The one script is webauthn.js, from this origin; only the form_post
+	// page runs an inline one (its auto-submit).
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action *; frame-ancestors 'none'"+
-		map[bool]string{true: "; script-src 'unsafe-inline'", false: ""}[name == "form_post"])
+		map[bool]string{true: "; script-src 'unsafe-inline'", false: "; script-src 'self'; connect-src 'self'"}[name == "form_post"])
 	// The provider's own pages may see where a form came from; no other
 	// site learns the sign-in URL (its interaction ID).
 	h.Set("Referrer-Policy", "same-origin")

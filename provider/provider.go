@@ -13,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/oidcgate/oidcgate/cache"
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/oauth"
+
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -58,6 +60,7 @@ type Provider struct {
 	fedDB            fedStore
 	mfaDB            factorStore
 	accountDB        accountStore
+	webauthn         *webauthn.WebAuthn // the relying party of security keys and passkeys
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -121,6 +124,9 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.limiter = newLimiter(now)
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
+	if p.webauthn, err = newWebAuthn(cfg, p.origin); err != nil {
+		return nil, fmt.Errorf("provider: webauthn: %w", err)
+	}
 	p.steps = []step{p.authenticateStep(), p.mfaStep(), p.consentStep()}
 	p.fedDB = store
 	if p.upstreams, err = newUpstreams(cfg, now); err != nil {
@@ -180,6 +186,14 @@ func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	mfa := p.mfaHandler()
 	r.GET(at("/mfa"), a.Handle("mfa", mfa))
 	r.POST(at("/mfa"), a.Handle("mfa", mfa))
+	r.GET(at("/continue"), a.Handle("continue", p.continueHandler))
+	r.POST(at("/webauthn/mfa/begin"), a.Handle("webauthn", p.webauthnHandler(p.mfaWebauthnBegin)))
+	r.POST(at("/webauthn/mfa/finish"), a.Handle("webauthn", p.webauthnHandler(p.mfaWebauthnFinish)))
+	r.POST(at("/webauthn/passkey/begin"), a.Handle("webauthn", p.webauthnHandler(p.passkeyBegin)))
+	r.POST(at("/webauthn/passkey/finish"), a.Handle("webauthn", p.webauthnHandler(p.passkeyFinish)))
+	r.POST(at("/webauthn/register/begin"), a.Handle("webauthn", p.webauthnHandler(p.registerBegin)))
+	r.POST(at("/webauthn/register/finish"), a.Handle("webauthn", p.webauthnHandler(p.registerFinish)))
+	r.GET(at("/static/webauthn.js"), a.Handle("static", p.webauthnScript))
 	r.GET(at("/account"), a.Handle("account", p.accountHandler))
 	r.POST(at("/account"), a.Handle("account", p.accountHandler))
 	r.GET(at("/consent"), a.Handle("consent", consent))
