@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -83,6 +84,15 @@ func backends() []backend {
 
 type option func(*provider.Config)
 
+// atLocalhost names the issuer http://localhost:port (it listens on
+// 127.0.0.1): WebAuthn needs a domain, browsers refuse an IP address.
+func atLocalhost(c *provider.Config) {
+	u, _ := url.Parse(c.Issuer)
+	c.Issuer = "http://localhost:" + u.Port()
+}
+
+func withPasskeys(c *provider.Config) { c.Passkeys = true }
+
 func withAlg(alg string) option { return func(c *provider.Config) { c.AccessTokenAlg = alg } }
 
 func withRefresh(idle, grace time.Duration) option {
@@ -129,6 +139,7 @@ func startAt(t testing.TB, host string, store storage.Storage, log *slog.Logger,
 	for _, o := range opts {
 		o(&cfg)
 	}
+	issuer = cfg.Issuer
 	reg := prometheus.NewRegistry()
 	p, err := provider.New(cfg, store, ring, log, reg, clk.Now)
 	if err != nil {
