@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 RACE_PKGS := ./provider/... ./migrations/... ./keys/... ./edge/... ./cache/...
 FUZZTIME ?= 30s
 
-.PHONY: help build run test lint bench bench-compare fault fuzz clean
+.PHONY: help build run test lint bench bench-compare fault fuzz screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ lint: ## gofmt and go vet
 test: lint ## run every test, the fuzz seed corpora, and -race on the concurrent packages
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -v $(RACE_PKGS) 2>&1 | grep -E '^(--- |ok |FAIL|panic:|\s+pgtest.go)|^\s+--- (FAIL|SKIP)'
+
+screenshots: ## the sign-in, second-factor and account pages at phone width (headless Chromium) into docs/screenshots
+	mkdir -p docs/screenshots
+	OIDCGATE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestPagesAtPhoneWidth ./provider
 
 bench: ## run the micro-benchmarks, then the ratio tables of docs/benchmarks.md (keys, edge)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
