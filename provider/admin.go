@@ -24,6 +24,8 @@ type adminStore interface {
 	GetIdentity(ctx context.Context, connectorID, subject string) (*storage.Identity, error)
 	ListIdentities(ctx context.Context, userID string) ([]*storage.Identity, error)
 	DeleteIdentity(ctx context.Context, connectorID, subject string) error
+	ListFactors(ctx context.Context, userID string) ([]*storage.Factor, error)
+	DeleteFactors(ctx context.Context, userID, kind string) (int, error)
 }
 
 // The admin API: JSON over the admin listener, for operators and scripts.
@@ -73,6 +75,8 @@ func (p *Provider) adminRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r.GET("/admin/v1/connectors", a.Handle("admin_connectors_list", p.adminListConnectors))
 	r.GET("/admin/v1/users/{id}/identities", a.Handle("admin_identities_list", p.adminListIdentities))
 	r.DELETE("/admin/v1/users/{id}/identities", a.Handle("admin_identities_unlink", p.adminUnlink))
+	r.GET("/admin/v1/users/{id}/factors", a.Handle("admin_factors_list", p.adminListFactors))
+	r.DELETE("/admin/v1/users/{id}/factors", a.Handle("admin_factors_reset", p.adminResetFactors))
 	r.GET("/admin/v1/keys", a.Handle("admin_keys_list", p.adminListKeys))
 	r.POST("/admin/v1/keys/rotate", a.Handle("admin_keys_rotate", p.adminRotateKey))
 	r.POST("/admin/v1/keys/{kid}/revoke", a.Handle("admin_keys_revoke", p.adminRevokeKey))
@@ -283,6 +287,88 @@ func (p *Provider) adminUnlink(ctx *fasthttp.RequestCtx) error {
 	}
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
+}
+
+// FactorView is a second factor as operators see it: never its secret.
+type FactorView struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name,omitempty"`
+	CreatedAt  string `json:"created_at"`
+	LastUsedAt string `json:"last_used_at,omitempty"`
+}
+
+// ViewFactors is a user's factors as operators see them; recovery codes
+// are listed only while unused.
+func ViewFactors(factors []*storage.Factor) []FactorView {
+	out := []FactorView{}
+	for _, f := range factors {
+		if f.Kind == storage.FactorRecovery && f.Counter != 0 {
+			continue
+		}
+		v := FactorView{ID: f.ID, Kind: f.Kind, Name: f.Name, CreatedAt: f.CreatedAt.Format(time.RFC3339)}
+		if !f.LastUsedAt.IsZero() {
+			v.LastUsedAt = f.LastUsedAt.Format(time.RFC3339)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (p *Provider) adminListFactors(ctx *fasthttp.RequestCtx) error {
+	id, _ := ctx.UserValue("id").(string)
+	sctx, cancel := requestCtx()
+	defer cancel()
+	if _, err := p.adminDB.GetUser(sctx, id); err != nil {
+		return storeErr(err)
+	}
+	factors, err := p.adminDB.ListFactors(sctx, id)
+	if err != nil {
+		return storeErr(err)
+	}
+	return oauth.WriteJSON(ctx, http.StatusOK, ViewFactors(factors))
+}
+
+// adminResetFactors removes a user's second factors (?kind= one kind):
+// the user who lost a phone or key signs in with the password again and
+// sets up a new one.
+func (p *Provider) adminResetFactors(ctx *fasthttp.RequestCtx) error {
+	id, _ := ctx.UserValue("id").(string)
+	kind := string(ctx.QueryArgs().Peek("kind"))
+	if kind != "" && kind != storage.FactorTOTP && kind != storage.FactorWebAuthn && kind != storage.FactorRecovery {
+		return oauth.ErrInvalidRequest("kind must be totp, webauthn or recovery")
+	}
+	sctx, cancel := requestCtx()
+	defer cancel()
+	n, err := ResetFactors(sctx, p.adminDB, id, kind)
+	if err != nil {
+		return storeErr(err)
+	}
+	p.audit("mfa.reset", "user_id", id, "kind", kind, "removed", n, "by", "admin_api")
+	return oauth.WriteJSON(ctx, http.StatusOK, map[string]int{"removed": n})
+}
+
+// ResetFactors removes the second factors of the user userID of kind (""
+// all); removing the last factor that can be asked for removes the
+// recovery codes too. storage.ErrNotFound when there is no such user.
+func ResetFactors(ctx context.Context, store interface {
+	GetUser(ctx context.Context, id string) (*storage.User, error)
+	ListFactors(ctx context.Context, userID string) ([]*storage.Factor, error)
+	DeleteFactors(ctx context.Context, userID, kind string) (int, error)
+}, userID, kind string) (int, error) {
+	if _, err := store.GetUser(ctx, userID); err != nil {
+		return 0, err
+	}
+	n, err := store.DeleteFactors(ctx, userID, kind)
+	if err != nil || kind == "" || kind == storage.FactorRecovery {
+		return n, err
+	}
+	left, err := store.ListFactors(ctx, userID)
+	if err != nil || secondFactors(left) {
+		return n, err
+	}
+	m, err := store.DeleteFactors(ctx, userID, storage.FactorRecovery)
+	return n + m, err
 }
 
 // UnlinkIdentity removes the link (connector, subject) of the user userID;

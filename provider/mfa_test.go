@@ -266,3 +266,34 @@ func TestFederatedMFA(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminResetsSecondFactors: operators list a user's factors (no
+// secrets) and reset them; the user then sets up a new one at sign-in.
+func TestAdminResetsSecondFactors(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	r := newRP(t, s, "web", secret, rpRedirect)
+	enrollTOTP(t, s, newBrowser(t), r)
+	if n := counter(t, s, "oidcgate_mfa_total"); n < 2 { // the wrong first code and the right one
+		t.Errorf("oidcgate_mfa_total = %v", n)
+	}
+	list := do(t, "GET", s.admin+"/admin/v1/users/alice-sub/factors", "", "", "")
+	if list.status != 200 || strings.Count(string(list.body), `"kind":"recovery"`) != 10 || !strings.Contains(string(list.body), `"kind":"totp"`) ||
+		strings.Contains(string(list.body), "secret") {
+		t.Fatalf("factors: %d %s", list.status, list.body)
+	}
+	if r := do(t, "DELETE", s.admin+"/admin/v1/users/alice-sub/factors?kind=sms", "", "", ""); r.status != 400 {
+		t.Errorf("an unknown kind: %d %s", r.status, r.body)
+	}
+	if r := do(t, "DELETE", s.admin+"/admin/v1/users/nobody/factors", "", "", ""); r.status != 404 {
+		t.Errorf("an unknown user: %d %s", r.status, r.body)
+	}
+	// Removing the authenticator app takes the recovery codes with it.
+	if r := do(t, "DELETE", s.admin+"/admin/v1/users/alice-sub/factors?kind=totp", "", "", ""); r.status != 200 || r.json(t)["removed"] != 11.0 {
+		t.Fatalf("reset: %d %s", r.status, r.body)
+	}
+	b := newBrowser(t)
+	_, p := r.start(b, askMFA)
+	if p = b.signIn(s, p, alicePassword); !secretOnPage.MatchString(p.body) {
+		t.Errorf("after the reset, no new setup is offered: %s", p.body)
+	}
+}

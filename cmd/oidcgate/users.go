@@ -58,8 +58,9 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 	if err != nil {
 		return err
 	}
-	verb, err := parseVerb(rest, map[string]int{"create": 1, "list": 0, "delete": 1, "set-password": 1, "identities": 1, "unlink": 3},
-		"create USERNAME, list, delete USERNAME, set-password USERNAME (passwords from standard input or --password-file), identities USERNAME, unlink USERNAME CONNECTOR SUBJECT")
+	verb, err := parseVerb(rest, map[string]int{"create": 1, "list": 0, "delete": 1, "set-password": 1, "identities": 1, "unlink": 3,
+		"factors": 1, "reset-mfa": 1},
+		"create USERNAME, list, delete USERNAME, set-password USERNAME (passwords from standard input or --password-file), identities USERNAME, unlink USERNAME CONNECTOR SUBJECT, factors USERNAME, reset-mfa USERNAME")
 	if err != nil {
 		return err
 	}
@@ -106,6 +107,35 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 		}
 		fmt.Fprintf(std.out, "created user %s (sub %s)\n", u.Username, u.ID)
 		return nil
+	case "factors", "reset-mfa":
+		u, err := store.GetUserByUsername(ctx, rest[1])
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no user %q", rest[1])
+		} else if err != nil {
+			return err
+		}
+		if verb == "reset-mfa" {
+			n, err := provider.ResetFactors(ctx, store, u.ID, "")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(std.out, "removed %d second factors and recovery codes of %s\n", n, u.Username)
+			return nil
+		}
+		factors, err := store.ListFactors(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		views := provider.ViewFactors(factors)
+		if cfg.JSON {
+			return printJSON(std.out, views)
+		}
+		w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "KIND\tNAME\tADDED\tLAST USED")
+		for _, v := range views {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Kind, v.Name, v.CreatedAt, v.LastUsedAt)
+		}
+		return w.Flush()
 	case "identities", "unlink":
 		u, err := store.GetUserByUsername(ctx, rest[1])
 		if errors.Is(err, storage.ErrNotFound) {
