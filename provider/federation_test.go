@@ -234,14 +234,7 @@ func (f *federation) callback(b *browser, q url.Values) page {
 	return b.get(f.down.issuer + "/connectors/corp/callback?" + q.Encode())
 }
 
-func sessionCookie(b *browser, s *server) bool {
-	for _, c := range b.c.Jar.Cookies(mustURL(s.issuer)) {
-		if c.Name == "oidcgate_session" {
-			return true
-		}
-	}
-	return false
-}
+func sessionCookie(b *browser, s *server) bool { return sessionValue(b, s) != "" }
 
 func TestFederationUpstreamErrorIsShownEscaped(t *testing.T) {
 	f := federate(t, backends()[0].open(t))

@@ -45,6 +45,16 @@ func totpNow(t *testing.T, s *server, secret string) string {
 	return code
 }
 
+// sessionValue is the browser's session cookie at s.
+func sessionValue(b *browser, s *server) string {
+	for _, c := range b.c.Jar.Cookies(mustURL(s.issuer)) {
+		if c.Name == "oidcgate_session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
 // flowFor is one authorization request of r in a browser, with its state
 // and PKCE verifier.
 type flowFor struct {
@@ -212,7 +222,11 @@ func TestStepUpAndRequireMFA(t *testing.T) {
 	if l := b.get(s.issuer + "/login?interaction=" + fields(p.body).Get("interaction")); l.loc != nil && l.loc.Query().Get("code") != "" {
 		t.Fatal("the sign-in page issued a code before the second factor")
 	}
+	before := sessionValue(b, s)
 	p = b.mfa(s, p, "totp", totpNow(t, s, totpSecret))
+	if after := sessionValue(b, s); after == "" || after == before {
+		t.Error("the step-up kept the session cookie's secret")
+	}
 	_, idt = strict.redeem(t, s, p, f.state, f.verifier)
 	if acr, amr := claimsOf(t, idt); acr != provider.ACRMFA || !slices.Equal(amr, []string{"pwd", "otp", "mfa"}) {
 		t.Fatalf("after the step-up: acr %q amr %v", acr, amr)
