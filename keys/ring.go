@@ -122,10 +122,10 @@ type snapshot struct {
 // Ring is the key ring. Signing and lookups read an atomic snapshot; every
 // change is made in the store under its lock and then re-read.
 type Ring struct {
-	cfg    Config
-	store  KeyStore
-	log    *slog.Logger
-	now    func() time.Time
+	cfg     Config
+	store   KeyStore
+	log     *slog.Logger
+	now     func() time.Time
 	sealer  *sealer
 	secrets *sealer // for Seal and Open
 
