@@ -89,6 +89,14 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 	}
 	defer store.Close()
 	now := time.Now()
+	var u *storage.User // the user the verb names, but for create and list
+	if verb != "create" && verb != "list" {
+		if u, err = store.GetUserByUsername(ctx, rest[1]); errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no user %q", rest[1])
+		} else if err != nil {
+			return err
+		}
+	}
 
 	switch verb {
 	case "create":
@@ -108,12 +116,6 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 		fmt.Fprintf(std.out, "created user %s (sub %s)\n", u.Username, u.ID)
 		return nil
 	case "factors", "reset-mfa":
-		u, err := store.GetUserByUsername(ctx, rest[1])
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("no user %q", rest[1])
-		} else if err != nil {
-			return err
-		}
 		if verb == "reset-mfa" {
 			n, err := provider.ResetFactors(ctx, store, u.ID, "")
 			if err != nil {
@@ -137,12 +139,6 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 		}
 		return w.Flush()
 	case "identities", "unlink":
-		u, err := store.GetUserByUsername(ctx, rest[1])
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("no user %q", rest[1])
-		} else if err != nil {
-			return err
-		}
 		if verb == "unlink" {
 			if err := provider.UnlinkIdentity(ctx, store, u.ID, rest[2], rest[3]); errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("user %s has no identity %s at connector %s", u.Username, rest[3], rest[2])
@@ -167,13 +163,6 @@ func runUsers(ctx context.Context, args []string, std stdio) error {
 		}
 		return w.Flush()
 	case "set-password", "delete":
-		u, err := store.GetUserByUsername(ctx, rest[1])
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("no user %q", rest[1])
-		}
-		if err != nil {
-			return err
-		}
 		if verb == "delete" {
 			if err := store.DeleteUser(ctx, u.ID); err != nil {
 				return err

@@ -358,24 +358,32 @@ func testIdentityConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	for i := range n {
 		must(t, s.CreateUser(ctx, newUser(fmt.Sprintf("u%d", i), fmt.Sprintf("user%d", i))))
 	}
+	onlyOneWins(t, n, "link", storage.ErrAlreadyExists, func(i int) error {
+		return s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "corp", Subject: "same", UserID: fmt.Sprintf("u%d", i), CreatedAt: clk.Now()})
+	})
+}
+
+// onlyOneWins runs op n times at once: exactly one must succeed, and every
+// other fail with lost.
+func onlyOneWins(t *testing.T, n int, what string, lost error, op func(i int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
 	var won atomic.Int32
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "corp", Subject: "same", UserID: fmt.Sprintf("u%d", i), CreatedAt: clk.Now()})
-			switch {
+			switch err := op(i); {
 			case err == nil:
 				won.Add(1)
-			case !errors.Is(err, storage.ErrAlreadyExists):
-				t.Errorf("link %d: %v", i, err)
+			case !errors.Is(err, lost):
+				t.Errorf("%s %d: %v", what, i, err)
 			}
 		}()
 	}
 	wg.Wait()
 	if won.Load() != 1 {
-		t.Fatalf("%d concurrent links succeeded, want 1", won.Load())
+		t.Fatalf("%d of %d concurrent attempts to %s succeeded, want 1", won.Load(), n, what)
 	}
 }
 
@@ -450,25 +458,7 @@ func testFactors(t *testing.T, s storage.Storage, clk *Clock) {
 func testFactorConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
 	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f1", UserID: "u1", Kind: storage.FactorTOTP, Counter: 7, CreatedAt: clk.Now()}))
-	const n = 20
-	var wg sync.WaitGroup
-	var won atomic.Int32
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			switch err := s.UseFactor(ctx, "u1", "f1", 8, clk.Now()); {
-			case err == nil:
-				won.Add(1)
-			case !errors.Is(err, storage.ErrAlreadyUsed):
-				t.Errorf("use %d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if won.Load() != 1 {
-		t.Fatalf("%d concurrent uses of one code succeeded, want 1", won.Load())
-	}
+	onlyOneWins(t, 20, "use one code", storage.ErrAlreadyUsed, func(int) error { return s.UseFactor(ctx, "u1", "f1", 8, clk.Now()) })
 }
 
 // testListings: a user's sessions and consents, live ones only.
