@@ -236,7 +236,7 @@ func (a *accountCtx) confirmTOTP(ctx context.Context, code string) (outcome, err
 		return out, nil
 	}
 	passed, err := p.enrollTOTP(ctx, a.u, secret, code, "Authenticator app")
-	p.limiter.done(!passed && err == nil, keys, keys[0].key)
+	p.limiter.settle(keys, passed, !passed && err == nil)
 	if err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}

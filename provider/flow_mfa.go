@@ -146,7 +146,7 @@ func (p *Provider) mfaSubmit(ctx context.Context, r mfaRequest) (outcome, error)
 		p.limiter.done(false, keys)
 		return errorPage("The form did not say which second factor it sends."), nil
 	}
-	p.limiter.done(!passed && (err == nil || errors.Is(err, errReplayed)), keys, keys[0].key)
+	p.limiter.settle(keys, passed, !passed && (err == nil || errors.Is(err, errReplayed)))
 	if errors.Is(err, errReplayed) {
 		p.log.Info("second factor refused: a code used before", "user_id", m.u.ID, "method", r.method, "ip", r.visit.ip)
 		p.metrics.mfa.WithLabelValues(r.method, "replayed").Inc()

@@ -70,11 +70,7 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 	} else {
 		id, err = p.checkAtDirectory(ctx, up, name, r.password)
 	}
-	if err == nil {
-		p.limiter.done(false, keys, keys[0].key)
-	} else {
-		p.limiter.done(errors.Is(err, errBadCredentials), keys) // an outage is no guess
-	}
+	p.limiter.settle(keys, err == nil, errors.Is(err, errBadCredentials)) // an outage is no guess
 	if errors.Is(err, errBadCredentials) {
 		p.log.Info("sign-in failed", "connector", label, "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
 		p.signIn(label, "bad_credentials")
@@ -332,6 +328,17 @@ func (l *limiter) done(failed bool, keys []limitKey, forget ...string) {
 			a.failed = 0
 		}
 	}
+}
+
+// settle ends a reservation of keys by its result: a success clears the
+// first key (the user's own failures); a wrong guess counts against every
+// key; anything else (an outage) neither.
+func (l *limiter) settle(keys []limitKey, ok, wrongGuess bool) {
+	if ok {
+		l.done(false, keys, keys[0].key)
+		return
+	}
+	l.done(wrongGuess, keys)
 }
 
 // count records one event against k and reports whether it is within k's

@@ -311,3 +311,31 @@ func TestAdminResetsSecondFactors(t *testing.T) {
 		t.Errorf("after the reset, no new setup is offered: %s", p.body)
 	}
 }
+
+// TestSecondFactorAttemptsAreLimited: wrong codes count per user like
+// wrong passwords; past the limit even the right code waits.
+func TestSecondFactorAttemptsAreLimited(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	r := newRP(t, s, "web", secret, rpRedirect)
+	totpSecret, _ := enrollTOTP(t, s, newBrowser(t), r)
+	s.clock.Advance(30 * time.Second)
+	b := newBrowser(t)
+	_, p := r.start(b, askMFA)
+	p = b.signIn(s, p, alicePassword)
+	for i := range 5 { // --login-limit
+		if got := b.mfa(s, p, "totp", "000000"); got.status != http.StatusUnauthorized {
+			t.Fatalf("wrong code %d: %d %s", i, got.status, got.body)
+		}
+	}
+	req, _ := http.NewRequest("POST", s.issuer+"/mfa", strings.NewReader(url.Values{"interaction": {fields(p.body).Get("interaction")},
+		"csrf": {fields(p.body).Get("csrf")}, "method": {"totp"}, "code": {totpNow(t, s, totpSecret)}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the right code after the limit: %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

@@ -242,7 +242,7 @@ func (p *Provider) mfaWebauthnFinish(ctx context.Context, r webauthnRequest) (js
 	if refusal == nil {
 		refusal = p.recordUse(ctx, w, cred, "webauthn")
 	}
-	p.limiter.done(refusal != nil, keys, keys[0].key)
+	p.limiter.settle(keys, refusal == nil, refusal != nil)
 	if refusal != nil {
 		return *refusal, nil
 	}
