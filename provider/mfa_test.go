@@ -2,11 +2,13 @@ package provider_test
 
 import (
 	"html"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,6 +157,10 @@ func TestTOTPSecondFactor(t *testing.T) {
 				t.Fatalf("a malformed code: %d %s", bad.status, bad.body)
 			}
 			s.clock.Advance(30 * time.Second)
+			expired, _ := totp.GenerateCode(secret, s.clock.Now().Add(-90*time.Second))
+			if old := b.mfa(s, again, "totp", expired); old.status != http.StatusUnauthorized || !strings.Contains(old.body, "not right") {
+				t.Fatalf("an expired code: %d %s", old.status, old.body)
+			}
 			p = b.mfa(s, again, "totp", totpNow(t, s, secret))
 			_, idt := r.redeem(t, s, p, f.state, f.verifier) // consented before
 			if acr, amr := claimsOf(t, idt); acr != provider.ACRMFA || !slices.Equal(amr, []string{"pwd", "otp", "mfa"}) {
@@ -284,14 +290,25 @@ func TestFederatedMFA(t *testing.T) {
 // TestAdminResetsSecondFactors: operators list a user's factors (no
 // secrets) and reset them; the user then sets up a new one at sign-in.
 func TestAdminResetsSecondFactors(t *testing.T) {
-	s := start(t, backends()[0].open(t))
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(b)
+	}), nil))
+	s := startLogged(t, backends()[0].open(t), log)
 	r := newRP(t, s, "web", secret, rpRedirect)
-	enrollTOTP(t, s, newBrowser(t), r)
+	totpSecret, codes := enrollTOTP(t, s, newBrowser(t), r)
+	b := newBrowser(t)
+	f, p := r.start(b, askMFA)
+	r.redeem(t, s, b.mfa(s, b.signIn(s, p, alicePassword), "recovery", codes[3]), f.state, f.verifier)
 	if n := counter(t, s, "oidcgate_mfa_total"); n < 2 { // the wrong first code and the right one
 		t.Errorf("oidcgate_mfa_total = %v", n)
 	}
 	list := do(t, "GET", s.admin+"/admin/v1/users/alice-sub/factors", "", "", "")
-	if list.status != 200 || strings.Count(string(list.body), `"kind":"recovery"`) != 10 || !strings.Contains(string(list.body), `"kind":"totp"`) ||
+	// Nine recovery codes: the used one is not listed.
+	if list.status != 200 || strings.Count(string(list.body), `"kind":"recovery"`) != 9 || !strings.Contains(string(list.body), `"kind":"totp"`) ||
 		strings.Contains(string(list.body), "secret") {
 		t.Fatalf("factors: %d %s", list.status, list.body)
 	}
@@ -305,12 +322,26 @@ func TestAdminResetsSecondFactors(t *testing.T) {
 	if r := do(t, "DELETE", s.admin+"/admin/v1/users/alice-sub/factors?kind=totp", "", "", ""); r.status != 200 || r.json(t)["removed"] != 11.0 {
 		t.Fatalf("reset: %d %s", r.status, r.body)
 	}
-	b := newBrowser(t)
-	_, p := r.start(b, askMFA)
+	b = newBrowser(t)
+	_, p = r.start(b, askMFA)
 	if p = b.signIn(s, p, alicePassword); !secretOnPage.MatchString(p.body) {
 		t.Errorf("after the reset, no new setup is offered: %s", p.body)
 	}
+	// Each of those is an audit event, and no code or secret is logged.
+	mu.Lock()
+	logged := buf.String()
+	mu.Unlock()
+	for _, event := range []string{"audit=mfa.enrolled", "audit=mfa.recovery_codes_generated", "audit=mfa.recovery_code_used", "audit=mfa.reset"} {
+		if !strings.Contains(logged, event) {
+			t.Errorf("no %s in the log", event)
+		}
+	}
+	if strings.Contains(logged, totpSecret) || strings.Contains(logged, codes[3]) || strings.Contains(logged, normal(codes[3])) {
+		t.Error("a secret or recovery code was logged")
+	}
 }
+
+func normal(code string) string { return strings.ReplaceAll(code, "-", "") }
 
 // TestSecondFactorAttemptsAreLimited: wrong codes count per user like
 // wrong passwords; past the limit even the right code waits.
