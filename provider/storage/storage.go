@@ -252,6 +252,15 @@ type Factor struct {
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
+// AdminToken is a bearer token of the admin API, stored as its hash.
+type AdminToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"` // unique: who or what holds it
+	Hash      Hash      `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
+}
+
 // Consent records the scopes a user granted a client.
 type Consent struct {
 	UserID    string    `json:"user_id"`
@@ -387,6 +396,18 @@ type Consents interface {
 	ListConsents(ctx context.Context, userID string) ([]*Consent, error)
 }
 
+// AdminTokens stores the admin API's bearer tokens.
+type AdminTokens interface {
+	// CreateAdminToken adds t; ErrAlreadyExists when its ID, name or hash
+	// is taken.
+	CreateAdminToken(ctx context.Context, t *AdminToken) error
+	// GetAdminToken returns the unexpired token with hash h.
+	GetAdminToken(ctx context.Context, h Hash) (*AdminToken, error)
+	// ListAdminTokens returns every token, expired ones too, by name.
+	ListAdminTokens(ctx context.Context) ([]*AdminToken, error)
+	DeleteAdminToken(ctx context.Context, id string) error
+}
+
 // Factors stores users' second factors. Deleting a user deletes them.
 type Factors interface {
 	// CreateFactor adds f; ErrAlreadyExists when its ID is taken,
@@ -422,6 +443,7 @@ type Storage interface {
 	Users
 	Identities
 	Factors
+	AdminTokens
 	AuthCodes
 	RefreshTokens
 	AccessTokens
@@ -446,6 +468,11 @@ func Advances(stored, next uint64) bool { return next > stored || next == 0 && s
 // SortSessions orders sessions oldest first (Sessions.ListSessions).
 func SortSessions(s []*Session) {
 	slices.SortFunc(s, func(a, b *Session) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+}
+
+// SortAdminTokens orders admin tokens by name (AdminTokens.ListAdminTokens).
+func SortAdminTokens(t []*AdminToken) {
+	slices.SortFunc(t, func(a, b *AdminToken) int { return cmp.Compare(a.Name, b.Name) })
 }
 
 // SortFactors orders factors oldest first (Factors.ListFactors).
@@ -479,6 +506,8 @@ func Normalize(rec any) {
 		ts(&r.CreatedAt, &r.LastLoginAt)
 	case *Factor:
 		ts(&r.CreatedAt, &r.LastUsedAt)
+	case *AdminToken:
+		ts(&r.CreatedAt, &r.ExpiresAt)
 	case *AuthCode:
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt, &r.UsedAt)
 	case *RefreshToken:

@@ -30,6 +30,7 @@ var (
 	bIdentities  = []byte("identities")      // connector ID 0x00 subject → identity
 	bUserIDs     = []byte("user_identities") // user ID 0x00 connector ID 0x00 subject → nothing
 	bFactors     = []byte("factors")         // user ID 0x00 factor ID → factor
+	bAdminTokens = []byte("admin_tokens")    // hash → token
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
@@ -43,7 +44,7 @@ var (
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -816,6 +817,63 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 			return err
 		}
 		return b.Delete([]byte(id))
+	})
+}
+
+// CreateAdminToken implements storage.AdminTokens. Tokens are few: the
+// name and ID checks read them all.
+func (s *Store) CreateAdminToken(_ context.Context, t *storage.AdminToken) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bAdminTokens)
+		all, err := list[storage.AdminToken](b)
+		if err != nil {
+			return err
+		}
+		for _, o := range all {
+			if o.ID == t.ID || o.Name == t.Name || o.Hash == t.Hash {
+				return storage.ErrAlreadyExists
+			}
+		}
+		return putCopy(b, t.Hash[:], t)
+	})
+}
+
+// GetAdminToken implements storage.AdminTokens.
+func (s *Store) GetAdminToken(_ context.Context, h storage.Hash) (t *storage.AdminToken, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		t, err = get[storage.AdminToken](tx.Bucket(bAdminTokens), h[:])
+		if err == nil && storage.Expired(t.ExpiresAt, s.now()) {
+			t, err = nil, storage.ErrNotFound
+		}
+		return err
+	})
+	return t, err
+}
+
+// ListAdminTokens implements storage.AdminTokens.
+func (s *Store) ListAdminTokens(_ context.Context) (out []*storage.AdminToken, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		out, err = list[storage.AdminToken](tx.Bucket(bAdminTokens))
+		return err
+	})
+	storage.SortAdminTokens(out)
+	return out, err
+}
+
+// DeleteAdminToken implements storage.AdminTokens.
+func (s *Store) DeleteAdminToken(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bAdminTokens)
+		all, err := list[storage.AdminToken](b)
+		if err != nil {
+			return err
+		}
+		for _, t := range all {
+			if t.ID == id {
+				return b.Delete(t.Hash[:])
+			}
+		}
+		return storage.ErrNotFound
 	})
 }
 

@@ -28,6 +28,7 @@ type Store struct {
 	usernames   map[string]string // username → user ID
 	identities  map[[2]string]*storage.Identity
 	factors     map[[2]string]*storage.Factor // (user ID, factor ID)
+	adminTokens map[string]*storage.AdminToken
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
@@ -48,6 +49,7 @@ func New(now func() time.Time) *Store {
 		usernames:   map[string]string{},
 		identities:  map[[2]string]*storage.Identity{},
 		factors:     map[[2]string]*storage.Factor{},
+		adminTokens: map[string]*storage.AdminToken{},
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
 		access:      map[storage.Hash]*storage.AccessToken{},
@@ -621,6 +623,54 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 	}
 	delete(s.sessionIDs, se.Hash)
 	delete(s.sessions, id)
+	return nil
+}
+
+// CreateAdminToken implements storage.AdminTokens.
+func (s *Store) CreateAdminToken(_ context.Context, t *storage.AdminToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.adminTokens {
+		if o.ID == t.ID || o.Name == t.Name || o.Hash == t.Hash {
+			return storage.ErrAlreadyExists
+		}
+	}
+	s.adminTokens[t.ID] = clone(t)
+	return nil
+}
+
+// GetAdminToken implements storage.AdminTokens.
+func (s *Store) GetAdminToken(_ context.Context, h storage.Hash) (*storage.AdminToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.adminTokens {
+		if t.Hash == h && !storage.Expired(t.ExpiresAt, s.now()) {
+			return clone(t), nil
+		}
+	}
+	return nil, storage.ErrNotFound
+}
+
+// ListAdminTokens implements storage.AdminTokens.
+func (s *Store) ListAdminTokens(_ context.Context) ([]*storage.AdminToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*storage.AdminToken{}
+	for _, t := range s.adminTokens {
+		out = append(out, clone(t))
+	}
+	storage.SortAdminTokens(out)
+	return out, nil
+}
+
+// DeleteAdminToken implements storage.AdminTokens.
+func (s *Store) DeleteAdminToken(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.adminTokens[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.adminTokens, id)
 	return nil
 }
 

@@ -563,6 +563,29 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return s.exec(ctx, "DELETE FROM sessions WHERE id = $1", id)
 }
 
+// CreateAdminToken implements storage.AdminTokens.
+func (s *Store) CreateAdminToken(ctx context.Context, t *storage.AdminToken) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO admin_tokens (id, name, hash, data, expires_at) VALUES ($1, $2, $3, $4, $5)",
+		t.ID, t.Name, t.Hash[:], record(t), ts(t.ExpiresAt))
+	return mapErr(err)
+}
+
+// GetAdminToken implements storage.AdminTokens.
+func (s *Store) GetAdminToken(ctx context.Context, h storage.Hash) (*storage.AdminToken, error) {
+	return getJSON[storage.AdminToken](ctx, s, "SELECT data FROM admin_tokens WHERE hash = $1 AND (expires_at IS NULL OR expires_at > $2)",
+		h[:], storage.Timestamp(s.now()))
+}
+
+// ListAdminTokens implements storage.AdminTokens.
+func (s *Store) ListAdminTokens(ctx context.Context) ([]*storage.AdminToken, error) {
+	return listJSON[storage.AdminToken](ctx, s, "SELECT data FROM admin_tokens ORDER BY name")
+}
+
+// DeleteAdminToken implements storage.AdminTokens.
+func (s *Store) DeleteAdminToken(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM admin_tokens WHERE id = $1", id)
+}
+
 // ListSessions implements storage.Sessions.
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]*storage.Session, error) {
 	out, err := listJSON[storage.Session](ctx, s, "SELECT data FROM sessions WHERE data->>'user_id' = $1 AND deadline > $2",

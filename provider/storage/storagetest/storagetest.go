@@ -83,6 +83,7 @@ func Run(t *testing.T, open Opener) {
 		{"Factors", testFactors},
 		{"FactorConcurrentUse", testFactorConcurrent},
 		{"SessionAndConsentListings", testListings},
+		{"AdminTokens", testAdminTokens},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
 		{"RefreshTokens", testRefreshTokens},
@@ -459,6 +460,38 @@ func testFactorConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	must(t, s.CreateUser(ctx, newUser("u1", "alice")))
 	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f1", UserID: "u1", Kind: storage.FactorTOTP, Counter: 7, CreatedAt: clk.Now()}))
 	onlyOneWins(t, 20, "use one code", storage.ErrAlreadyUsed, func(int) error { return s.UseFactor(ctx, "u1", "f1", 8, clk.Now()) })
+}
+
+func testAdminTokens(t *testing.T, s storage.Storage, clk *Clock) {
+	now := clk.Now()
+	tok := func(id, name, secret string, exp time.Time) *storage.AdminToken {
+		return &storage.AdminToken{ID: id, Name: name, Hash: storage.HashOf(secret), CreatedAt: now, ExpiresAt: exp}
+	}
+	must(t, s.CreateAdminToken(ctx, tok("t1", "deploy", "s1", time.Time{})))
+	must(t, s.CreateAdminToken(ctx, tok("t2", "ci", "s2", now.Add(time.Hour))))
+	wantErr(t, s.CreateAdminToken(ctx, tok("t3", "deploy", "s3", time.Time{})), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateAdminToken(ctx, tok("t1", "other", "s4", time.Time{})), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateAdminToken(ctx, tok("t5", "other", "s1", time.Time{})), storage.ErrAlreadyExists)
+	got, err := s.GetAdminToken(ctx, storage.HashOf("s2"))
+	must(t, err)
+	if got.ID != "t2" || got.Name != "ci" {
+		t.Errorf("token = %+v", got)
+	}
+	equalTime(t, "expires_at", got.ExpiresAt, now.Add(time.Hour))
+	_, err = s.GetAdminToken(ctx, storage.HashOf("nope"))
+	wantErr(t, err, storage.ErrNotFound)
+	clk.Advance(2 * time.Hour)
+	_, err = s.GetAdminToken(ctx, storage.HashOf("s2"))
+	wantErr(t, err, storage.ErrNotFound) // expired
+	list, err := s.ListAdminTokens(ctx)
+	must(t, err)
+	if len(list) != 2 || list[0].Name != "ci" || list[1].Name != "deploy" {
+		t.Errorf("tokens = %+v", list)
+	}
+	must(t, s.DeleteAdminToken(ctx, "t1"))
+	wantErr(t, s.DeleteAdminToken(ctx, "t1"), storage.ErrNotFound)
+	_, err = s.GetAdminToken(ctx, storage.HashOf("s1"))
+	wantErr(t, err, storage.ErrNotFound)
 }
 
 // testListings: a user's sessions and consents, live ones only.
@@ -1122,6 +1155,7 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	must(t, s.CreateIdentity(ctx, &storage.Identity{ConnectorID: "corp", Subject: "up-1", UserID: "u1", CreatedAt: clk.Now()}))
 	must(t, s.CreateFactor(ctx, &storage.Factor{ID: "f1", UserID: "u1", Kind: storage.FactorTOTP, Secret: []byte("sealed"), CreatedAt: clk.Now()}))
 	must(t, s.UseFactor(ctx, "u1", "f1", 42, clk.Now()))
+	must(t, s.CreateAdminToken(ctx, &storage.AdminToken{ID: "a1", Name: "ops", Hash: storage.HashOf("admin"), CreatedAt: clk.Now()}))
 	must(t, s.CreateAuthCode(ctx, newCode("code", clk)))
 	must(t, s.CreateRefreshToken(ctx, newRefresh("rt", "fam", clk)))
 	must(t, s.CreateSession(ctx, newSession("sid", "cookie", clk)))
@@ -1144,6 +1178,9 @@ func testPersistence(t *testing.T, s storage.Storage, clk *Clock, reopen func() 
 	}
 	if i, err := s.GetIdentity(ctx, "corp", "up-1"); err != nil || i.UserID != "u1" {
 		t.Errorf("identity: %+v %v", i, err)
+	}
+	if a, err := s.GetAdminToken(ctx, storage.HashOf("admin")); err != nil || a.Name != "ops" {
+		t.Errorf("admin token: %+v %v", a, err)
 	}
 	if f, err := s.ListFactors(ctx, "u1"); err != nil || len(f) != 1 || f[0].Counter != 42 || string(f[0].Secret) != "sealed" {
 		t.Errorf("factors: %+v %v", f, err)
