@@ -30,7 +30,8 @@ run: build ## run provider + edge (oidcgate all) on 127.0.0.1 with the demo clie
 	@echo "  try:            curl -i http://127.0.0.1:8000/hello                                     # 401"
 	@echo "                  TOKEN=\$$(curl -s -u demo:demo-secret-0123456789abcdefghijklmnop -d grant_type=client_credentials http://127.0.0.1:8080/token | jq -r .access_token)"
 	@echo "                  curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8000/hello      # 200"
-	@echo "  admin API:      http://127.0.0.1:8081/admin/v1/clients    metrics: http://127.0.0.1:9090/metrics"
+	@echo "  admin API:      curl -H 'Authorization: Bearer oidcgate-demo-admin-token-0123456789abcdef' http://127.0.0.1:8081/admin/v1/clients"
+	@echo "  metrics:        http://127.0.0.1:9090/metrics"
 	@echo "  connectors:     sign in with upstream OIDC, GitHub or LDAP: copy docs/demo/connectors.example.yaml, pass --config FILE (README: Connectors; docs/connectors.md)"
 	./$(BIN) echo --addr 127.0.0.1:8001 & echo_pid=$$!; trap 'kill $$echo_pid 2>/dev/null' EXIT INT TERM; \
 	./$(BIN) all --issuer http://127.0.0.1:8080 --public-addr 127.0.0.1:8080 --admin-addr 127.0.0.1:8081 \

@@ -1,17 +1,21 @@
 package provider_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/oidcgate/oidcgate/provider"
 )
 
 func TestAdminClients(t *testing.T) {
 	s := start(t, backends()[0].open(t))
 	s.token(t, "svc", "") // the client is now cached
 
-	r := do(t, "GET", s.admin+"/admin/v1/clients", "", "", "")
+	r := s.adminDo(t, "GET", "/admin/v1/clients")
 	var list []map[string]any
 	if err := json.Unmarshal(r.body, &list); err != nil || r.status != 200 || len(list) < 5 {
 		t.Fatalf("list: %d %s", r.status, r.body)
@@ -19,14 +23,14 @@ func TestAdminClients(t *testing.T) {
 	if strings.Contains(string(r.body), "secret_hash") {
 		t.Error("the admin API shows secret hashes")
 	}
-	r = do(t, "GET", s.admin+"/admin/v1/clients/svc", "", "", "")
+	r = s.adminDo(t, "GET", "/admin/v1/clients/svc")
 	if r.status != 200 || r.json(t)["client_id"] != "svc" || r.json(t)["confidential"] != true {
 		t.Errorf("get: %d %s", r.status, r.body)
 	}
-	if r := do(t, "GET", s.admin+"/admin/v1/clients/nope", "", "", ""); r.status != 404 || r.json(t)["error"] != "not_found" {
+	if r := s.adminDo(t, "GET", "/admin/v1/clients/nope"); r.status != 404 || r.json(t)["error"] != "not_found" {
 		t.Errorf("get unknown: %d %s", r.status, r.body)
 	}
-	if r := do(t, "DELETE", s.admin+"/admin/v1/clients/svc", "", "", ""); r.status != 204 {
+	if r := s.adminDo(t, "DELETE", "/admin/v1/clients/svc"); r.status != 204 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
 	// A deletion through this process takes effect at once, cache or not.
@@ -46,7 +50,7 @@ func TestAdminRevokeKeyStopsSigningAtOnce(t *testing.T) {
 	s := start(t, backends()[0].open(t))
 	before := s.token(t, "svc", "")
 	kid, _ := s.ring.SigningKeyID("ES256")
-	if r := do(t, "POST", s.admin+"/admin/v1/keys/"+kid+"/revoke", "", "", ""); r.status != 200 || strings.Contains(string(r.body), kid) {
+	if r := s.adminDo(t, "POST", "/admin/v1/keys/"+kid+"/revoke"); r.status != 200 || strings.Contains(string(r.body), kid) {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
 	after := s.token(t, "svc", "")
@@ -59,13 +63,13 @@ func TestAdminRevokeKeyStopsSigningAtOnce(t *testing.T) {
 	if m := s.introspect(t, "resource-server:"+secret, after); m["active"] != true {
 		t.Errorf("a token of the replacement key: %v", m)
 	}
-	if r := do(t, "POST", s.admin+"/admin/v1/keys/nope/revoke", "", "", ""); r.status != 404 {
+	if r := s.adminDo(t, "POST", "/admin/v1/keys/nope/revoke"); r.status != 404 {
 		t.Errorf("revoke unknown: %d %s", r.status, r.body)
 	}
-	if r := do(t, "POST", s.admin+"/admin/v1/keys/rotate?alg=HS256", "", "", ""); r.status != 400 {
+	if r := s.adminDo(t, "POST", "/admin/v1/keys/rotate?alg=HS256"); r.status != 400 {
 		t.Errorf("rotate a foreign alg: %d %s", r.status, r.body)
 	}
-	r := do(t, "POST", s.admin+"/admin/v1/keys/rotate?alg=EdDSA", "", "", "")
+	r := s.adminDo(t, "POST", "/admin/v1/keys/rotate?alg=EdDSA")
 	var list []map[string]any
 	if err := json.Unmarshal(r.body, &list); err != nil || r.status != 200 {
 		t.Fatalf("rotate: %d %s", r.status, r.body)
@@ -90,4 +94,48 @@ func jwtHeader(t *testing.T, tok string) map[string]any {
 	var h map[string]any
 	json.Unmarshal(b, &h)
 	return h
+}
+
+// TestAdminAuthentication: every admin request needs a valid bearer token
+// — none, a wrong one, an expired or a revoked one is 401 with
+// WWW-Authenticate — and failures from one address are limited.
+func TestAdminAuthentication(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	ctx := context.Background()
+	expired, rec := provider.NewAdminToken("short-lived", time.Minute, s.clock.Now())
+	if err := s.store.CreateAdminToken(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	revoked, rec2 := provider.NewAdminToken("revoked", 0, s.clock.Now())
+	s.store.CreateAdminToken(ctx, rec2)
+	if r := s.adminAs(t, revoked, "GET", "/admin/v1/clients"); r.status != 200 {
+		t.Fatalf("a valid token: %d %s", r.status, r.body)
+	}
+	s.store.DeleteAdminToken(ctx, rec2.ID)
+	s.clock.Advance(2 * time.Minute)
+	for name, token := range map[string]string{"no token": "", "a wrong token": s.adminToken + "x", "an expired token": expired,
+		"a revoked token": revoked, "a client secret": secret} {
+		r := s.adminAs(t, token, "GET", "/admin/v1/clients")
+		if r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") || strings.Contains(string(r.body), `"client_id"`) {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	// Basic credentials are no bearer token either.
+	if r := do(t, "GET", s.admin+"/admin/v1/clients", "", "", "svc:"+secret); r.status != 401 {
+		t.Errorf("Basic credentials: %d", r.status)
+	}
+	for range 20 {
+		s.adminAs(t, "guess", "GET", "/admin/v1/keys")
+	}
+	if r := s.adminAs(t, "guess", "GET", "/admin/v1/keys"); r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Errorf("after 20 failures: %d %v", r.status, r.header)
+	}
+}
+
+// TestAdminInsecure: --admin-insecure serves the admin API without a token.
+func TestAdminInsecure(t *testing.T) {
+	s := start(t, backends()[0].open(t), func(c *provider.Config) { c.AdminInsecure = true })
+	if r := s.adminAs(t, "", "GET", "/admin/v1/clients"); r.status != 200 {
+		t.Errorf("insecure admin API: %d %s", r.status, r.body)
+	}
 }

@@ -234,6 +234,7 @@ func TestDuplicateAuthorizationRefused(t *testing.T) {
 func TestAdminRefusesForeignHost(t *testing.T) {
 	s := start(t, backends()[0].open(t))
 	req, _ := http.NewRequest("GET", s.admin+"/admin/v1/clients", nil)
+	req.Header.Set("Authorization", "Bearer "+s.adminToken)
 	req.Host = "attacker.example:8081"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,8 +19,16 @@ import (
 // Bootstrap declares clients and users applied at start, idempotently, the
 // way Dex's static configuration is: a deployment can declare its clients.
 type Bootstrap struct {
-	Clients []ClientSpec `yaml:"clients"`
-	Users   []UserSpec   `yaml:"users"`
+	Clients     []ClientSpec     `yaml:"clients"`
+	Users       []UserSpec       `yaml:"users"`
+	AdminTokens []AdminTokenSpec `yaml:"admin_tokens"`
+}
+
+// AdminTokenSpec declares an admin API bearer token (stored as its hash).
+type AdminTokenSpec struct {
+	Name      string `yaml:"name"`
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // LoadBootstrap reads a bootstrap file strictly (unknown keys are errors).
@@ -57,6 +66,20 @@ func LoadBootstrap(path string) (*Bootstrap, error) {
 			errs = append(errs, fmt.Errorf("user %q: %v", u.Username, err))
 		}
 	}
+	for i := range b.AdminTokens {
+		a := &b.AdminTokens[i]
+		if a.TokenFile != "" {
+			s, err := os.ReadFile(a.TokenFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("admin token %s: %w", a.Name, err))
+				continue
+			}
+			a.Token = strings.TrimRight(string(s), "\r\n")
+		}
+		if _, err := AdminTokenFor(a.Name, a.Token, 0, time.Time{}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bootstrap %s: %w", path, errors.Join(errs...))
 	}
@@ -67,6 +90,7 @@ func LoadBootstrap(path string) (*Bootstrap, error) {
 type BootstrapStore interface {
 	storage.Clients
 	storage.Users
+	storage.AdminTokens
 }
 
 // ApplyBootstrap makes the store hold what b declares: clients are created
@@ -90,6 +114,9 @@ func ApplyBootstrap(ctx context.Context, s BootstrapStore, b *Bootstrap, cost Ar
 		if err != nil {
 			return fmt.Errorf("bootstrap client %s: %w", spec.ID, err)
 		}
+	}
+	if err := applyAdminTokens(ctx, s, b.AdminTokens, now); err != nil {
+		return err
 	}
 	for _, spec := range b.Users {
 		old, err := s.GetUserByUsername(ctx, spec.Username)
@@ -116,6 +143,37 @@ func ApplyBootstrap(ctx context.Context, s BootstrapStore, b *Bootstrap, cost Ar
 			if err := s.UpdateUser(ctx, old); err != nil {
 				return fmt.Errorf("bootstrap user %s: %w", spec.Username, err)
 			}
+		}
+	}
+	return nil
+}
+
+// applyAdminTokens makes each declared token the one its name holds: a
+// token whose value changed in the file replaces the old one.
+func applyAdminTokens(ctx context.Context, s storage.AdminTokens, specs []AdminTokenSpec, now time.Time) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	have, err := s.ListAdminTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin tokens: %w", err)
+	}
+	for _, spec := range specs {
+		rec, err := AdminTokenFor(spec.Name, spec.Token, 0, now)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(have, func(t *storage.AdminToken) bool { return t.Name == spec.Name })
+		if i >= 0 && have[i].Hash == rec.Hash && have[i].ExpiresAt.IsZero() {
+			continue
+		}
+		if i >= 0 {
+			if err := s.DeleteAdminToken(ctx, have[i].ID); err != nil {
+				return fmt.Errorf("bootstrap admin token %s: %w", spec.Name, err)
+			}
+		}
+		if err := s.CreateAdminToken(ctx, rec); err != nil {
+			return fmt.Errorf("bootstrap admin token %s: %w", spec.Name, err)
 		}
 	}
 	return nil

@@ -56,8 +56,10 @@ type Config struct {
 	// MFAEnrollOnAccountPage keeps second-factor enrollment to the account
 	// page: a user without one who signs in to a client requiring MFA is
 	// refused instead of setting up an authenticator app there and then.
-	MFAEnrollOnAccountPage bool     `yaml:"mfa_enroll_on_account_page" help:"users set up second factors only on /account: a user without one is refused by clients that require MFA, instead of being offered to set up an authenticator app during sign-in"`
-	AdminHosts             []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
+	MFAEnrollOnAccountPage bool `yaml:"mfa_enroll_on_account_page" help:"users set up second factors only on /account: a user without one is refused by clients that require MFA, instead of being offered to set up an authenticator app during sign-in"`
+	// AdminInsecure serves the admin API without authentication.
+	AdminInsecure bool     `yaml:"admin_insecure" help:"serve the admin API without authentication (logged as a warning at start): only where nothing but trusted operators reach the admin listener"`
+	AdminHosts    []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
 }
 
 // DefaultConfig is every setting's default: the binary's, and what a

@@ -3,7 +3,6 @@ package provider_test
 import (
 	"context"
 	"html"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -270,13 +269,8 @@ func TestAdminConnectorsAndIdentities(t *testing.T) {
 	f := federate(t, backends()[0].open(t))
 	_, idt := f.signIn(t, newBrowser(t))
 	get := func(path string) (int, string) {
-		resp, err := http.Get(f.down.admin + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		r := f.down.adminDo(t, "GET", path)
+		return r.status, string(r.body)
 	}
 	if code, body := get("/admin/v1/connectors"); code != 200 || !strings.Contains(body, `"id":"corp"`) || !strings.Contains(body, `"healthy":true`) {
 		t.Errorf("connectors: %d %s", code, body)
@@ -286,13 +280,7 @@ func TestAdminConnectorsAndIdentities(t *testing.T) {
 		t.Fatalf("identities: %d %s", code, body)
 	}
 	del := func(q string) int {
-		req, _ := http.NewRequest("DELETE", f.down.admin+"/admin/v1/users/"+idt.Subject+"/identities?"+q, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return f.down.adminDo(t, "DELETE", "/admin/v1/users/"+idt.Subject+"/identities?"+q).status
 	}
 	if c := del("connector=corp"); c != http.StatusBadRequest {
 		t.Errorf("unlink without a subject: %d", c)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,6 +51,33 @@ type server struct {
 	ring   *keys.Ring
 	reg    *prometheus.Registry
 	clock  *storagetest.WallClock // the time the provider, its ring and its store read
+	// adminToken authenticates to the admin API (adminDo).
+	adminToken string
+}
+
+// adminDo is an admin API request with the harness's token.
+func (s *server) adminDo(t testing.TB, method, path string) response {
+	t.Helper()
+	return s.adminAs(t, s.adminToken, method, path)
+}
+
+// adminAs is an admin API request with token ("": none).
+func (s *server) adminAs(t testing.TB, token, method, path string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.admin+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // clocked is a store opened on a test clock, which start then gives the
@@ -156,6 +184,11 @@ func startAt(t testing.TB, host string, store storage.Storage, log *slog.Logger,
 	go asrv.Serve(aln)
 	t.Cleanup(func() { srv.Shutdown(); asrv.Shutdown(); p.Close() })
 	s := &server{issuer: issuer, admin: "http://" + aln.Addr().String(), store: store, p: p, ring: ring, reg: reg, clock: clk}
+	token, rec := provider.NewAdminToken("tests-"+random(), 0, clk.Now())
+	if err := store.CreateAdminToken(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	s.adminToken = token
 	s.register(t, provider.ClientSpec{ID: "svc", Secret: secret, Scopes: []string{"read", "write"},
 		Audiences: []string{api, "https://billing.example.com"}, DefaultAudience: api})
 	s.register(t, provider.ClientSpec{ID: "svc-post", Secret: secret, TokenEndpointAuthMethod: "client_secret_post",

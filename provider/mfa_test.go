@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"context"
 	"html"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 )
 
@@ -54,6 +56,24 @@ func sessionValue(b *browser, s *server) string {
 			return c.Value
 		}
 	}
+	return ""
+}
+
+// usedCode is the code of the time step alice's authenticator app was
+// last accepted at (its first code, right after the setup).
+func usedCode(t *testing.T, s *server, secret string) string {
+	t.Helper()
+	factors, err := s.store.ListFactors(context.Background(), "alice-sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range factors {
+		if f.Kind == storage.FactorTOTP {
+			code, _ := totp.GenerateCode(secret, time.Unix(int64(f.Counter)*30, 0))
+			return code
+		}
+	}
+	t.Fatal("alice has no authenticator app")
 	return ""
 }
 
@@ -149,7 +169,7 @@ func TestTOTPSecondFactor(t *testing.T) {
 			if p.url.Path != "/mfa" || !strings.Contains(p.body, `value="totp"`) {
 				t.Fatalf("no code asked after the password: %s %s", p.url, p.body)
 			}
-			again := b.mfa(s, p, "totp", totpNow(t, s, secret))
+			again := b.mfa(s, p, "totp", usedCode(t, s, secret))
 			if again.status != http.StatusUnauthorized || !strings.Contains(again.body, "used already") {
 				t.Fatalf("a replayed code: %d %s", again.status, again.body)
 			}
@@ -306,20 +326,20 @@ func TestAdminResetsSecondFactors(t *testing.T) {
 	if n := counter(t, s, "oidcgate_mfa_total"); n < 2 { // the wrong first code and the right one
 		t.Errorf("oidcgate_mfa_total = %v", n)
 	}
-	list := do(t, "GET", s.admin+"/admin/v1/users/alice-sub/factors", "", "", "")
+	list := s.adminDo(t, "GET", "/admin/v1/users/alice-sub/factors")
 	// Nine recovery codes: the used one is not listed.
 	if list.status != 200 || strings.Count(string(list.body), `"kind":"recovery"`) != 9 || !strings.Contains(string(list.body), `"kind":"totp"`) ||
 		strings.Contains(string(list.body), "secret") {
 		t.Fatalf("factors: %d %s", list.status, list.body)
 	}
-	if r := do(t, "DELETE", s.admin+"/admin/v1/users/alice-sub/factors?kind=sms", "", "", ""); r.status != 400 {
+	if r := s.adminDo(t, "DELETE", "/admin/v1/users/alice-sub/factors?kind=sms"); r.status != 400 {
 		t.Errorf("an unknown kind: %d %s", r.status, r.body)
 	}
-	if r := do(t, "DELETE", s.admin+"/admin/v1/users/nobody/factors", "", "", ""); r.status != 404 {
+	if r := s.adminDo(t, "DELETE", "/admin/v1/users/nobody/factors"); r.status != 404 {
 		t.Errorf("an unknown user: %d %s", r.status, r.body)
 	}
 	// Removing the authenticator app takes the recovery codes with it.
-	if r := do(t, "DELETE", s.admin+"/admin/v1/users/alice-sub/factors?kind=totp", "", "", ""); r.status != 200 || r.json(t)["removed"] != 11.0 {
+	if r := s.adminDo(t, "DELETE", "/admin/v1/users/alice-sub/factors?kind=totp"); r.status != 200 || r.json(t)["removed"] != 11.0 {
 		t.Fatalf("reset: %d %s", r.status, r.body)
 	}
 	b = newBrowser(t)

@@ -60,6 +60,7 @@ type Provider struct {
 	fedDB            fedStore
 	mfaDB            factorStore
 	accountDB        accountStore
+	adminTokens      adminTokenStore
 	webauthn         *webauthn.WebAuthn // the relying party of security keys and passkeys
 
 	gcRuns    *prometheus.CounterVec
@@ -94,7 +95,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,
@@ -141,7 +142,11 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 		pub.HSTS = "max-age=31536000" // RFC 6797; sub-domains are the operator's call
 	}
 	p.public = p.publicRoutes(pub)
-	p.admin = p.adminRoutes(&oauth.Adapter{Listener: "admin", Log: log, Metrics: m, IDs: ids, HostAllowed: oauth.AdminHost(cfg.AdminHosts)})
+	p.admin = p.adminRoutes(&oauth.Adapter{Listener: "admin", Log: log, Metrics: m, IDs: ids, HostAllowed: oauth.AdminHost(cfg.AdminHosts),
+		Authorize: p.authenticateAdmin})
+	if cfg.AdminInsecure {
+		log.Warn("the admin API answers without authentication (--admin-insecure): anyone who reaches the admin listener controls this provider")
+	}
 	return p, nil
 }
 

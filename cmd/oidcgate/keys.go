@@ -116,6 +116,9 @@ func keysViaAdmin(ctx context.Context, cfg KeysCommandConfig, verb string, rest 
 	if err != nil {
 		return err
 	}
+	if cfg.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)

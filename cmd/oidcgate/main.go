@@ -43,6 +43,7 @@ func commands() []command {
 		{"users", "create, list or delete users, set a password, list or unlink upstream identities (create NAME | list | delete NAME | set-password NAME | identities NAME | unlink NAME CONNECTOR SUBJECT)", runUsers},
 		{"connectors", "list the configured upstream connectors and check that each answers (list, with the provider's --config)", runConnectors},
 		{"keys", "list, rotate or revoke signing keys (list | rotate [--alg ALG] | revoke KID)", runKeys},
+		{"admin-tokens", "create, list or revoke the admin API's bearer tokens (create --name NAME [--ttl D] | list | revoke NAME)", runAdminTokens},
 		{"bench", "load-test a provider or an edge: token, introspect, jwks, discovery, edge (exits non-zero on any unexpected answer)", runBench},
 		{"migrate", "apply, revert or list PostgreSQL schema migrations (up|down|status)", runMigrate},
 		{"version", "print the version", func(_ context.Context, _ []string, std stdio) error {

@@ -249,9 +249,18 @@ func startProvider(t *testing.T, dir string, extraEnv ...string) (*exec.Cmd, map
 // provider revoke the key (its embedded store is locked to the CLI), and it
 // stops signing with it at once.
 func TestKeysRevokeThroughAdminAPI(t *testing.T) {
-	_, addrs := startProvider(t, t.TempDir())
+	dir := t.TempDir()
+	code, token, stderr := runCmd(t, env("OIDCGATE_DATA_DIR", filepath.Join(dir, "data")), "admin-tokens", "create", "--name", "ops")
+	if code != 0 {
+		t.Fatalf("admin-tokens create: %d %s", code, stderr)
+	}
+	_, addrs := startProvider(t, dir)
 	admin := "http://" + addrs["admin"]
-	code, out, stderr := runCmd(t, nil, "keys", "list", "--admin-url", admin, "--json")
+	if code, _, stderr := runCmd(t, nil, "keys", "list", "--admin-url", admin); code != 1 || !strings.Contains(stderr, "401") {
+		t.Fatalf("keys list without a token: %d %s", code, stderr)
+	}
+	e := env("OIDCGATE_ADMIN_TOKEN", strings.TrimSpace(token))
+	code, out, stderr := runCmd(t, e, "keys", "list", "--admin-url", admin, "--json")
 	if code != 0 {
 		t.Fatalf("keys list: %d %s", code, stderr)
 	}
@@ -270,7 +279,7 @@ func TestKeysRevokeThroughAdminAPI(t *testing.T) {
 		}
 	}
 	// A kid is base64url and may begin with "-": after "--" it is no flag.
-	code, out, stderr = runCmd(t, nil, "keys", "revoke", "--admin-url", admin, "--", victim)
+	code, out, stderr = runCmd(t, e, "keys", "revoke", "--admin-url", admin, "--", victim)
 	if code != 0 || !strings.Contains(stderr, "revoked "+victim) || strings.Contains(out, victim) {
 		t.Fatalf("keys revoke: %d %s %s", code, out, stderr)
 	}
@@ -283,7 +292,7 @@ func TestKeysRevokeThroughAdminAPI(t *testing.T) {
 	if strings.Contains(string(body), victim) {
 		t.Error("the revoked key is still in the JWKS")
 	}
-	if code, _, stderr := runCmd(t, nil, "keys", "revoke", "nope", "--admin-url", admin); code != 1 || !strings.Contains(stderr, "404") {
+	if code, _, stderr := runCmd(t, e, "keys", "revoke", "nope", "--admin-url", admin); code != 1 || !strings.Contains(stderr, "404") {
 		t.Errorf("revoke unknown: %d %s", code, stderr)
 	}
 }

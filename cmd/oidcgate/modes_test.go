@@ -125,6 +125,21 @@ func TestAllAndEdgeModes(t *testing.T) {
 	if code, _ := edgeGet(t, allEdge+"/x", tok); code != 200 || seen.Load() != "demo" {
 		t.Fatalf("all: with a token: %d, upstream saw client %q", code, seen.Load())
 	}
+	// The demo's declared admin token (make run prints it) opens the admin API; nothing else does.
+	for token, want := range map[string]int{"oidcgate-demo-admin-token-0123456789abcdef": 200, "": 401, "oidcgate-demo-admin-token-0123456789abcdeX": 401} {
+		req, _ := http.NewRequest("GET", "http://"+addrs["admin"]+"/admin/v1/clients", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("admin API with token %q: %d, want %d", token, resp.StatusCode, want)
+		}
+	}
 
 	eaddrs := startBinary(t, t.TempDir(), 2, "edge", "--issuer", issuer, "--edge-addr", "127.0.0.1:0",
 		"--ops-addr", "127.0.0.1:0", "--upstream", up.URL, "--audience", "https://api.example.com")

@@ -156,7 +156,19 @@ type KeysCommandConfig struct {
 	KeysConfig   `yaml:",inline"`
 	Alg          string `yaml:"alg" help:"with rotate: the algorithm whose key to rotate"`
 	OutputConfig `yaml:",inline"`
-	AdminURL     string `yaml:"admin_url" help:"a running provider's admin listener, e.g. http://127.0.0.1:8081: the change is made by that process, so a revoked key stops signing there at once (and the embedded store need not be free)"`
+	AdminClient  `yaml:",inline"`
+}
+
+// AdminClient reaches a running provider's admin API.
+type AdminClient struct {
+	AdminURL   string `yaml:"admin_url" help:"a running provider's admin listener, e.g. http://127.0.0.1:8081: the change is made by that process, so a revoked key stops signing there at once (and the embedded store need not be free)"`
+	AdminToken string `yaml:"admin_token" secret:"true" help:"with --admin-url: the admin API bearer token (oidcgate admin-tokens create)"`
+}
+
+func (c *AdminClient) validate(p *problems) {
+	if u, err := url.Parse(c.AdminURL); c.AdminURL != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		p.add("admin_url", "not an http(s) URL: %q", c.AdminURL)
+	}
 }
 
 // Validate reports every bad setting at once.
@@ -167,9 +179,7 @@ func (c *KeysCommandConfig) Validate() error {
 	if c.Alg != "" && !keys.Supported(c.Alg) {
 		p.add("alg", "%q is not one of ES256, RS256, PS256, EdDSA", c.Alg)
 	}
-	if u, err := url.Parse(c.AdminURL); c.AdminURL != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-		p.add("admin_url", "not an http(s) URL: %q", c.AdminURL)
-	}
+	c.AdminClient.validate(&p)
 	return p.err()
 }
 

@@ -103,6 +103,9 @@ type Adapter struct {
 	// admin API is not to be reached through a DNS name an attacker's page
 	// rebinds to loopback.
 	HostAllowed func(host []byte) bool
+	// Authorize, when set, admits a request before its handler runs (the
+	// admin API's bearer tokens); its error is the answer.
+	Authorize func(ctx *fasthttp.RequestCtx) error
 }
 
 // Handle adapts h, serving the named route (a bounded set of names: a
@@ -153,6 +156,12 @@ func (a *Adapter) Handle(route string, h HandlerFunc) fasthttp.RequestHandler {
 			// Which one counts would be up to each hop: refuse (RFC 9110 §5.3).
 			a.render(ctx, string(id), route, ErrInvalidRequest("more than one Authorization header"))
 		default:
+			if a.Authorize != nil {
+				if err := a.Authorize(ctx); err != nil {
+					a.render(ctx, string(id), route, err)
+					return
+				}
+			}
 			if err := h(ctx); err != nil {
 				a.render(ctx, string(id), route, err)
 			}
