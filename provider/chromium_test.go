@@ -54,16 +54,27 @@ func chromium(t *testing.T) (context.Context, *rpRequests) {
 type rpRequests struct {
 	mu   sync.Mutex
 	urls []string
+	used map[string]bool // codes code returned already
 }
 
+// code is the first code the browser carried to the relying party that
+// code has not returned before (the browser may request one URL twice).
 func (r *rpRequests) code(t *testing.T) string {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
 		for _, u := range r.urls {
 			if i := strings.Index(u, "code="); i >= 0 {
+				code := strings.SplitN(u[i+len("code="):], "&", 2)[0]
+				if r.used[code] {
+					continue
+				}
+				if r.used == nil {
+					r.used = map[string]bool{}
+				}
+				r.used[code] = true
 				r.mu.Unlock()
-				return strings.SplitN(u[i+len("code="):], "&", 2)[0]
+				return code
 			}
 		}
 		r.mu.Unlock()
