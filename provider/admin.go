@@ -69,9 +69,25 @@ func ViewClient(c *storage.Client) ClientView {
 
 func (p *Provider) adminRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r := newRouter(a)
+	r.GET("/admin/v1/openapi.json", a.Handle("admin_openapi", p.serveBytes(adminOpenAPI)))
 	r.GET("/admin/v1/clients", a.Handle("admin_clients_list", p.adminListClients))
+	r.POST("/admin/v1/clients", a.Handle("admin_clients_create", p.adminCreateClient))
 	r.GET("/admin/v1/clients/{id}", a.Handle("admin_clients_get", p.adminGetClient))
+	r.PUT("/admin/v1/clients/{id}", a.Handle("admin_clients_replace", p.adminReplaceClient))
+	r.PATCH("/admin/v1/clients/{id}", a.Handle("admin_clients_patch", p.adminPatchClient))
 	r.DELETE("/admin/v1/clients/{id}", a.Handle("admin_clients_delete", p.adminDeleteClient))
+	r.POST("/admin/v1/clients/{id}/secret", a.Handle("admin_clients_rotate_secret", p.adminRotateSecret))
+	r.GET("/admin/v1/users", a.Handle("admin_users_list", p.adminListUsers))
+	r.POST("/admin/v1/users", a.Handle("admin_users_create", p.adminCreateUser))
+	r.GET("/admin/v1/users/{id}", a.Handle("admin_users_get", p.adminGetUser))
+	r.PATCH("/admin/v1/users/{id}", a.Handle("admin_users_patch", p.adminPatchUser))
+	r.DELETE("/admin/v1/users/{id}", a.Handle("admin_users_delete", p.adminDeleteUser))
+	r.PUT("/admin/v1/users/{id}/password", a.Handle("admin_users_password", p.adminSetPassword))
+	r.GET("/admin/v1/users/{id}/sessions", a.Handle("admin_sessions_list", p.adminListSessions))
+	r.DELETE("/admin/v1/users/{id}/sessions", a.Handle("admin_sessions_end", p.adminEndSessions))
+	r.DELETE("/admin/v1/users/{id}/sessions/{sid}", a.Handle("admin_sessions_end", p.adminEndSessions))
+	r.GET("/admin/v1/users/{id}/consents", a.Handle("admin_consents_list", p.adminListConsents))
+	r.DELETE("/admin/v1/users/{id}/consents/{client}", a.Handle("admin_consents_revoke", p.adminRevokeConsent))
 	r.GET("/admin/v1/connectors", a.Handle("admin_connectors_list", p.adminListConnectors))
 	r.GET("/admin/v1/users/{id}/identities", a.Handle("admin_identities_list", p.adminListIdentities))
 	r.DELETE("/admin/v1/users/{id}/identities", a.Handle("admin_identities_unlink", p.adminUnlink))
@@ -88,20 +104,6 @@ func storeErr(err error) error {
 		return oauth.New(http.StatusNotFound, "not_found", "no such record")
 	}
 	return oauth.ErrUnavailable(err)
-}
-
-func (p *Provider) adminListClients(ctx *fasthttp.RequestCtx) error {
-	sctx, cancel := requestCtx()
-	defer cancel()
-	clients, err := p.adminDB.ListClients(sctx)
-	if err != nil {
-		return storeErr(err)
-	}
-	out := make([]ClientView, len(clients))
-	for i, c := range clients {
-		out[i] = ViewClient(c)
-	}
-	return oauth.WriteJSON(ctx, http.StatusOK, out)
 }
 
 func (p *Provider) adminGetClient(ctx *fasthttp.RequestCtx) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +17,37 @@ func TestAdminClients(t *testing.T) {
 	s.token(t, "svc", "") // the client is now cached
 
 	r := s.adminDo(t, "GET", "/admin/v1/clients")
-	var list []map[string]any
-	if err := json.Unmarshal(r.body, &list); err != nil || r.status != 200 || len(list) < 5 {
+	var list struct {
+		Items []map[string]any `json:"items"`
+		Next  string           `json:"next"`
+	}
+	if err := json.Unmarshal(r.body, &list); err != nil || r.status != 200 || len(list.Items) < 5 || list.Next != "" {
 		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	// Pages of three, by client_id, until the last.
+	var ids []string
+	for after := ""; ; {
+		page := s.adminDo(t, "GET", "/admin/v1/clients?limit=3&after="+after)
+		var pg struct {
+			Items []struct {
+				ID string `json:"client_id"`
+			} `json:"items"`
+			Next string `json:"next"`
+		}
+		json.Unmarshal(page.body, &pg)
+		for _, c := range pg.Items {
+			ids = append(ids, c.ID)
+		}
+		if pg.Next == "" {
+			break
+		}
+		after = pg.Next
+	}
+	if len(ids) != len(list.Items) || !slices.IsSorted(ids) {
+		t.Errorf("paged listing: %v", ids)
+	}
+	if r := s.adminDo(t, "GET", "/admin/v1/clients?limit=0"); r.status != 400 {
+		t.Errorf("limit=0: %d", r.status)
 	}
 	if strings.Contains(string(r.body), "secret_hash") {
 		t.Error("the admin API shows secret hashes")

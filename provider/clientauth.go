@@ -118,7 +118,12 @@ func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storag
 	if creds.method == authNone {
 		return c, nil
 	}
-	if len(c.SecretHash) == 0 || subtle.ConstantTimeCompare(hashSecret(creds.secret, c.SecretSalt), c.SecretHash) != 1 {
+	h := hashSecret(creds.secret, c.SecretSalt)
+	current := len(c.SecretHash) > 0 && subtle.ConstantTimeCompare(h, c.SecretHash) == 1
+	// In a rotation's overlap window the previous secret works too.
+	previous := len(c.PreviousSecretHash) > 0 && subtle.ConstantTimeCompare(h, c.PreviousSecretHash) == 1 &&
+		p.now().Before(c.PreviousSecretExpiresAt)
+	if !current && !previous {
 		return nil, oauth.ErrInvalidClient(basic, "client authentication failed")
 	}
 	return c, nil

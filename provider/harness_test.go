@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -64,9 +65,31 @@ func (s *server) adminDo(t testing.TB, method, path string) response {
 // adminAs is an admin API request with token ("": none).
 func (s *server) adminAs(t testing.TB, token, method, path string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, s.admin+path, nil)
+	return s.adminSend(t, token, method, path, "", "")
+}
+
+// adminJSON is an admin API request with a JSON body (a merge patch for
+// PATCH), with the harness's token.
+func (s *server) adminJSON(t testing.TB, method, path, body string) response {
+	t.Helper()
+	ct := "application/json"
+	if method == "PATCH" {
+		ct = "application/merge-patch+json"
+	}
+	return s.adminSend(t, s.adminToken, method, path, ct, body)
+}
+
+// adminSend makes an admin API request and checks its answer against the
+// OpenAPI document (admin_openapi.yaml): every admin test is also a test
+// of the document.
+func (s *server) adminSend(t testing.TB, token, method, path, contentType, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.admin+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -77,6 +100,7 @@ func (s *server) adminAs(t testing.TB, token, method, path string) response {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	checkAdminAnswer(t, method, path, body, contentType, resp, b)
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 

@@ -61,6 +61,7 @@ type Provider struct {
 	mfaDB            factorStore
 	accountDB        accountStore
 	adminTokens      adminTokenStore
+	adminWrites      adminWriteStore
 	webauthn         *webauthn.WebAuthn // the relying party of security keys and passkeys
 
 	gcRuns    *prometheus.CounterVec
@@ -95,7 +96,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,
@@ -143,7 +144,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	}
 	p.public = p.publicRoutes(pub)
 	p.admin = p.adminRoutes(&oauth.Adapter{Listener: "admin", Log: log, Metrics: m, IDs: ids, HostAllowed: oauth.AdminHost(cfg.AdminHosts),
-		Authorize: p.authenticateAdmin})
+		Authorize: p.authenticateAdmin, Problem: true})
 	if cfg.AdminInsecure {
 		log.Warn("the admin API answers without authentication (--admin-insecure): anyone who reaches the admin listener controls this provider")
 	}

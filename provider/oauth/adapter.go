@@ -106,6 +106,9 @@ type Adapter struct {
 	// Authorize, when set, admits a request before its handler runs (the
 	// admin API's bearer tokens); its error is the answer.
 	Authorize func(ctx *fasthttp.RequestCtx) error
+	// Problem renders errors as RFC 9457 (7807) problem details instead of
+	// RFC 6749 §5.2 errors (the admin API).
+	Problem bool
 }
 
 // Handle adapts h, serving the named route (a bounded set of names: a
@@ -207,7 +210,37 @@ func (a *Adapter) render(ctx *fasthttp.RequestCtx, id, route string, err error) 
 	} else {
 		a.Log.Debug("request rejected", "request_id", id, "route", route, "error", e.Code, "description", e.Description)
 	}
+	if a.Problem {
+		WriteProblem(ctx, e)
+		return
+	}
 	WriteError(ctx, e)
+}
+
+// problem is an RFC 9457 problem details body; error carries the OAuth-style
+// code for scripts that switch on it.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error"`
+}
+
+// WriteProblem writes e as application/problem+json.
+func WriteProblem(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/problem+json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if e.WWWAuthenticate != "" {
+		ctx.Response.Header.Set("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	if e.Status == http.StatusServiceUnavailable && len(ctx.Response.Header.Peek("Retry-After")) == 0 {
+		ctx.Response.Header.Set("Retry-After", RetryAfterOutage)
+	}
+	b, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(e.Status), Status: e.Status, Detail: e.Description, Error: e.Code})
+	ctx.SetBody(b)
 }
 
 // WriteError writes e as the RFC 6749 §5.2 JSON body.

@@ -47,10 +47,14 @@ func (h *Hash) UnmarshalText(b []byte) error {
 
 // Client is a registered OAuth 2.0 client (RFC 7591 §2 metadata).
 type Client struct {
-	ID                       string        `json:"id"`
-	Name                     string        `json:"name"`
-	SecretHash               []byte        `json:"secret_hash,omitempty"` // HMAC-SHA-256 of the secret under SecretSalt (SHA-256 without one); empty for public clients
-	SecretSalt               []byte        `json:"secret_salt,omitempty"` // per-client random salt
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	SecretHash []byte `json:"secret_hash,omitempty"` // HMAC-SHA-256 of the secret under SecretSalt (SHA-256 without one); empty for public clients
+	SecretSalt []byte `json:"secret_salt,omitempty"` // per-client random salt
+	// PreviousSecretHash is the secret before the last rotation: it still
+	// authenticates until PreviousSecretExpiresAt (the overlap window).
+	PreviousSecretHash       []byte        `json:"previous_secret_hash,omitempty"`
+	PreviousSecretExpiresAt  time.Time     `json:"previous_secret_expires_at,omitzero"`
 	RedirectURIs             []string      `json:"redirect_uris,omitempty"`
 	PostLogoutRedirectURIs   []string      `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes               []string      `json:"grant_types,omitempty"`
@@ -499,7 +503,7 @@ func Normalize(rec any) {
 	}
 	switch r := rec.(type) {
 	case *Client:
-		ts(&r.CreatedAt, &r.UpdatedAt)
+		ts(&r.CreatedAt, &r.UpdatedAt, &r.PreviousSecretExpiresAt)
 	case *User:
 		ts(&r.CreatedAt, &r.UpdatedAt)
 	case *Identity:
