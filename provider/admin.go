@@ -33,23 +33,27 @@ type adminStore interface {
 // ClientView is a client as operators see it (admin API, CLI): never the
 // secret hash.
 type ClientView struct {
-	ID                      string   `json:"client_id"`
-	Name                    string   `json:"client_name"`
-	Confidential            bool     `json:"confidential"`
-	RedirectURIs            []string `json:"redirect_uris,omitempty"`
-	GrantTypes              []string `json:"grant_types,omitempty"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	Scopes                  []string `json:"scopes,omitempty"`
-	Audiences               []string `json:"audiences,omitempty"`
-	DefaultAudience         string   `json:"default_audience,omitempty"`
-	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
-	AccessTokenFormat       string   `json:"access_token_format"`
-	AccessTokenTTL          string   `json:"access_token_ttl,omitempty"`
-	FirstParty              bool     `json:"first_party"`
-	IntrospectAny           bool     `json:"introspect_any"`
-	DefaultConnector        string   `json:"default_connector,omitempty"`
-	RequireMFA              bool     `json:"require_mfa,omitempty"`
-	CreatedAt               string   `json:"created_at"`
+	ID                      string                         `json:"client_id"`
+	Name                    string                         `json:"client_name"`
+	Confidential            bool                           `json:"confidential"`
+	RedirectURIs            []string                       `json:"redirect_uris,omitempty"`
+	GrantTypes              []string                       `json:"grant_types,omitempty"`
+	TokenEndpointAuthMethod string                         `json:"token_endpoint_auth_method"`
+	Scopes                  []string                       `json:"scopes,omitempty"`
+	Audiences               []string                       `json:"audiences,omitempty"`
+	DefaultAudience         string                         `json:"default_audience,omitempty"`
+	PostLogoutRedirectURIs  []string                       `json:"post_logout_redirect_uris,omitempty"`
+	AccessTokenFormat       string                         `json:"access_token_format"`
+	AccessTokenTTL          string                         `json:"access_token_ttl,omitempty"`
+	FirstParty              bool                           `json:"first_party"`
+	IntrospectAny           bool                           `json:"introspect_any"`
+	DefaultConnector        string                         `json:"default_connector,omitempty"`
+	RequireMFA              bool                           `json:"require_mfa,omitempty"`
+	AccessTokenClaims       []string                       `json:"access_token_claims,omitempty"`
+	StaticClaims            map[string]any                 `json:"static_claims,omitempty"`
+	Roles                   map[string]map[string][]string `json:"roles,omitempty"`
+	TokenHook               bool                           `json:"token_hook,omitempty"`
+	CreatedAt               string                         `json:"created_at"`
 }
 
 // ViewClient is c as operators see it.
@@ -59,7 +63,8 @@ func ViewClient(c *storage.Client) ClientView {
 		GrantTypes: c.GrantTypes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Scopes: c.Scopes,
 		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		AccessTokenFormat: c.AccessTokenFormat, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
-		DefaultConnector: c.DefaultConnector, RequireMFA: c.RequireMFA, CreatedAt: c.CreatedAt.Format(time.RFC3339),
+		DefaultConnector: c.DefaultConnector, RequireMFA: c.RequireMFA,
+		AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook, CreatedAt: c.CreatedAt.Format(time.RFC3339),
 	}
 	if c.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = c.AccessTokenTTL.String()

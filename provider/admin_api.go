@@ -104,7 +104,7 @@ func SpecOf(c *storage.Client) ClientSpec {
 		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, AccessTokenFormat: c.AccessTokenFormat,
 		AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, IDTokenTTL: c.IDTokenTTL, FirstParty: c.FirstParty,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, IntrospectAny: c.IntrospectAny, DefaultConnector: c.DefaultConnector,
-		RequireMFA: c.RequireMFA}
+		RequireMFA: c.RequireMFA, AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook}
 }
 
 func specJSON(s ClientSpec) clientSpecJSON {

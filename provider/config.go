@@ -57,6 +57,15 @@ type Config struct {
 	// page: a user without one who signs in to a client requiring MFA is
 	// refused instead of setting up an authenticator app there and then.
 	MFAEnrollOnAccountPage bool `yaml:"mfa_enroll_on_account_page" help:"users set up second factors only on /account: a user without one is refused by clients that require MFA, instead of being offered to set up an authenticator app during sign-in"`
+	// ScopeClaims says which user claims each scope releases to ID tokens
+	// and userinfo (a map: the YAML file only); a scope listed replaces
+	// its default list.
+	ScopeClaims map[string][]string `yaml:"scope_claims" file:"only" help:"which user claims each scope releases to ID tokens and userinfo, e.g. {roles: [roles], profile: [name, picture]}; a scope listed replaces the OIDC default for it"`
+	// The token hook (docs/claims.md).
+	TokenHookURL      string        `yaml:"token_hook_url" help:"an https URL called at every access-token issuance of user grants (and of client_credentials for clients with token_hook) that may add claims or deny; http only on loopback"`
+	TokenHookTimeout  time.Duration `yaml:"token_hook_timeout" help:"the token hook's deadline"`
+	TokenHookFailOpen bool          `yaml:"token_hook_fail_open" help:"issue tokens (without the hook's claims) when the token hook fails; off: a failing hook stops issuance with server_error"`
+	TokenHookCAFile   string        `yaml:"token_hook_ca_file" help:"PEM CA certificates the token hook's TLS certificate must chain to (default: the system's)"`
 	// AdminInsecure serves the admin API without authentication.
 	AdminInsecure bool     `yaml:"admin_insecure" help:"serve the admin API without authentication (logged as a warning at start): only where nothing but trusted operators reach the admin listener"`
 	AdminHosts    []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
@@ -85,6 +94,7 @@ func DefaultConfig() Config {
 		LoginWindow:       time.Minute,
 		MaxPendingPerIP:   1000,
 		BrandName:         "oidcgate",
+		TokenHookTimeout:  2 * time.Second,
 	}
 }
 
@@ -105,6 +115,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RefreshTokenTTL, d.RefreshTokenTTL)
 	def(&c.RefreshIdleTTL, c.RefreshTokenTTL)
 	def(&c.LoginWindow, d.LoginWindow)
+	def(&c.TokenHookTimeout, d.TokenHookTimeout)
 	if c.LoginLimit == 0 {
 		c.LoginLimit = d.LoginLimit
 	}
@@ -195,6 +206,19 @@ func (c Config) validateConnectors() []error {
 		if i < 0 || c.Connectors[i].Type != connector.TypeLDAP {
 			errs = append(errs, bad("password_connector", "%q is not the id of an ldap connector", pc))
 		}
+	}
+	for scope, claims := range c.ScopeClaims {
+		if !validScopeToken(scope) {
+			errs = append(errs, bad("scope_claims", "%q is not a scope token", scope))
+		}
+		for _, name := range claims {
+			if registered(name) || name == "" {
+				errs = append(errs, bad("scope_claims", "scope %s: %q is a registered claim, set by the provider itself", scope, name))
+			}
+		}
+	}
+	if c.TokenHookTimeout < 0 || c.TokenHookTimeout > time.Minute {
+		errs = append(errs, bad("token_hook_timeout", "must be between 0 and 1m"))
 	}
 	if c.HidePasswordForm && redirects == 0 {
 		errs = append(errs, bad("hide_password_form", "with no oidc or github connector there would be no way to sign in"))

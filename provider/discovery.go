@@ -2,6 +2,8 @@ package provider
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 )
 
 // metadata is the provider's discovery document: OIDC Discovery 1.0 §3 and
@@ -64,8 +66,14 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	m.IDTokenSigningAlgValuesSupported = p.ring.Algs()
 	m.PromptValuesSupported = []string{"none", "login", "consent"}
 	m.ACRValuesSupported = acrValues
-	m.ClaimsSupported = append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr", "azp"},
-		append(append(append([]string{}, scopeClaims["profile"]...), scopeClaims["email"]...), scopeClaims["groups"]...)...)
+	m.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr", "azp"}
+	for _, scope := range slices.Sorted(maps.Keys(p.scopeClaims)) {
+		for _, c := range p.scopeClaims[scope] {
+			if !slices.Contains(m.ClaimsSupported, c) {
+				m.ClaimsSupported = append(m.ClaimsSupported, c)
+			}
+		}
+	}
 	oidc, err = json.Marshal(m)
 	return oidc, oauth, err
 }

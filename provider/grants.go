@@ -125,8 +125,15 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 	if err != nil {
 		return nil, err
 	}
+	extra := accessClaims(c, nil, aud)
+	if c.TokenHook { // off the hot path unless the client asks for it
+		if extra, err = p.hook.run(ctx, hookRequest{GrantType: grantClientCredentials, ClientID: c.ID, Subject: c.ID, Scopes: scopes,
+			Audience: aud, Claims: extra}); err != nil {
+			return nil, err
+		}
+	}
 	now := p.now()
-	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud}, now)
+	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud, extra: extra}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +197,7 @@ type accessGrant struct {
 	scopes   []string
 	audience []string
 	familyID string
+	extra    map[string]any // claims besides the registered ones (claims.go)
 }
 
 // randomToken is 256 bits, base64url: opaque tokens and their kin.
@@ -224,7 +232,7 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 		tok := randomToken()
 		return minted{token: tok, record: &storage.AccessToken{
 			Hash: storage.HashOf(tok), ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
-			Audience: g.audience, FamilyID: g.familyID, CreatedAt: now, ExpiresAt: exp,
+			Audience: g.audience, FamilyID: g.familyID, Claims: g.extra, CreatedAt: now, ExpiresAt: exp,
 		}}, ttl, nil
 	}
 	payload, err := json.Marshal(oauth.AccessClaims{
@@ -232,6 +240,9 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID,
 	})
 	if err != nil {
+		return minted{}, 0, err
+	}
+	if payload, err = withExtra(payload, g.extra); err != nil {
 		return minted{}, 0, err
 	}
 	tok, err := p.ring.Sign(p.cfg.AccessTokenAlg, "at+jwt", payload)

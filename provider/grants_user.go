@@ -76,7 +76,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		}
 		refreshExp = now.Add(ttl)
 	}
-	resp, out, err := p.mintUserTokens(g, refreshExp, now)
+	resp, out, err := p.mintUserTokens(ctx, g, grantAuthorizationCode, refreshExp, now)
 	if err != nil {
 		return nil, err
 	}
@@ -150,14 +150,18 @@ type userGrant struct {
 // mintUserTokens makes an access token, a refresh token (when familyExp,
 // the refresh family's absolute end, is set) and an ID token (for openid),
 // and returns the records the caller must store with its grant.
-func (p *Provider) mintUserTokens(g userGrant, familyExp, now time.Time) (*tokenResponse, storage.Issued, error) {
+func (p *Provider) mintUserTokens(ctx context.Context, g userGrant, grant string, familyExp, now time.Time) (*tokenResponse, storage.Issued, error) {
 	var out storage.Issued
 	aud, err := audiences(g.client, tokenRequest{})
 	if err != nil {
 		aud = []string{p.cfg.Issuer} // the provider itself: userinfo
 	}
+	extra, err := p.userClaimsFor(ctx, g, aud, grant)
+	if err != nil {
+		return nil, out, err
+	}
 	at, ttl, err := p.mintAccessToken(accessGrant{client: g.client, subject: g.user.ID, scopes: g.scopes, audience: aud,
-		familyID: g.familyID}, now)
+		familyID: g.familyID, extra: extra}, now)
 	if err != nil {
 		return nil, out, err
 	}
@@ -214,6 +218,10 @@ func (p *Provider) idToken(g userGrant, accessToken string, now time.Time) (stri
 		Iat: now.Unix(), AuthTime: g.authTime.Unix(), Nonce: g.nonce, AtHash: atHash(alg, accessToken), Sid: g.sessionID,
 		AMR: g.amr, ACR: acrOf(g.amr), Azp: g.client.ID})
 	if err != nil {
+		return "", err
+	}
+	// The claims the scopes release, as userinfo answers them (OIDC Core §5.4).
+	if payload, err = withExtra(payload, p.releasedClaims(g.user, g.scopes)); err != nil {
 		return "", err
 	}
 	return p.ring.Sign(alg, "JWT", payload)
@@ -307,7 +315,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	if familyExp.IsZero() {
 		familyExp = rt.ExpiresAt
 	}
-	resp, out, err := p.mintUserTokens(g, familyExp, now)
+	resp, out, err := p.mintUserTokens(ctx, g, grantRefreshToken, familyExp, now)
 	if err != nil {
 		return nil, err
 	}

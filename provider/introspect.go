@@ -145,7 +145,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		}
 		return &oauth.Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
-			TokenType: "Bearer", TokenUse: "access_token"}, nil
+			TokenType: "Bearer", TokenUse: "access_token", Extra: at.Claims}, nil
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrUnavailable(err)
 	}

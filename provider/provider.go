@@ -63,6 +63,8 @@ type Provider struct {
 	adminTokens      adminTokenStore
 	adminWrites      adminWriteStore
 	webauthn         *webauthn.WebAuthn // the relying party of security keys and passkeys
+	scopeClaims      map[string][]string
+	hook             *tokenHook // nil: none configured
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -126,6 +128,10 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.limiter = newLimiter(now)
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
+	p.scopeClaims = mergeScopeClaims(cfg.ScopeClaims)
+	if p.hook, err = newTokenHook(cfg, reg); err != nil {
+		return nil, err
+	}
 	if p.webauthn, err = newWebAuthn(cfg, p.origin); err != nil {
 		return nil, fmt.Errorf("provider: webauthn: %w", err)
 	}

@@ -58,6 +58,14 @@ type ClientSpec struct {
 	// RequireMFA: the client gets a code only for a session signed in
 	// with a second factor (the user is stepped up when it has none).
 	RequireMFA bool `yaml:"require_mfa" json:"require_mfa,omitempty"`
+	// AccessTokenClaims names user claims its access tokens carry (e.g.
+	// email, groups); StaticClaims are added as they are; Roles maps, per
+	// audience, the user's groups to the roles claim (RFC 9068 §2.2.3.1).
+	AccessTokenClaims []string                       `yaml:"access_token_claims" json:"access_token_claims,omitempty"`
+	StaticClaims      map[string]any                 `yaml:"static_claims" json:"static_claims,omitempty"`
+	Roles             map[string]map[string][]string `yaml:"roles" json:"roles,omitempty"`
+	// TokenHook runs the token hook for client_credentials tokens too.
+	TokenHook bool `yaml:"token_hook" json:"token_hook,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -155,6 +163,21 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 	if spec.DefaultAudience != "" && !slices.Contains(spec.Audiences, spec.DefaultAudience) {
 		bad("default audience %q is not one of the client's audiences", spec.DefaultAudience)
 	}
+	for _, name := range spec.AccessTokenClaims {
+		if registered(name) {
+			bad("access_token_claims: %q is a registered claim, set by the provider itself", name)
+		}
+	}
+	for name := range spec.StaticClaims {
+		if registered(name) {
+			bad("static_claims: %q is a registered claim, set by the provider itself", name)
+		}
+	}
+	for aud := range spec.Roles {
+		if !slices.Contains(spec.Audiences, aud) {
+			bad("roles: %q is not one of the client's audiences", aud)
+		}
+	}
 	for _, u := range append(slices.Clone(spec.RedirectURIs), spec.PostLogoutRedirectURIs...) {
 		if pu, err := url.Parse(u); err != nil || !pu.IsAbs() || pu.Fragment != "" {
 			bad("redirect URI %q must be an absolute URI without a fragment", u)
@@ -188,9 +211,10 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		DefaultAudience: spec.DefaultAudience, AccessTokenFormat: format, AccessTokenTTL: spec.AccessTokenTTL,
 		RefreshTokenTTL: spec.RefreshTokenTTL, IDTokenTTL: spec.IDTokenTTL, FirstParty: spec.FirstParty,
 		IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg, IntrospectAny: spec.IntrospectAny,
-		DefaultConnector: spec.DefaultConnector,
-		RequireMFA:       spec.RequireMFA,
-		CreatedAt:        now, UpdatedAt: now,
+		DefaultConnector:  spec.DefaultConnector,
+		RequireMFA:        spec.RequireMFA,
+		AccessTokenClaims: spec.AccessTokenClaims, StaticClaims: spec.StaticClaims, Roles: spec.Roles, TokenHook: spec.TokenHook,
+		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {
 		c.ResponseTypes = []string{"code"}

@@ -48,29 +48,8 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 	if err != nil || u.Disabled {
 		return oauth.ErrInvalidToken(false, "the token's user is gone")
 	}
-	out := map[string]any{"sub": u.ID}
-	for _, s := range scopes {
-		for _, name := range scopeClaims[s] {
-			if v, ok := u.Claims[name]; ok {
-				out[name] = v
-			}
-		}
-	}
-	if slices.Contains(scopes, "profile") {
-		if _, ok := out["preferred_username"]; !ok {
-			out["preferred_username"] = u.Username
-		}
-	}
+	out := p.releasedClaims(u, scopes)
+	out["sub"] = u.ID
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	return oauth.WriteJSON(ctx, http.StatusOK, out)
-}
-
-// scopeClaims are OIDC Core §5.4's claims per scope.
-var scopeClaims = map[string][]string{
-	"profile": {"name", "family_name", "given_name", "middle_name", "nickname", "preferred_username", "profile", "picture",
-		"website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
-	"email":   {"email", "email_verified"},
-	"address": {"address"},
-	"groups":  {"groups"}, // set by an upstream connector
-	"phone":   {"phone_number", "phone_number_verified"},
 }

@@ -1,6 +1,10 @@
 package oauth
 
-import "github.com/oidcgate/oidcgate/keys"
+import (
+	"encoding/json"
+
+	"github.com/oidcgate/oidcgate/keys"
+)
 
 // The wire formats the provider writes and the edge reads, defined once.
 
@@ -18,6 +22,30 @@ type Introspection struct {
 	Jti       string        `json:"jti,omitempty"`
 	TokenType string        `json:"token_type,omitempty"` // "Bearer" for access tokens
 	TokenUse  string        `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
+	// Extra are the token's other claims (roles, chosen user claims, the
+	// token hook's): answered beside the fields above, never over them.
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON writes the fields, then Extra's names that are not theirs.
+func (i Introspection) MarshalJSON() ([]byte, error) {
+	type plain Introspection
+	b, err := json.Marshal(plain(i))
+	if err != nil || len(i.Extra) == 0 {
+		return b, err
+	}
+	var own map[string]json.RawMessage
+	if err := json.Unmarshal(b, &own); err != nil {
+		return nil, err
+	}
+	all := make(map[string]any, len(own)+len(i.Extra))
+	for k, v := range i.Extra {
+		all[k] = v
+	}
+	for k, v := range own {
+		all[k] = v
+	}
+	return json.Marshal(all)
 }
 
 // AccessClaims are an RFC 9068 §2.2 JWT access token's claims, as the

@@ -72,8 +72,16 @@ type Client struct {
 	IntrospectAny            bool          `json:"introspect_any,omitempty"`    // a resource server: may introspect other clients' tokens
 	DefaultConnector         string        `json:"default_connector,omitempty"` // sign-in goes straight to this connector
 	RequireMFA               bool          `json:"require_mfa,omitempty"`       // a code only for a session with a second factor
-	CreatedAt                time.Time     `json:"created_at"`
-	UpdatedAt                time.Time     `json:"updated_at"`
+	// What its access tokens carry besides the registered claims: user
+	// claims by name, static claims, and roles per audience mapped from
+	// the user's groups (audience → group → roles).
+	AccessTokenClaims []string                       `json:"access_token_claims,omitempty"`
+	StaticClaims      map[string]any                 `json:"static_claims,omitempty"`
+	Roles             map[string]map[string][]string `json:"roles,omitempty"`
+	// TokenHook: the token hook runs for its client_credentials tokens too.
+	TokenHook bool      `json:"token_hook,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
@@ -143,14 +151,17 @@ type RefreshToken struct {
 
 // AccessToken is an opaque access token's metadata, keyed by its hash.
 type AccessToken struct {
-	Hash      Hash      `json:"hash"`
-	ClientID  string    `json:"client_id"`
-	Subject   string    `json:"sub"`
-	Scopes    []string  `json:"scopes,omitempty"`
-	Audience  []string  `json:"audience,omitempty"`
-	FamilyID  string    `json:"family_id,omitempty"` // the code or refresh family it came from, if any
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Hash     Hash     `json:"hash"`
+	ClientID string   `json:"client_id"`
+	Subject  string   `json:"sub"`
+	Scopes   []string `json:"scopes,omitempty"`
+	Audience []string `json:"audience,omitempty"`
+	FamilyID string   `json:"family_id,omitempty"` // the code or refresh family it came from, if any
+	// Claims are what the token carries besides the registered claims
+	// (introspection answers them).
+	Claims    map[string]any `json:"claims,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	ExpiresAt time.Time      `json:"expires_at"`
 }
 
 // Interaction is a pending authorization request (OIDC Core §3.1.2.1)
