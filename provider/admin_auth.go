@@ -53,6 +53,7 @@ func AdminTokenFor(name, token string, ttl time.Duration, now time.Time) (*stora
 // AdminTokenView is an admin token as operators see it: never its hash.
 type AdminTokenView struct {
 	Name      string `json:"name"`
+	Kind      string `json:"kind"` // admin, or registration (an initial access token)
 	CreatedAt string `json:"created_at"`
 	ExpiresAt string `json:"expires_at,omitempty"`
 	Expired   bool   `json:"expired,omitempty"`
@@ -60,7 +61,7 @@ type AdminTokenView struct {
 
 // ViewAdminToken is t as operators see it at now.
 func ViewAdminToken(t *storage.AdminToken, now time.Time) AdminTokenView {
-	v := AdminTokenView{Name: t.Name, CreatedAt: t.CreatedAt.Format(time.RFC3339)}
+	v := AdminTokenView{Name: t.Name, Kind: cmpOr(t.Kind, "admin"), CreatedAt: t.CreatedAt.Format(time.RFC3339)}
 	if !t.ExpiresAt.IsZero() {
 		v.ExpiresAt, v.Expired = t.ExpiresAt.Format(time.RFC3339), !now.Before(t.ExpiresAt)
 	}
@@ -101,7 +102,7 @@ func (p *Provider) authenticateAdmin(rc *fasthttp.RequestCtx) error {
 	defer cancel()
 	t, err := p.adminTokens.GetAdminToken(ctx, storage.HashOf(string(token)))
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound) || err == nil && t.Kind != storage.TokenKindAdmin:
 		p.limiter.settle(keys, false, true)
 		p.log.Warn("admin request refused: unknown, revoked or expired token", "ip", ip, "path", string(rc.Path()))
 		return adminUnauthorized("the bearer token is unknown, revoked or expired")

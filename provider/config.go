@@ -66,6 +66,10 @@ type Config struct {
 	TokenHookTimeout  time.Duration `yaml:"token_hook_timeout" help:"the token hook's deadline"`
 	TokenHookFailOpen bool          `yaml:"token_hook_fail_open" help:"issue tokens (without the hook's claims) when the token hook fails; off: a failing hook stops issuance with server_error"`
 	TokenHookCAFile   string        `yaml:"token_hook_ca_file" help:"PEM CA certificates the token hook's TLS certificate must chain to (default: the system's)"`
+	// Dynamic client registration (RFC 7591/7592).
+	Registration           string   `yaml:"registration" help:"dynamic client registration at /register (RFC 7591/7592): off, open, or token (an initial access token from oidcgate admin-tokens create --registration is required)"`
+	RegistrationGrantTypes []string `yaml:"registration_grant_types" help:"grant types a dynamically registered client may have"`
+	RegistrationScopes     []string `yaml:"registration_scopes" help:"scopes a dynamically registered client may have (all of them when it asks for none)"`
 	// AdminInsecure serves the admin API without authentication.
 	AdminInsecure bool     `yaml:"admin_insecure" help:"serve the admin API without authentication (logged as a warning at start): only where nothing but trusted operators reach the admin listener"`
 	AdminHosts    []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
@@ -75,26 +79,29 @@ type Config struct {
 // Config built by hand gets for the browser-flow settings it leaves zero.
 func DefaultConfig() Config {
 	return Config{
-		Issuer:            "http://127.0.0.1:8080",
-		AccessTokenTTL:    time.Hour,
-		AccessTokenAlg:    keys.ES256,
-		ClientCacheTTL:    30 * time.Second,
-		ClientStaleTTL:    5 * time.Minute,
-		GCInterval:        5 * time.Minute,
-		Argon2:            DefaultArgon2(),
-		InteractionTTL:    10 * time.Minute,
-		CodeTTL:           time.Minute,
-		SessionIdleTTL:    30 * time.Minute,
-		SessionTTL:        12 * time.Hour,
-		IDTokenTTL:        time.Hour,
-		RefreshTokenTTL:   720 * time.Hour,
-		RefreshIdleTTL:    720 * time.Hour,
-		RefreshReuseGrace: 30 * time.Second,
-		LoginLimit:        5,
-		LoginWindow:       time.Minute,
-		MaxPendingPerIP:   1000,
-		BrandName:         "oidcgate",
-		TokenHookTimeout:  2 * time.Second,
+		Issuer:                 "http://127.0.0.1:8080",
+		AccessTokenTTL:         time.Hour,
+		AccessTokenAlg:         keys.ES256,
+		ClientCacheTTL:         30 * time.Second,
+		ClientStaleTTL:         5 * time.Minute,
+		GCInterval:             5 * time.Minute,
+		Argon2:                 DefaultArgon2(),
+		InteractionTTL:         10 * time.Minute,
+		CodeTTL:                time.Minute,
+		SessionIdleTTL:         30 * time.Minute,
+		SessionTTL:             12 * time.Hour,
+		IDTokenTTL:             time.Hour,
+		RefreshTokenTTL:        720 * time.Hour,
+		RefreshIdleTTL:         720 * time.Hour,
+		RefreshReuseGrace:      30 * time.Second,
+		LoginLimit:             5,
+		LoginWindow:            time.Minute,
+		MaxPendingPerIP:        1000,
+		BrandName:              "oidcgate",
+		TokenHookTimeout:       2 * time.Second,
+		Registration:           "off",
+		RegistrationGrantTypes: []string{"authorization_code", "refresh_token"},
+		RegistrationScopes:     []string{"openid", "profile", "email", "offline_access"},
 	}
 }
 
@@ -116,6 +123,15 @@ func (c Config) withDefaults() Config {
 	def(&c.RefreshIdleTTL, c.RefreshTokenTTL)
 	def(&c.LoginWindow, d.LoginWindow)
 	def(&c.TokenHookTimeout, d.TokenHookTimeout)
+	if c.Registration == "" {
+		c.Registration = d.Registration
+	}
+	if c.RegistrationGrantTypes == nil {
+		c.RegistrationGrantTypes = d.RegistrationGrantTypes
+	}
+	if c.RegistrationScopes == nil {
+		c.RegistrationScopes = d.RegistrationScopes
+	}
 	if c.LoginLimit == 0 {
 		c.LoginLimit = d.LoginLimit
 	}
@@ -215,6 +231,14 @@ func (c Config) validateConnectors() []error {
 			if registered(name) || name == "" {
 				errs = append(errs, bad("scope_claims", "scope %s: %q is a registered claim, set by the provider itself", scope, name))
 			}
+		}
+	}
+	if c.Registration != registrationOff && c.Registration != registrationOpen && c.Registration != registrationToken {
+		errs = append(errs, bad("registration", "must be off, open or token, got %q", c.Registration))
+	}
+	for _, g := range c.RegistrationGrantTypes {
+		if g != grantAuthorizationCode && g != grantRefreshToken && g != grantClientCredentials {
+			errs = append(errs, bad("registration_grant_types", "%q is not a grant type oidcgate issues", g))
 		}
 	}
 	if c.TokenHookTimeout < 0 || c.TokenHookTimeout > time.Minute {

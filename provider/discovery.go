@@ -17,6 +17,7 @@ type metadata struct {
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	EndSessionEndpoint                         string   `json:"end_session_endpoint,omitempty"`
+	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
@@ -57,6 +58,9 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 		RevocationEndpointAuthMethodsSupported:     secretMethods,
 		AccessTokenSigningAlgValuesSupported:       []string{p.cfg.AccessTokenAlg},
 		ScopesSupported:                            []string{"openid", "profile", "email", "groups", "offline_access"},
+	}
+	if p.cfg.Registration != registrationOff {
+		m.RegistrationEndpoint = iss + "/register"
 	}
 	if oauth, err = json.Marshal(m); err != nil {
 		return nil, nil, err

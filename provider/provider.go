@@ -62,6 +62,7 @@ type Provider struct {
 	accountDB        accountStore
 	adminTokens      adminTokenStore
 	adminWrites      adminWriteStore
+	regDB            registrationStore
 	webauthn         *webauthn.WebAuthn // the relying party of security keys and passkeys
 	scopeClaims      map[string][]string
 	hook             *tokenHook // nil: none configured
@@ -98,7 +99,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,
@@ -198,6 +199,12 @@ func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	mfa := p.mfaHandler()
 	r.GET(at("/mfa"), a.Handle("mfa", mfa))
 	r.POST(at("/mfa"), a.Handle("mfa", mfa))
+	if p.cfg.Registration != registrationOff {
+		r.POST(at("/register"), a.Handle("register", p.register))
+		r.GET(at("/register/{id}"), a.Handle("registration", p.readRegistration))
+		r.PUT(at("/register/{id}"), a.Handle("registration", p.updateRegistration))
+		r.DELETE(at("/register/{id}"), a.Handle("registration", p.deleteRegistration))
+	}
 	r.GET(at("/continue"), a.Handle("continue", p.continueHandler))
 	r.POST(at("/webauthn/mfa/begin"), a.Handle("webauthn", p.webauthnHandler(p.mfaWebauthnBegin)))
 	r.POST(at("/webauthn/mfa/finish"), a.Handle("webauthn", p.webauthnHandler(p.mfaWebauthnFinish)))

@@ -17,6 +17,7 @@ type AdminTokensCommandConfig struct {
 	OutputConfig `yaml:",inline"`
 	Name         string        `yaml:"name" help:"create: who or what will hold the token (unique), e.g. deploy-pipeline"`
 	TTL          time.Duration `yaml:"ttl" help:"create: the token expires after this long; 0: when revoked"`
+	Registration bool          `yaml:"registration" help:"create: an initial access token for dynamic client registration (--registration token), which opens nothing else"`
 }
 
 func (c *AdminTokensCommandConfig) Validate() error {
@@ -55,6 +56,9 @@ func runAdminTokens(ctx context.Context, args []string, std stdio) error {
 	switch verb {
 	case "create":
 		token, rec := provider.NewAdminToken(cfg.Name, cfg.TTL, time.Now())
+		if cfg.Registration {
+			rec.Kind = storage.TokenKindRegistration
+		}
 		if err := store.CreateAdminToken(ctx, rec); errors.Is(err, storage.ErrAlreadyExists) {
 			return fmt.Errorf("an admin token named %q exists: revoke it first, or choose another name", cfg.Name)
 		} else if err != nil {
@@ -91,7 +95,7 @@ func runAdminTokens(ctx context.Context, args []string, std stdio) error {
 		return printJSON(std.out, views)
 	}
 	w := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tCREATED\tEXPIRES")
+	fmt.Fprintln(w, "NAME\tKIND\tCREATED\tEXPIRES")
 	for _, v := range views {
 		exp := v.ExpiresAt
 		if exp == "" {
@@ -100,7 +104,7 @@ func runAdminTokens(ctx context.Context, args []string, std stdio) error {
 		if v.Expired {
 			exp += " (expired)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", v.Name, v.CreatedAt, exp)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Name, v.Kind, v.CreatedAt, exp)
 	}
 	return w.Flush()
 }

@@ -79,9 +79,13 @@ type Client struct {
 	StaticClaims      map[string]any                 `json:"static_claims,omitempty"`
 	Roles             map[string]map[string][]string `json:"roles,omitempty"`
 	// TokenHook: the token hook runs for its client_credentials tokens too.
-	TokenHook bool      `json:"token_hook,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	TokenHook bool `json:"token_hook,omitempty"`
+	// Registered: made by dynamic registration (RFC 7591), managed with
+	// the registration access token whose hash this is (RFC 7592).
+	Registered            bool      `json:"registered,omitempty"`
+	RegistrationTokenHash Hash      `json:"registration_token_hash,omitzero"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
@@ -270,7 +274,8 @@ type Factor struct {
 // AdminToken is a bearer token of the admin API, stored as its hash.
 type AdminToken struct {
 	ID        string    `json:"id"`
-	Name      string    `json:"name"` // unique: who or what holds it
+	Kind      string    `json:"kind,omitempty"` // TokenKindAdmin or TokenKindRegistration
+	Name      string    `json:"name"`           // unique: who or what holds it
 	Hash      Hash      `json:"hash"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
@@ -410,6 +415,13 @@ type Consents interface {
 	// ListConsents returns a user's unexpired consents, ordered by client.
 	ListConsents(ctx context.Context, userID string) ([]*Consent, error)
 }
+
+// Token kinds: an admin API token, or an initial access token of dynamic
+// registration (RFC 7591 §3), which opens nothing else.
+const (
+	TokenKindAdmin        = ""
+	TokenKindRegistration = "registration"
+)
 
 // AdminTokens stores the admin API's bearer tokens.
 type AdminTokens interface {
