@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/oidcgate/oidcgate/keys"
@@ -281,6 +282,39 @@ type AdminToken struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
 }
 
+// AuditEvent is something operators may need to answer for later: an
+// admin change or a security event. It never holds a secret or a token.
+type AuditEvent struct {
+	ID        string         `json:"id"` // orders events by time (AuditID)
+	Time      time.Time      `json:"time"`
+	Event     string         `json:"event"`           // e.g. signin.failed, client.secret_rotated
+	Actor     string         `json:"actor,omitempty"` // who: an admin token's name, "user", a client
+	IP        string         `json:"ip,omitempty"`
+	RequestID string         `json:"request_id,omitempty"`
+	UserID    string         `json:"user_id,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Details   map[string]any `json:"details,omitempty"`
+	ExpiresAt time.Time      `json:"expires_at"` // the retention's end
+}
+
+// AuditID is an event ID that sorts as its time does.
+func AuditID(t time.Time, random string) string { return fmt.Sprintf("%016x-%s", t.UnixNano(), random) }
+
+// AuditFilter selects audit events; empty fields select all.
+type AuditFilter struct {
+	Event, UserID, ClientID, Actor string
+	Since, Until                   time.Time // Since ≤ time < Until
+	Limit                          int       // most recent first; 0: 100
+}
+
+// Match reports whether e is selected.
+func (f AuditFilter) Match(e *AuditEvent) bool {
+	return (f.Event == "" || e.Event == f.Event || strings.HasSuffix(f.Event, ".") && strings.HasPrefix(e.Event, f.Event)) &&
+		(f.UserID == "" || e.UserID == f.UserID) && (f.ClientID == "" || e.ClientID == f.ClientID) &&
+		(f.Actor == "" || e.Actor == f.Actor) && (f.Since.IsZero() || !e.Time.Before(Timestamp(f.Since))) &&
+		(f.Until.IsZero() || e.Time.Before(Timestamp(f.Until)))
+}
+
 // Consent records the scopes a user granted a client.
 type Consent struct {
 	UserID    string    `json:"user_id"`
@@ -435,6 +469,14 @@ type AdminTokens interface {
 	DeleteAdminToken(ctx context.Context, id string) error
 }
 
+// AuditEvents stores audit events until their retention ends
+// (DeleteExpired removes them).
+type AuditEvents interface {
+	AppendAuditEvent(ctx context.Context, e *AuditEvent) error
+	// ListAuditEvents returns the events f selects, most recent first.
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+}
+
 // Factors stores users' second factors. Deleting a user deletes them.
 type Factors interface {
 	// CreateFactor adds f; ErrAlreadyExists when its ID is taken,
@@ -471,6 +513,7 @@ type Storage interface {
 	Identities
 	Factors
 	AdminTokens
+	AuditEvents
 	AuthCodes
 	RefreshTokens
 	AccessTokens
@@ -533,6 +576,8 @@ func Normalize(rec any) {
 		ts(&r.CreatedAt, &r.LastLoginAt)
 	case *Factor:
 		ts(&r.CreatedAt, &r.LastUsedAt)
+	case *AuditEvent:
+		ts(&r.Time, &r.ExpiresAt)
 	case *AdminToken:
 		ts(&r.CreatedAt, &r.ExpiresAt)
 	case *AuthCode:

@@ -6,6 +6,7 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -31,6 +32,7 @@ var (
 	bUserIDs     = []byte("user_identities") // user ID 0x00 connector ID 0x00 subject → nothing
 	bFactors     = []byte("factors")         // user ID 0x00 factor ID → factor
 	bAdminTokens = []byte("admin_tokens")    // hash → token
+	bAudit       = []byte("audit_events")    // ID (time-ordered) → event
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
@@ -44,7 +46,7 @@ var (
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -169,6 +171,7 @@ const (
 	kindSession
 	kindConsent
 	kindRevocation
+	kindAudit
 )
 
 func expiryKey(deadline time.Time, kind byte, key []byte) []byte {
@@ -877,6 +880,37 @@ func (s *Store) DeleteAdminToken(_ context.Context, id string) error {
 	})
 }
 
+// AppendAuditEvent implements storage.AuditEvents.
+func (s *Store) AppendAuditEvent(_ context.Context, e *storage.AuditEvent) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		if err := expires(tx, e.ExpiresAt, kindAudit, []byte(e.ID)); err != nil {
+			return err
+		}
+		return putCopy(tx.Bucket(bAudit), []byte(e.ID), e)
+	})
+}
+
+// ListAuditEvents implements storage.AuditEvents: newest first, from the
+// end of the time-ordered bucket.
+func (s *Store) ListAuditEvents(_ context.Context, f storage.AuditFilter) (out []*storage.AuditEvent, err error) {
+	out = []*storage.AuditEvent{}
+	limit := cmp.Or(f.Limit, 100)
+	err = s.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bAudit).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			e := new(storage.AuditEvent)
+			if err := json.Unmarshal(v, e); err != nil {
+				return fmt.Errorf("bolt: decode audit event %q: %w", k, err)
+			}
+			if f.Match(e) && !storage.Expired(e.ExpiresAt, s.now()) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ListSessions implements storage.Sessions. It reads every session: the
 // embedded store serves one node, whose sessions number in the thousands.
 func (s *Store) ListSessions(_ context.Context, userID string) (out []*storage.Session, err error) {
@@ -1055,6 +1089,7 @@ var expiringKinds = map[byte]expiring{
 	}),
 	kindConsent:    expiry(bConsents, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil),
 	kindRevocation: expiry(bRevocations, func(r *storage.Revocation) time.Time { return r.ExpiresAt }, nil),
+	kindAudit:      expiry(bAudit, func(r *storage.AuditEvent) time.Time { return r.ExpiresAt }, nil),
 }
 
 // sweepChunk bounds the index entries one clean-up transaction handles, so

@@ -29,6 +29,7 @@ type Store struct {
 	identities  map[[2]string]*storage.Identity
 	factors     map[[2]string]*storage.Factor // (user ID, factor ID)
 	adminTokens map[string]*storage.AdminToken
+	audit       []*storage.AuditEvent // in ID (time) order
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
@@ -674,6 +675,29 @@ func (s *Store) DeleteAdminToken(_ context.Context, id string) error {
 	return nil
 }
 
+// AppendAuditEvent implements storage.AuditEvents.
+func (s *Store) AppendAuditEvent(_ context.Context, e *storage.AuditEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(s.audit, e.ID, func(x *storage.AuditEvent, id string) int { return cmp.Compare(x.ID, id) })
+	s.audit = slices.Insert(s.audit, i, clone(e))
+	return nil
+}
+
+// ListAuditEvents implements storage.AuditEvents.
+func (s *Store) ListAuditEvents(_ context.Context, f storage.AuditFilter) ([]*storage.AuditEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := cmp.Or(f.Limit, 100)
+	out := []*storage.AuditEvent{}
+	for i := len(s.audit) - 1; i >= 0 && len(out) < limit; i-- {
+		if e := s.audit[i]; f.Match(e) && !storage.Expired(e.ExpiresAt, s.now()) {
+			out = append(out, clone(e))
+		}
+	}
+	return out, nil
+}
+
 // ListSessions implements storage.Sessions.
 func (s *Store) ListSessions(_ context.Context, userID string) ([]*storage.Session, error) {
 	s.mu.Lock()
@@ -837,6 +861,15 @@ func (s *Store) DeleteExpired(_ context.Context) (int, error) {
 			n++
 		}
 	}
+	kept := s.audit[:0]
+	for _, e := range s.audit {
+		if storage.Expired(e.ExpiresAt, now) {
+			n++
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	s.audit = kept
 	for k, c := range s.consents {
 		if storage.Expired(c.ExpiresAt, now) {
 			delete(s.consents, k)

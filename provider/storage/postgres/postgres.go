@@ -5,11 +5,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -586,6 +588,25 @@ func (s *Store) DeleteAdminToken(ctx context.Context, id string) error {
 	return s.exec(ctx, "DELETE FROM admin_tokens WHERE id = $1", id)
 }
 
+// AppendAuditEvent implements storage.AuditEvents.
+func (s *Store) AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO audit_events (id, time, event, actor, user_id, client_id, data, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, e.ID, storage.Timestamp(e.Time), e.Event, e.Actor, e.UserID, e.ClientID, record(e),
+		storage.Timestamp(e.ExpiresAt))
+	return mapErr(err)
+}
+
+// ListAuditEvents implements storage.AuditEvents.
+func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]*storage.AuditEvent, error) {
+	prefix := strings.HasSuffix(f.Event, ".")
+	return listJSON[storage.AuditEvent](ctx, s, `SELECT data FROM audit_events
+		WHERE expires_at > $1 AND ($2 = '' OR event = $2 OR ($3 AND starts_with(event, $2)))
+		AND ($4 = '' OR user_id = $4) AND ($5 = '' OR client_id = $5) AND ($6 = '' OR actor = $6)
+		AND ($7::timestamptz IS NULL OR time >= $7) AND ($8::timestamptz IS NULL OR time < $8)
+		ORDER BY id DESC LIMIT $9`, storage.Timestamp(s.now()), f.Event, prefix, f.UserID, f.ClientID, f.Actor, ts(f.Since), ts(f.Until),
+		cmp.Or(f.Limit, 100))
+}
+
 // ListSessions implements storage.Sessions.
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]*storage.Session, error) {
 	out, err := listJSON[storage.Session](ctx, s, "SELECT data FROM sessions WHERE data->>'user_id' = $1 AND deadline > $2",
@@ -721,6 +742,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
 			"DELETE FROM sessions WHERE deadline <= $1",
 			"DELETE FROM consents WHERE expires_at <= $1",
 			"DELETE FROM revocations WHERE expires_at <= $1",
+			"DELETE FROM audit_events WHERE expires_at <= $1",
 		} {
 			tag, err := tx.Exec(ctx, sql, now)
 			if err != nil {

@@ -84,6 +84,7 @@ func Run(t *testing.T, open Opener) {
 		{"FactorConcurrentUse", testFactorConcurrent},
 		{"SessionAndConsentListings", testListings},
 		{"AdminTokens", testAdminTokens},
+		{"AuditEvents", testAuditEvents},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
 		{"RefreshTokens", testRefreshTokens},
@@ -492,6 +493,66 @@ func testAdminTokens(t *testing.T, s storage.Storage, clk *Clock) {
 	wantErr(t, s.DeleteAdminToken(ctx, "t1"), storage.ErrNotFound)
 	_, err = s.GetAdminToken(ctx, storage.HashOf("s1"))
 	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testAuditEvents(t *testing.T, s storage.Storage, clk *Clock) {
+	base := clk.Now()
+	add := func(i int, event, user, client, actor string, keep time.Duration) {
+		at := base.Add(time.Duration(i) * time.Second)
+		must(t, s.AppendAuditEvent(ctx, &storage.AuditEvent{ID: storage.AuditID(at, fmt.Sprint(i)), Time: at, Event: event, Actor: actor,
+			UserID: user, ClientID: client, IP: "192.0.2.1", Details: map[string]any{"n": i}, ExpiresAt: at.Add(keep)}))
+	}
+	add(1, "signin.succeeded", "u1", "", "", time.Hour)
+	add(3, "mfa.enrolled", "u1", "", "user", time.Hour)
+	add(2, "client.created", "", "c1", "deploy", time.Hour) // appended out of order
+	add(4, "mfa.reset", "u2", "", "deploy", time.Hour)
+	add(5, "signin.failed", "", "", "", time.Minute)
+	ids := func(f storage.AuditFilter) []string {
+		t.Helper()
+		list, err := s.ListAuditEvents(ctx, f)
+		must(t, err)
+		var out []string
+		for _, e := range list {
+			out = append(out, e.Event)
+		}
+		return out
+	}
+	if got := ids(storage.AuditFilter{}); !slices.Equal(got, []string{"signin.failed", "mfa.reset", "mfa.enrolled", "client.created", "signin.succeeded"}) {
+		t.Errorf("all, newest first: %v", got)
+	}
+	for name, tc := range map[string]struct {
+		f    storage.AuditFilter
+		want []string
+	}{
+		"event":  {storage.AuditFilter{Event: "mfa.reset"}, []string{"mfa.reset"}},
+		"prefix": {storage.AuditFilter{Event: "mfa."}, []string{"mfa.reset", "mfa.enrolled"}},
+		"user":   {storage.AuditFilter{UserID: "u1"}, []string{"mfa.enrolled", "signin.succeeded"}},
+		"client": {storage.AuditFilter{ClientID: "c1"}, []string{"client.created"}},
+		"actor":  {storage.AuditFilter{Actor: "deploy"}, []string{"mfa.reset", "client.created"}},
+		"window": {storage.AuditFilter{Since: base.Add(2 * time.Second), Until: base.Add(4 * time.Second)}, []string{"mfa.enrolled", "client.created"}},
+		"limit":  {storage.AuditFilter{Limit: 2}, []string{"signin.failed", "mfa.reset"}},
+	} {
+		if got := ids(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", name, got, tc.want)
+		}
+	}
+	list, _ := s.ListAuditEvents(ctx, storage.AuditFilter{Event: "mfa.enrolled"})
+	if len(list) != 1 || list[0].Actor != "user" || list[0].IP != "192.0.2.1" || list[0].Details["n"] != 3.0 {
+		t.Errorf("an event's fields: %+v", list)
+	}
+	// Retention: an expired event is neither listed nor kept.
+	clk.Advance(10 * time.Minute)
+	if got := ids(storage.AuditFilter{Event: "signin.failed"}); len(got) != 0 {
+		t.Errorf("an expired event listed: %v", got)
+	}
+	n, err := s.DeleteExpired(ctx)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteExpired removed %d, want the 1 expired event", n)
+	}
+	if got := ids(storage.AuditFilter{}); len(got) != 4 {
+		t.Errorf("after the clean-up: %v", got)
+	}
 }
 
 // testListings: a user's sessions and consents, live ones only.
