@@ -178,7 +178,7 @@ func (a *accountCtx) changePassword(ctx context.Context, current, next, confirm 
 	if err != nil {
 		return outcome{}, err
 	}
-	p.audit("password.changed", "user_id", a.u.ID, "sessions_ended", ended)
+	p.audit("password.changed", "user_id", a.u.ID, "sessions_ended", ended, "by", "user", "ip", a.visit.ip)
 	return a.view(ctx, http.StatusOK, "Your password was changed. Your other sessions were signed out.")
 }
 
@@ -281,7 +281,7 @@ func (a *accountCtx) removeFactor(ctx context.Context, id string) (outcome, erro
 			return outcome{}, oauth.ErrUnavailable(err)
 		}
 	}
-	a.p.audit("mfa.removed", "user_id", a.u.ID, "kind", f.Kind, "factor_id", f.ID, "by", "user")
+	a.p.audit("mfa.removed", "user_id", a.u.ID, "kind", f.Kind, "factor_id", f.ID, "by", "user", "ip", a.visit.ip)
 	return a.view(ctx, http.StatusOK, "Removed “"+f.Name+"”.")
 }
 
@@ -296,7 +296,7 @@ func (a *accountCtx) endSession(ctx context.Context, id string) (outcome, error)
 	if err := a.p.revs.session(ctx, id); err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
-	a.p.audit("session.ended", "user_id", a.u.ID, "session_id", id, "by", "user")
+	a.p.audit("session.ended", "user_id", a.u.ID, "session_id", id, "by", "user", "ip", a.visit.ip)
 	if id == a.se.ID {
 		out := pageOutcome(http.StatusOK, "message", page{Title: "Signed out", Message: "You signed out of " + a.p.cfg.BrandName + "."})
 		out.cookies = append(out.cookies, a.p.endCookie())
@@ -313,7 +313,7 @@ func (a *accountCtx) revokeConsent(ctx context.Context, clientID string) (outcom
 	if err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
-	a.p.audit("consent.revoked", "user_id", a.u.ID, "client_id", clientID, "by", "user")
+	a.p.audit("consent.revoked", "user_id", a.u.ID, "client_id", clientID, "by", "user", "ip", a.visit.ip)
 	return a.view(ctx, http.StatusOK, "Access withdrawn: the application's refresh tokens stop working, and it must ask you again.")
 }
 

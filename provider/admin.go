@@ -98,6 +98,7 @@ func (p *Provider) adminRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r.DELETE("/admin/v1/users/{id}/identities", a.Handle("admin_identities_unlink", p.adminUnlink))
 	r.GET("/admin/v1/users/{id}/factors", a.Handle("admin_factors_list", p.adminListFactors))
 	r.DELETE("/admin/v1/users/{id}/factors", a.Handle("admin_factors_reset", p.adminResetFactors))
+	r.GET("/admin/v1/audit", a.Handle("admin_audit_list", p.adminListAudit))
 	r.GET("/admin/v1/keys", a.Handle("admin_keys_list", p.adminListKeys))
 	r.POST("/admin/v1/keys/rotate", a.Handle("admin_keys_rotate", p.adminRotateKey))
 	r.POST("/admin/v1/keys/{kid}/revoke", a.Handle("admin_keys_revoke", p.adminRevokeKey))
@@ -130,6 +131,7 @@ func (p *Provider) adminDeleteClient(ctx *fasthttp.RequestCtx) error {
 		return storeErr(err)
 	}
 	p.ForgetClient(id)
+	p.audit("client.deleted", "client_id", id, "by", adminBy(ctx), "ip", ctx.RemoteIP().String(), "request_id", oauth.RequestID(ctx))
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
 }
@@ -172,9 +174,11 @@ func (p *Provider) adminRotateKey(ctx *fasthttp.RequestCtx) error {
 	}
 	sctx, cancel := requestCtx()
 	defer cancel()
-	if _, err := p.ring.Rotate(sctx, alg); err != nil {
+	staged, err := p.ring.Rotate(sctx, alg)
+	if err != nil {
 		return oauth.ErrUnavailable(err)
 	}
+	p.audit("key.rotated", "kid", staged.ID, "alg", alg, "by", adminBy(ctx), "ip", ctx.RemoteIP().String(), "request_id", oauth.RequestID(ctx))
 	return oauth.WriteJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
 }
 
@@ -190,6 +194,7 @@ func (p *Provider) adminRevokeKey(ctx *fasthttp.RequestCtx) error {
 	} else if err != nil {
 		return oauth.ErrUnavailable(err)
 	}
+	p.audit("key.revoked", "kid", kid, "by", adminBy(ctx), "ip", ctx.RemoteIP().String(), "request_id", oauth.RequestID(ctx))
 	return oauth.WriteJSON(ctx, http.StatusOK, viewKeys(p.ring.Keys()))
 }
 
@@ -292,6 +297,7 @@ func (p *Provider) adminUnlink(ctx *fasthttp.RequestCtx) error {
 	if err := UnlinkIdentity(sctx, p.adminDB, id, conn, sub); err != nil {
 		return storeErr(err)
 	}
+	p.audit("identity.unlinked", "user_id", id, "connector", conn, "by", adminBy(ctx), "ip", ctx.RemoteIP().String())
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
 }
@@ -351,7 +357,7 @@ func (p *Provider) adminResetFactors(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	p.audit("mfa.reset", "user_id", id, "kind", kind, "removed", n, "by", "admin_api")
+	p.audit("mfa.reset", "user_id", id, "kind", kind, "removed", n, "by", adminBy(ctx), "ip", ctx.RemoteIP().String(), "request_id", oauth.RequestID(ctx))
 	return oauth.WriteJSON(ctx, http.StatusOK, map[string]int{"removed": n})
 }
 

@@ -153,7 +153,7 @@ func (p *Provider) adminCreateClient(rc *fasthttp.RequestCtx) error {
 		return oauth.ErrUnavailable(err)
 	}
 	p.ForgetClient(c.ID)
-	p.audit("client.created", "client_id", c.ID, "by", adminBy(rc))
+	p.audit("client.created", "client_id", c.ID, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	rc.Response.Header.Set("Location", "/admin/v1/clients/"+c.ID)
 	return oauth.WriteJSON(rc, http.StatusCreated, createdClient{ClientView: ViewClient(c), Secret: generated})
 }
@@ -296,7 +296,7 @@ func (p *Provider) updateClient(rc *fasthttp.RequestCtx, change func(ClientSpec)
 		return storeErr(err)
 	}
 	p.ForgetClient(id)
-	p.audit("client.updated", "client_id", id, "by", adminBy(rc))
+	p.audit("client.updated", "client_id", id, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	return oauth.WriteJSON(rc, http.StatusOK, ViewClient(c))
 }
 
@@ -329,7 +329,7 @@ func (p *Provider) adminRotateSecret(rc *fasthttp.RequestCtx) error {
 		return storeErr(err)
 	}
 	p.ForgetClient(id)
-	p.audit("client.secret_rotated", "client_id", id, "overlap", overlap.String(), "by", adminBy(rc))
+	p.audit("client.secret_rotated", "client_id", id, "overlap", overlap.String(), "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	return oauth.WriteJSON(rc, http.StatusOK, map[string]string{"client_id": id, "client_secret": secret,
 		"previous_secret_expires_at": c.PreviousSecretExpiresAt.Format(time.RFC3339)})
 }
@@ -430,7 +430,7 @@ func (p *Provider) adminCreateUser(rc *fasthttp.RequestCtx) error {
 	} else if err != nil {
 		return oauth.ErrUnavailable(err)
 	}
-	p.audit("user.created", "user_id", u.ID, "by", adminBy(rc))
+	p.audit("user.created", "user_id", u.ID, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	rc.Response.Header.Set("Location", "/admin/v1/users/"+u.ID)
 	return oauth.WriteJSON(rc, http.StatusCreated, ViewUser(u))
 }
@@ -518,7 +518,7 @@ func (p *Provider) changeUser(rc *fasthttp.RequestCtx, in userInput, event strin
 			return err
 		}
 	}
-	p.audit(event, "user_id", u.ID, "by", adminBy(rc))
+	p.audit(event, "user_id", u.ID, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	return oauth.WriteJSON(rc, http.StatusOK, ViewUser(u))
 }
 
@@ -532,7 +532,7 @@ func (p *Provider) adminDeleteUser(rc *fasthttp.RequestCtx) error {
 	if err := p.adminWrites.DeleteUser(sctx, id); err != nil {
 		return storeErr(err)
 	}
-	p.audit("user.deleted", "user_id", id, "by", adminBy(rc))
+	p.audit("user.deleted", "user_id", id, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	rc.SetStatusCode(http.StatusNoContent)
 	return nil
 }
@@ -581,7 +581,7 @@ func (p *Provider) adminEndSessions(rc *fasthttp.RequestCtx) error {
 	if sid != "" && n == 0 {
 		return storeErr(storage.ErrNotFound)
 	}
-	p.audit("session.ended", "user_id", id, "sessions", n, "by", adminBy(rc))
+	p.audit("session.ended", "user_id", id, "sessions", n, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	return oauth.WriteJSON(rc, http.StatusOK, map[string]int{"ended": n})
 }
 
@@ -638,7 +638,7 @@ func (p *Provider) adminRevokeConsent(rc *fasthttp.RequestCtx) error {
 	if err := p.adminWrites.DeleteConsent(sctx, id, client); err != nil {
 		return storeErr(err)
 	}
-	p.audit("consent.revoked", "user_id", id, "client_id", client, "by", adminBy(rc))
+	p.audit("consent.revoked", "user_id", id, "client_id", client, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
 	rc.SetStatusCode(http.StatusNoContent)
 	return nil
 }
@@ -649,4 +649,49 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// adminListAudit lists audit events, most recent first: ?event= (a name,
+// or a prefix ending in "."), ?user_id=, ?client_id=, ?actor=, ?since=,
+// ?until= (RFC 3339), ?limit= (1-500, 100).
+func (p *Provider) adminListAudit(rc *fasthttp.RequestCtx) error {
+	limit, _, err := paging(rc)
+	if err != nil {
+		return err
+	}
+	q := rc.QueryArgs()
+	f := storage.AuditFilter{Event: string(q.Peek("event")), UserID: string(q.Peek("user_id")), ClientID: string(q.Peek("client_id")),
+		Actor: string(q.Peek("actor")), Limit: limit}
+	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if s := string(q.Peek(name)); s != "" {
+			if *t, err = time.Parse(time.RFC3339, s); err != nil {
+				return oauth.ErrInvalidRequest("%s must be an RFC 3339 time", name)
+			}
+		}
+	}
+	sctx, cancel := requestCtx()
+	defer cancel()
+	events, err := p.auditDB.ListAuditEvents(sctx, f)
+	if err != nil {
+		return storeErr(err)
+	}
+	out := page2[auditView]{Items: make([]auditView, len(events))}
+	for i, e := range events {
+		out.Items[i] = auditView{ID: e.ID, Time: e.Time.Format(time.RFC3339Nano), Event: e.Event, Actor: e.Actor, IP: e.IP,
+			RequestID: e.RequestID, UserID: e.UserID, ClientID: e.ClientID, Details: e.Details}
+	}
+	return oauth.WriteJSON(rc, http.StatusOK, out)
+}
+
+// auditView is an audit event in the admin API.
+type auditView struct {
+	ID        string         `json:"id"`
+	Time      string         `json:"time"`
+	Event     string         `json:"event"`
+	Actor     string         `json:"actor,omitempty"`
+	IP        string         `json:"ip,omitempty"`
+	RequestID string         `json:"request_id,omitempty"`
+	UserID    string         `json:"user_id,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Details   map[string]any `json:"details,omitempty"`
 }

@@ -70,6 +70,8 @@ type Config struct {
 	Registration           string   `yaml:"registration" help:"dynamic client registration at /register (RFC 7591/7592): off, open, or token (an initial access token from oidcgate admin-tokens create --registration is required)"`
 	RegistrationGrantTypes []string `yaml:"registration_grant_types" help:"grant types a dynamically registered client may have"`
 	RegistrationScopes     []string `yaml:"registration_scopes" help:"scopes a dynamically registered client may have (all of them when it asks for none)"`
+	// AuditRetention is how long audit events are kept in the store.
+	AuditRetention time.Duration `yaml:"audit_retention" help:"how long audit events (admin changes, sign-ins, second factors, token reuse) are kept in the store for GET /admin/v1/audit; they are logged with log=audit too"`
 	// AdminInsecure serves the admin API without authentication.
 	AdminInsecure bool     `yaml:"admin_insecure" help:"serve the admin API without authentication (logged as a warning at start): only where nothing but trusted operators reach the admin listener"`
 	AdminHosts    []string `yaml:"admin_hosts" help:"DNS names the admin listener answers to besides IP addresses and localhost (requests for any other Host get 421, against DNS rebinding)"`
@@ -99,6 +101,7 @@ func DefaultConfig() Config {
 		MaxPendingPerIP:        1000,
 		BrandName:              "oidcgate",
 		TokenHookTimeout:       2 * time.Second,
+		AuditRetention:         90 * 24 * time.Hour,
 		Registration:           "off",
 		RegistrationGrantTypes: []string{"authorization_code", "refresh_token"},
 		RegistrationScopes:     []string{"openid", "profile", "email", "offline_access"},
@@ -123,6 +126,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RefreshIdleTTL, c.RefreshTokenTTL)
 	def(&c.LoginWindow, d.LoginWindow)
 	def(&c.TokenHookTimeout, d.TokenHookTimeout)
+	def(&c.AuditRetention, d.AuditRetention)
 	if c.Registration == "" {
 		c.Registration = d.Registration
 	}

@@ -184,7 +184,7 @@ func (p *Provider) upstreamCallback(ctx context.Context, r callbackRequest) (out
 	if up == nil || up.redirect == nil || pending == nil || pending.Connector != r.connector || secret == "" ||
 		!equalHash(storage.HashOf(secret), pending.StateHash) {
 		p.log.Warn("upstream callback refused: its state is not the one this sign-in sent", "connector", fmt.Sprintf("%q", r.connector), "ip", r.visit.ip)
-		p.signIn(r.connector, "invalid")
+		p.signIn(r.connector, "invalid", "ip", r.visit.ip)
 		return refused("This sign-in response does not belong to a sign-in under way here: it was replayed or forged, or that sign-in has finished. Go back to the application and start again."), nil
 	}
 	ia.Upstream = nil
@@ -209,7 +209,7 @@ func (p *Provider) upstreamCallback(ctx context.Context, r callbackRequest) (out
 	}
 	sctx, scancel := requestCtx() // the store's own time, after the upstream's
 	defer scancel()
-	return p.signInAs(sctx, ia, c, up, id, upstreamAMR(up, id.AMR, id.ACR))
+	return p.signInAs(sctx, ia, c, up, id, upstreamAMR(up, id.AMR, id.ACR), r.visit.ip)
 }
 
 // upstreamFailed is the page for a sign-in an upstream did not complete.
@@ -244,13 +244,20 @@ func (p *Provider) upstreamFailed(up *upstream, err error) outcome {
 		Message: "The answer from " + name + " did not pass this server's checks, so you were not signed in. Go back to the application and start again."})
 }
 
-func (p *Provider) signIn(connectorID, outcome string) {
+// signIn counts a sign-in's outcome and records it as an audit event
+// (signin.succeeded, or signin.failed with the reason).
+func (p *Provider) signIn(connectorID, outcome string, attrs ...any) {
 	p.metrics.signins.WithLabelValues(connectorID, outcome).Inc()
+	if outcome == "ok" {
+		p.audit("signin.succeeded", append([]any{"connector", connectorID}, attrs...)...)
+		return
+	}
+	p.audit("signin.failed", append([]any{"connector", connectorID, "reason", outcome}, attrs...)...)
 }
 
 // signInAs signs in the local user linked to id (creating or linking one
 // on a first sign-in), when up's policy admits it.
-func (p *Provider) signInAs(ctx context.Context, ia *storage.Interaction, c *storage.Client, up *upstream, id connector.Identity, amr []string) (outcome, error) {
+func (p *Provider) signInAs(ctx context.Context, ia *storage.Interaction, c *storage.Client, up *upstream, id connector.Identity, amr []string, ip string) (outcome, error) {
 	if id.Subject == "" || len(id.Subject) > 512 || strings.ContainsRune(id.Subject, 0) {
 		return p.upstreamFailed(up, errors.New("the upstream subject is empty, too long or has a NUL")), nil
 	}
@@ -263,10 +270,10 @@ func (p *Provider) signInAs(ctx context.Context, ia *storage.Interaction, c *sto
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	if u.Disabled {
-		p.signIn(up.cfg.ID, "refused")
+		p.signIn(up.cfg.ID, "refused", "user_id", u.ID, "ip", ip)
 		return refused("This account is disabled here."), nil
 	}
-	p.signIn(up.cfg.ID, "ok")
+	p.signIn(up.cfg.ID, "ok", "user_id", u.ID, "client_id", ia.ClientID, "ip", ip, "amr", amr)
 	return p.signedIn(ctx, ia, c, u, amr)
 }
 

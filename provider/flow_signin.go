@@ -73,7 +73,7 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 	p.limiter.settle(keys, err == nil, errors.Is(err, errBadCredentials)) // an outage is no guess
 	if errors.Is(err, errBadCredentials) {
 		p.log.Info("sign-in failed", "connector", label, "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
-		p.signIn(label, "bad_credentials")
+		p.signIn(label, "bad_credentials", "username", fmt.Sprintf("%q", r.username), "ip", r.visit.ip)
 		return pageOutcome(http.StatusUnauthorized, "login", p.loginForm(ia, c, r.username, "Invalid username or password.")), nil
 	}
 	if up != nil && err != nil {
@@ -85,9 +85,9 @@ func (p *Provider) login(ctx context.Context, r loginRequest) (outcome, error) {
 	if up != nil {
 		sctx, scancel := requestCtx() // the store's own time, after the directory's
 		defer scancel()
-		return p.signInAs(sctx, ia, c, up, id, []string{"pwd"})
+		return p.signInAs(sctx, ia, c, up, id, []string{"pwd"}, r.visit.ip)
 	}
-	p.signIn(label, "ok")
+	p.signIn(label, "ok", "user_id", u.ID, "client_id", ia.ClientID, "ip", r.visit.ip, "amr", []string{"pwd"})
 	return p.signedIn(ctx, ia, c, u, []string{"pwd"})
 }
 

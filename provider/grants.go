@@ -92,6 +92,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 
 	sctx, cancel := requestCtx()
 	defer cancel()
+	sctx = context.WithValue(sctx, clientIPKey{}, ctx.RemoteIP().String()) // for audit events
 	client, err := p.authenticate(sctx, creds)
 	if err != nil {
 		return err
@@ -287,3 +288,12 @@ func (p *Provider) client(ctx context.Context, id string) (*storage.Client, erro
 
 // ForgetClient drops a client from the cache after this process changed it.
 func (p *Provider) ForgetClient(id string) { p.clients.Del(id) }
+
+// clientIPKey carries a token request's client address in its context, for
+// the audit events of its grant (a replayed code, a reused refresh token).
+type clientIPKey struct{}
+
+func clientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}

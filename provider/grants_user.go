@@ -115,6 +115,7 @@ func checkCode(c *storage.Client, code *storage.AuthCode, req tokenRequest) erro
 // replayedCode answers a second redemption of a code: whoever holds the
 // first tokens may be an attacker, so they are all revoked (RFC 6749 §4.1.2).
 func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode) error {
+	p.audit("code.replayed", "client_id", code.ClientID, "user_id", code.UserID, "family", code.FamilyID, "ip", clientIP(ctx))
 	if err := p.revs.grant(ctx, code.FamilyID); err != nil {
 		return oauth.ErrUnavailable(err)
 	}
@@ -357,6 +358,7 @@ func (p *Provider) inGrace(rt *storage.RefreshToken, now time.Time) bool {
 // reusedRefresh answers a rotated or revoked token presented again: the
 // family is revoked, since the token may have been stolen.
 func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken) error {
+	p.audit("refresh.reuse_detected", "client_id", rt.ClientID, "user_id", rt.UserID, "family", rt.FamilyID, "ip", clientIP(ctx))
 	if err := p.revs.grant(ctx, rt.FamilyID); err != nil {
 		return oauth.ErrUnavailable(err)
 	}

@@ -292,8 +292,42 @@ func (p *Provider) useRecovery(ctx context.Context, u *storage.User, factors []*
 	return true, nil
 }
 
-// audit logs an event operators may need to answer for later (who
-// enrolled or removed a factor, used a recovery code, reset one).
+// audit records an event operators may need to answer for later: in the
+// store (the admin API lists them, for --audit-retention) and in the log
+// (log=audit, a stream of its own to route). attrs are key-value pairs;
+// "by" (who), "ip", "request_id", "user_id" and "client_id" fill the
+// event's fields, the rest its details. Never pass a secret or a token.
+// A store that cannot take the event does not fail the request: the log
+// line stays, and the failure is logged.
 func (p *Provider) audit(event string, attrs ...any) {
-	p.log.Info("audit: "+event, append([]any{"audit", event}, attrs...)...)
+	p.auditLog.Info("audit: "+event, append([]any{"audit", event}, attrs...)...)
+	now := p.now()
+	e := &storage.AuditEvent{ID: storage.AuditID(now, newJTI()[:8]), Time: now, Event: event, ExpiresAt: now.Add(p.cfg.AuditRetention)}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		k, _ := attrs[i].(string)
+		v := attrs[i+1]
+		s, _ := v.(string)
+		switch k {
+		case "by":
+			e.Actor = s
+		case "ip":
+			e.IP = s
+		case "request_id":
+			e.RequestID = s
+		case "user_id":
+			e.UserID = s
+		case "client_id":
+			e.ClientID = s
+		default:
+			if e.Details == nil {
+				e.Details = map[string]any{}
+			}
+			e.Details[k] = v
+		}
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	if err := p.auditDB.AppendAuditEvent(ctx, e); err != nil {
+		p.log.Error("audit event not stored", "event", event, "error", err)
+	}
 }

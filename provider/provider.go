@@ -63,9 +63,14 @@ type Provider struct {
 	adminTokens      adminTokenStore
 	adminWrites      adminWriteStore
 	regDB            registrationStore
-	webauthn         *webauthn.WebAuthn // the relying party of security keys and passkeys
-	scopeClaims      map[string][]string
-	hook             *tokenHook // nil: none configured
+	auditDB          interface {
+		AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error
+		ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]*storage.AuditEvent, error)
+	}
+	auditLog    *slog.Logger       // log=audit
+	webauthn    *webauthn.WebAuthn // the relying party of security keys and passkeys
+	scopeClaims map[string][]string
+	hook        *tokenHook // nil: none configured
 
 	gcRuns    *prometheus.CounterVec
 	gcDeleted prometheus.Counter
@@ -99,7 +104,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, auditDB: store, auditLog: log.With("log", "audit"), tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,

@@ -386,7 +386,7 @@ func (p *Provider) passkeyFinish(ctx context.Context, r webauthnRequest) (jsonAn
 	if cred.Flags.UserVerified {
 		amr = append(amr, "mfa")
 	}
-	p.signIn("passkey", "ok")
+	p.signIn("passkey", "ok", "user_id", found.u.ID, "client_id", ia.ClientID, "ip", r.visit.ip, "amr", amr)
 	sessionCookie, err := p.startSignedIn(ctx, ia, found.u, amr)
 	if err != nil {
 		return jsonAnswer{}, err
