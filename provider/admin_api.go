@@ -107,6 +107,9 @@ func SpecOf(c *storage.Client) ClientSpec {
 		RequireMFA: c.RequireMFA, AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook}
 }
 
+// AdminClientBody is spec as the admin API takes it (lifetimes as strings).
+func AdminClientBody(spec ClientSpec) any { return specJSON(spec) }
+
 func specJSON(s ClientSpec) clientSpecJSON {
 	return clientSpecJSON{ClientSpec: s, AccessTokenTTL: durationJSON(s.AccessTokenTTL), RefreshTokenTTL: durationJSON(s.RefreshTokenTTL),
 		IDTokenTTL: durationJSON(s.IDTokenTTL)}

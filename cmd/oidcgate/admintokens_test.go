@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net/http"
+		"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -29,5 +32,46 @@ func TestAdminTokensCommand(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, e, "admin-tokens", "revoke", "deploy"); code == 0 || !strings.Contains(stderr, "no admin token") {
 		t.Errorf("revoke again: %d %s", code, stderr)
+	}
+}
+
+// TestClientsThroughAdminAPI: with --admin-url, the clients command works
+// against a running provider on the embedded store (locked to it), with the
+// same output; the new client is usable at once.
+func TestClientsThroughAdminAPI(t *testing.T) {
+	dir := t.TempDir()
+	_, token, _ := runCmd(t, env("OIDCGATE_DATA_DIR", filepath.Join(dir, "data")), "admin-tokens", "create", "--name", "ci")
+	_, addrs := startProvider(t, dir)
+	e := env("OIDCGATE_ADMIN_URL", "http://"+addrs["admin"], "OIDCGATE_ADMIN_TOKEN", strings.TrimSpace(token))
+	code, out, stderr := runCmd(t, e, "clients", "create", "--client-id", "billing", "--scopes", "read", "--audiences", "https://api.example.com")
+	m := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)
+	if code != 0 || !strings.HasPrefix(out, "created client billing\n") || m == nil {
+		t.Fatalf("create: %d %q %s", code, out, stderr)
+	}
+	req, _ := http.NewRequest("POST", "http://"+addrs["public"]+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("billing", m[1])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the new client at once: %v %v", resp, err)
+	}
+	if code, out, _ := runCmd(t, e, "clients", "list"); code != 0 || !strings.Contains(out, "CLIENT ID") || !strings.Contains(out, "billing") {
+		t.Errorf("list: %d %s", code, out)
+	}
+	if code, out, _ := runCmd(t, e, "clients", "get", "billing"); code != 0 || !strings.Contains(out, `"client_id": "billing"`) {
+		t.Errorf("get: %d %s", code, out)
+	}
+	if code, _, stderr := runCmd(t, e, "clients", "create", "--client-id", "billing"); code == 0 || !strings.Contains(stderr, "already exists") {
+		t.Errorf("create twice: %d %s", code, stderr)
+	}
+	if code, out, _ := runCmd(t, e, "clients", "delete", "billing"); code != 0 || !strings.Contains(out, "deleted client billing") {
+		t.Errorf("delete: %d %s", code, out)
+	}
+	if code, _, stderr := runCmd(t, e, "clients", "get", "billing"); code == 0 || !strings.Contains(stderr, `no client "billing"`) {
+		t.Errorf("get after delete: %d %s", code, stderr)
+	}
+	// A wrong token: the admin API's refusal, not a silent success.
+	bad := env("OIDCGATE_ADMIN_URL", "http://"+addrs["admin"], "OIDCGATE_ADMIN_TOKEN", "oidcgate_admin_nope")
+	if code, _, stderr := runCmd(t, bad, "clients", "list"); code == 0 || !strings.Contains(stderr, "401") {
+		t.Errorf("a wrong token: %d %s", code, stderr)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +22,7 @@ import (
 type ClientsCommandConfig struct {
 	StoreConfig  `yaml:",inline"`
 	OutputConfig `yaml:",inline"`
+	AdminClient  `yaml:",inline"`
 
 	ClientID               string        `yaml:"client_id" help:"create: the client's ID (1-128 of A-Z a-z 0-9 - . _ ~)"`
 	ClientName             string        `yaml:"client_name" help:"create: a display name"`
@@ -43,6 +46,7 @@ type ClientsCommandConfig struct {
 func (c *ClientsCommandConfig) Validate() error {
 	var p problems
 	c.StoreConfig.validate(&p)
+	c.AdminClient.validate(&p)
 	return p.err()
 }
 
@@ -104,21 +108,24 @@ func runClients(ctx context.Context, args []string, std stdio) error {
 			return ConfigError{"--secret-file: " + err.Error()}
 		}
 	}
-	store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, std.err))
-	if err != nil {
-		return err
+	var clients clientsBackend
+	if cfg.AdminURL != "" {
+		clients = apiClients{newAdminAPI(cfg.AdminClient)}
+	} else {
+		store, err := openStore(ctx, cfg.StoreConfig, newLogger(ServeConfig{LogFormat: "text", LogLevel: "warn"}, std.err))
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		clients = storeClients{store}
 	}
-	defer store.Close()
 
 	switch verb {
 	case "create":
-		c, generated, err := spec.Build(time.Now())
+		v, generated, err := clients.create(ctx, spec)
 		if err != nil {
-			return ConfigError(strings.Split(err.Error(), "\n"))
-		}
-		if err := store.CreateClient(ctx, c); err != nil {
 			if errors.Is(err, storage.ErrAlreadyExists) {
-				return fmt.Errorf("client %q already exists", c.ID)
+				return fmt.Errorf("client %q already exists", spec.ID)
 			}
 			return err
 		}
@@ -126,24 +133,24 @@ func runClients(ctx context.Context, args []string, std stdio) error {
 			return printJSON(std.out, struct {
 				provider.ClientView
 				Secret string `json:"client_secret,omitempty"`
-			}{provider.ViewClient(c), generated})
+			}{v, generated})
 		}
-		fmt.Fprintf(std.out, "created client %s\n", c.ID)
+		fmt.Fprintf(std.out, "created client %s\n", v.ID)
 		if generated != "" {
 			fmt.Fprintf(std.out, "client_secret: %s\n(shown once: it is stored only as a hash)\n", generated)
 		}
 		return nil
 	case "get":
-		c, err := store.GetClient(ctx, rest[1])
+		v, err := clients.get(ctx, rest[1])
 		if errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("no client %q", rest[1])
 		}
 		if err != nil {
 			return err
 		}
-		return printJSON(std.out, provider.ViewClient(c))
+		return printJSON(std.out, v)
 	case "delete":
-		if err := store.DeleteClient(ctx, rest[1]); errors.Is(err, storage.ErrNotFound) {
+		if err := clients.delete(ctx, rest[1]); errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("no client %q", rest[1])
 		} else if err != nil {
 			return err
@@ -151,13 +158,9 @@ func runClients(ctx context.Context, args []string, std stdio) error {
 		fmt.Fprintf(std.out, "deleted client %s (running providers forget it within --client-cache-ttl)\n", rest[1])
 		return nil
 	default:
-		list, err := store.ListClients(ctx)
+		views, err := clients.list(ctx)
 		if err != nil {
 			return err
-		}
-		views := make([]provider.ClientView, len(list))
-		for i, c := range list {
-			views[i] = provider.ViewClient(c)
 		}
 		if cfg.JSON {
 			return printJSON(std.out, views)
@@ -173,6 +176,74 @@ func runClients(ctx context.Context, args []string, std stdio) error {
 		}
 		return w.Flush()
 	}
+}
+
+// clientsBackend is where the clients command works: the store, or a
+// running provider's admin API.
+type clientsBackend interface {
+	create(ctx context.Context, spec provider.ClientSpec) (provider.ClientView, string, error)
+	get(ctx context.Context, id string) (provider.ClientView, error)
+	list(ctx context.Context) ([]provider.ClientView, error)
+	delete(ctx context.Context, id string) error
+}
+
+type storeClients struct{ s storage.Clients }
+
+func (b storeClients) create(ctx context.Context, spec provider.ClientSpec) (provider.ClientView, string, error) {
+	c, generated, err := spec.Build(time.Now())
+	if err != nil {
+		return provider.ClientView{}, "", ConfigError(strings.Split(err.Error(), "\n"))
+	}
+	if err := b.s.CreateClient(ctx, c); err != nil {
+		return provider.ClientView{}, "", err
+	}
+	return provider.ViewClient(c), generated, nil
+}
+
+func (b storeClients) get(ctx context.Context, id string) (provider.ClientView, error) {
+	c, err := b.s.GetClient(ctx, id)
+	if err != nil {
+		return provider.ClientView{}, err
+	}
+	return provider.ViewClient(c), nil
+}
+
+func (b storeClients) list(ctx context.Context) ([]provider.ClientView, error) {
+	list, err := b.s.ListClients(ctx)
+	views := make([]provider.ClientView, len(list))
+	for i, c := range list {
+		views[i] = provider.ViewClient(c)
+	}
+	return views, err
+}
+
+func (b storeClients) delete(ctx context.Context, id string) error { return b.s.DeleteClient(ctx, id) }
+
+type apiClients struct{ a *adminAPI }
+
+func (b apiClients) create(ctx context.Context, spec provider.ClientSpec) (provider.ClientView, string, error) {
+	if _, _, err := spec.Build(time.Now()); err != nil { // the same errors, before the request
+		return provider.ClientView{}, "", ConfigError(strings.Split(err.Error(), "\n"))
+	}
+	var out struct {
+		provider.ClientView
+		Secret string `json:"client_secret"`
+	}
+	err := b.a.call(ctx, http.MethodPost, "/admin/v1/clients", provider.AdminClientBody(spec), &out)
+	return out.ClientView, out.Secret, err
+}
+
+func (b apiClients) get(ctx context.Context, id string) (v provider.ClientView, err error) {
+	err = b.a.call(ctx, http.MethodGet, "/admin/v1/clients/"+url.PathEscape(id), nil, &v)
+	return v, err
+}
+
+func (b apiClients) list(ctx context.Context) ([]provider.ClientView, error) {
+	return pages[provider.ClientView](ctx, b.a, "/admin/v1/clients")
+}
+
+func (b apiClients) delete(ctx context.Context, id string) error {
+	return b.a.call(ctx, http.MethodDelete, "/admin/v1/clients/"+url.PathEscape(id), nil, nil)
 }
 
 func printJSON(w io.Writer, v any) error {
