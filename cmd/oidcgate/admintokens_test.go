@@ -2,7 +2,7 @@ package main
 
 import (
 	"net/http"
-		"path/filepath"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
