@@ -35,10 +35,10 @@ func TestAdminTokensCommand(t *testing.T) {
 	}
 }
 
-// TestClientsThroughAdminAPI: with --admin-url, the clients command works
+// TestCommandsThroughAdminAPI: with --admin-url, the clients and users commands work
 // against a running provider on the embedded store (locked to it), with the
 // same output; the new client is usable at once.
-func TestClientsThroughAdminAPI(t *testing.T) {
+func TestCommandsThroughAdminAPI(t *testing.T) {
 	dir := t.TempDir()
 	_, token, _ := runCmd(t, env("OIDCGATE_DATA_DIR", filepath.Join(dir, "data")), "admin-tokens", "create", "--name", "ci")
 	_, addrs := startProvider(t, dir)
@@ -68,6 +68,29 @@ func TestClientsThroughAdminAPI(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, e, "clients", "get", "billing"); code == 0 || !strings.Contains(stderr, `no client "billing"`) {
 		t.Errorf("get after delete: %d %s", code, stderr)
+	}
+	// Users, the same way.
+	if code, out, stderr := runCmdInput(t, e, "carol's password\n", "users", "create", "carol", "--claims", `{"email":"carol@example.com"}`); code != 0 ||
+		!strings.HasPrefix(out, "created user carol (sub ") {
+		t.Fatalf("users create: %d %s %s", code, out, stderr)
+	}
+	if code, out, _ := runCmd(t, e, "users", "list"); code != 0 || !strings.Contains(out, "USERNAME") || !strings.Contains(out, "carol") {
+		t.Errorf("users list: %d %s", code, out)
+	}
+	if code, out, stderr := runCmdInput(t, e, "a new password\n", "users", "set-password", "carol"); code != 0 || !strings.Contains(out, "password of carol changed") {
+		t.Errorf("set-password: %d %s %s", code, out, stderr)
+	}
+	if code, out, _ := runCmd(t, e, "users", "identities", "carol", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("identities: %d %s", code, out)
+	}
+	if code, out, _ := runCmd(t, e, "users", "reset-mfa", "carol"); code != 0 || !strings.Contains(out, "removed 0") {
+		t.Errorf("reset-mfa: %d %s", code, out)
+	}
+	if code, out, _ := runCmd(t, e, "users", "delete", "carol"); code != 0 || !strings.Contains(out, "deleted user carol") {
+		t.Errorf("users delete: %d %s", code, out)
+	}
+	if code, _, stderr := runCmd(t, e, "users", "delete", "carol"); code == 0 || !strings.Contains(stderr, `no user "carol"`) {
+		t.Errorf("users delete again: %d %s", code, stderr)
 	}
 	// A wrong token: the admin API's refusal, not a silent success.
 	bad := env("OIDCGATE_ADMIN_URL", "http://"+addrs["admin"], "OIDCGATE_ADMIN_TOKEN", "oidcgate_admin_nope")
