@@ -698,3 +698,73 @@ type auditView struct {
 	ClientID  string         `json:"client_id,omitempty"`
 	Details   map[string]any `json:"details,omitempty"`
 }
+
+// adminCreateRegistrationToken makes an initial access token for dynamic
+// registration ({"name": …, "ttl": "720h"}), shown once.
+func (p *Provider) adminCreateRegistrationToken(rc *fasthttp.RequestCtx) error {
+	var in struct {
+		Name string       `json:"name"`
+		TTL  durationJSON `json:"ttl"`
+	}
+	if err := readJSON(rc, &in); err != nil {
+		return err
+	}
+	if in.Name == "" || len(in.Name) > 128 {
+		return oauth.ErrInvalidRequest("name: 1-128 characters")
+	}
+	token, rec := NewAdminToken(in.Name, time.Duration(in.TTL), p.now())
+	rec.Kind = storage.TokenKindRegistration
+	sctx, cancel := requestCtx()
+	defer cancel()
+	if err := p.adminTokenWrites.CreateAdminToken(sctx, rec); errors.Is(err, storage.ErrAlreadyExists) {
+		return oauth.New(http.StatusConflict, "conflict", "a token named %q exists", in.Name)
+	} else if err != nil {
+		return oauth.ErrUnavailable(err)
+	}
+	p.audit("registration_token.created", "name", in.Name, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
+	v := ViewAdminToken(rec, p.now())
+	return oauth.WriteJSON(rc, http.StatusCreated, struct {
+		AdminTokenView
+		Token string `json:"token"`
+	}{v, token})
+}
+
+// adminListRegistrationTokens lists the initial access tokens (never one
+// of them).
+func (p *Provider) adminListRegistrationTokens(rc *fasthttp.RequestCtx) error {
+	sctx, cancel := requestCtx()
+	defer cancel()
+	all, err := p.adminTokenWrites.ListAdminTokens(sctx)
+	if err != nil {
+		return storeErr(err)
+	}
+	out := []AdminTokenView{}
+	for _, t := range all {
+		if t.Kind == storage.TokenKindRegistration {
+			out = append(out, ViewAdminToken(t, p.now()))
+		}
+	}
+	return oauth.WriteJSON(rc, http.StatusOK, out)
+}
+
+// adminRevokeRegistrationToken revokes the initial access token {name}.
+func (p *Provider) adminRevokeRegistrationToken(rc *fasthttp.RequestCtx) error {
+	name, _ := rc.UserValue("name").(string)
+	sctx, cancel := requestCtx()
+	defer cancel()
+	all, err := p.adminTokenWrites.ListAdminTokens(sctx)
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, t := range all {
+		if t.Kind == storage.TokenKindRegistration && t.Name == name {
+			if err := p.adminTokenWrites.DeleteAdminToken(sctx, t.ID); err != nil {
+				return storeErr(err)
+			}
+			p.audit("registration_token.revoked", "name", name, "by", adminBy(rc), "ip", rc.RemoteIP().String(), "request_id", oauth.RequestID(rc))
+			rc.SetStatusCode(http.StatusNoContent)
+			return nil
+		}
+	}
+	return storeErr(storage.ErrNotFound)
+}

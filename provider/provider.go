@@ -63,6 +63,7 @@ type Provider struct {
 	adminTokens      adminTokenStore
 	adminWrites      adminWriteStore
 	regDB            registrationStore
+	adminTokenWrites storage.AdminTokens
 	auditDB          interface {
 		AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error
 		ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]*storage.AuditEvent, error)
@@ -104,7 +105,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, auditDB: store, auditLog: log.With("log", "audit"), tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, adminTokenWrites: store, auditDB: store, auditLog: log.With("log", "audit"), tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,

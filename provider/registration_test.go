@@ -178,3 +178,30 @@ func TestRegistrationNeedsAnInitialAccessToken(t *testing.T) {
 		t.Errorf("the admin API with an initial access token: %d", r.status)
 	}
 }
+
+// TestRegistrationTokensThroughAdminAPI: operators make, list and revoke
+// initial access tokens through the admin API.
+func TestRegistrationTokensThroughAdminAPI(t *testing.T) {
+	s := start(t, backends()[0].open(t), withRegistration("token"))
+	r := s.adminJSON(t, "POST", "/admin/v1/registration-tokens", `{"name":"mcp","ttl":"1h"}`)
+	iat, _ := r.json(t)["token"].(string)
+	if r.status != 201 || iat == "" || r.json(t)["kind"] != "registration" {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if l := s.adminDo(t, "GET", "/admin/v1/registration-tokens"); l.status != 200 || !strings.Contains(string(l.body), `"name":"mcp"`) || strings.Contains(string(l.body), iat) {
+		t.Errorf("list: %d %s", l.status, l.body)
+	}
+	body := `{"redirect_uris":["https://rp.example.com/cb"]}`
+	if reg := regDo(t, "POST", s.issuer+"/register", iat, body); reg.status != 201 {
+		t.Errorf("register with it: %d %s", reg.status, reg.body)
+	}
+	if d := s.adminDo(t, "DELETE", "/admin/v1/registration-tokens/mcp"); d.status != 204 {
+		t.Errorf("revoke: %d %s", d.status, d.body)
+	}
+	if reg := regDo(t, "POST", s.issuer+"/register", iat, body); reg.status != 401 {
+		t.Errorf("register after the revocation: %d", reg.status)
+	}
+	if d := s.adminDo(t, "DELETE", "/admin/v1/registration-tokens/mcp"); d.status != 404 {
+		t.Errorf("revoke again: %d", d.status)
+	}
+}
