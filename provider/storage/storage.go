@@ -469,6 +469,15 @@ type AdminTokens interface {
 	DeleteAdminToken(ctx context.Context, id string) error
 }
 
+// Assertions remembers the JWT IDs of client assertions (RFC 7523) until
+// they expire, so a replay is refused by every replica.
+type Assertions interface {
+	// UseAssertion records key (an issuer and a jti) until exp; a key
+	// recorded already (and not expired) is ErrAlreadyUsed: of concurrent
+	// uses exactly one wins.
+	UseAssertion(ctx context.Context, key string, exp time.Time) error
+}
+
 // AuditEvents stores audit events until their retention ends
 // (DeleteExpired removes them).
 type AuditEvents interface {
@@ -514,6 +523,7 @@ type Storage interface {
 	Factors
 	AdminTokens
 	AuditEvents
+	Assertions
 	AuthCodes
 	RefreshTokens
 	AccessTokens

@@ -33,6 +33,7 @@ var (
 	bFactors     = []byte("factors")         // user ID 0x00 factor ID → factor
 	bAdminTokens = []byte("admin_tokens")    // hash → token
 	bAudit       = []byte("audit_events")    // ID (time-ordered) → event
+	bAssertions  = []byte("assertions")      // SHA-256 of a key → its expiry
 	bCodes       = []byte("auth_codes")
 	bRefresh     = []byte("refresh_tokens")
 	bFamilies    = []byte("refresh_families") // family ID 0x00 hash → nothing
@@ -46,7 +47,7 @@ var (
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bAssertions, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -172,6 +173,7 @@ const (
 	kindConsent
 	kindRevocation
 	kindAudit
+	kindAssertion
 )
 
 func expiryKey(deadline time.Time, kind byte, key []byte) []byte {
@@ -880,6 +882,25 @@ func (s *Store) DeleteAdminToken(_ context.Context, id string) error {
 	})
 }
 
+// UseAssertion implements storage.Assertions.
+func (s *Store) UseAssertion(_ context.Context, key string, exp time.Time) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b, h := tx.Bucket(bAssertions), storage.HashOf(key) // a bounded key, whatever the jti
+		k := h[:]
+		if old, err := get[assertionRecord](b, k); err == nil && !storage.Expired(old.ExpiresAt, s.now()) {
+			return storage.ErrAlreadyUsed
+		}
+		if err := expires(tx, exp, kindAssertion, k); err != nil {
+			return err
+		}
+		v, err := json.Marshal(&assertionRecord{ExpiresAt: storage.Timestamp(exp)})
+		if err != nil {
+			return err
+		}
+		return b.Put(k, v)
+	})
+}
+
 // AppendAuditEvent implements storage.AuditEvents.
 func (s *Store) AppendAuditEvent(_ context.Context, e *storage.AuditEvent) error {
 	return s.update(func(tx *bbolt.Tx) error {
@@ -1090,6 +1111,12 @@ var expiringKinds = map[byte]expiring{
 	kindConsent:    expiry(bConsents, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil),
 	kindRevocation: expiry(bRevocations, func(r *storage.Revocation) time.Time { return r.ExpiresAt }, nil),
 	kindAudit:      expiry(bAudit, func(r *storage.AuditEvent) time.Time { return r.ExpiresAt }, nil),
+	kindAssertion:  expiry(bAssertions, func(r *assertionRecord) time.Time { return r.ExpiresAt }, nil),
+}
+
+// assertionRecord is a used assertion's key, kept until it expires.
+type assertionRecord struct {
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // sweepChunk bounds the index entries one clean-up transaction handles, so

@@ -30,6 +30,7 @@ type Store struct {
 	factors     map[[2]string]*storage.Factor // (user ID, factor ID)
 	adminTokens map[string]*storage.AdminToken
 	audit       []*storage.AuditEvent // in ID (time) order
+	assertions  map[string]time.Time
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
@@ -51,6 +52,7 @@ func New(now func() time.Time) *Store {
 		identities:  map[[2]string]*storage.Identity{},
 		factors:     map[[2]string]*storage.Factor{},
 		adminTokens: map[string]*storage.AdminToken{},
+		assertions:  map[string]time.Time{},
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
 		access:      map[storage.Hash]*storage.AccessToken{},
@@ -675,6 +677,17 @@ func (s *Store) DeleteAdminToken(_ context.Context, id string) error {
 	return nil
 }
 
+// UseAssertion implements storage.Assertions.
+func (s *Store) UseAssertion(_ context.Context, key string, exp time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.assertions[key]; ok && !storage.Expired(old, s.now()) {
+		return storage.ErrAlreadyUsed
+	}
+	s.assertions[key] = storage.Timestamp(exp)
+	return nil
+}
+
 // AppendAuditEvent implements storage.AuditEvents.
 func (s *Store) AppendAuditEvent(_ context.Context, e *storage.AuditEvent) error {
 	s.mu.Lock()
@@ -858,6 +871,12 @@ func (s *Store) DeleteExpired(_ context.Context) (int, error) {
 		if storage.Expired(se.Deadline(), now) {
 			delete(s.sessionIDs, se.Hash)
 			delete(s.sessions, id)
+			n++
+		}
+	}
+	for k, exp := range s.assertions {
+		if storage.Expired(exp, now) {
+			delete(s.assertions, k)
 			n++
 		}
 	}

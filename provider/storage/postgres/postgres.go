@@ -588,6 +588,21 @@ func (s *Store) DeleteAdminToken(ctx context.Context, id string) error {
 	return s.exec(ctx, "DELETE FROM admin_tokens WHERE id = $1", id)
 }
 
+// UseAssertion implements storage.Assertions: one INSERT that an
+// unexpired row of the same key turns into nothing.
+func (s *Store) UseAssertion(ctx context.Context, key string, exp time.Time) error {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO assertions (key, expires_at) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE assertions.expires_at <= $3`,
+		hashKey(key), storage.Timestamp(exp), storage.Timestamp(s.now()))
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return storage.ErrAlreadyUsed
+	}
+	return nil
+}
+
 // AppendAuditEvent implements storage.AuditEvents.
 func (s *Store) AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO audit_events (id, time, event, actor, user_id, client_id, data, expires_at)
@@ -743,6 +758,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
 			"DELETE FROM consents WHERE expires_at <= $1",
 			"DELETE FROM revocations WHERE expires_at <= $1",
 			"DELETE FROM audit_events WHERE expires_at <= $1",
+			"DELETE FROM assertions WHERE expires_at <= $1",
 		} {
 			tag, err := tx.Exec(ctx, sql, now)
 			if err != nil {
@@ -770,3 +786,9 @@ func (s *Store) Close() error {
 // Pool exposes the connection pool, for tests that look at the rows
 // themselves (that keys are stored encrypted).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// hashKey is an untrusted key as a fixed-size column value.
+func hashKey(key string) []byte {
+	h := storage.HashOf(key)
+	return h[:]
+}

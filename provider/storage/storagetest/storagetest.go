@@ -85,6 +85,8 @@ func Run(t *testing.T, open Opener) {
 		{"SessionAndConsentListings", testListings},
 		{"AdminTokens", testAdminTokens},
 		{"AuditEvents", testAuditEvents},
+		{"AssertionsSingleUse", testAssertions},
+		{"AssertionConcurrentUse", testAssertionConcurrent},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
 		{"RefreshTokens", testRefreshTokens},
@@ -553,6 +555,28 @@ func testAuditEvents(t *testing.T, s storage.Storage, clk *Clock) {
 	if got := ids(storage.AuditFilter{}); len(got) != 4 {
 		t.Errorf("after the clean-up: %v", got)
 	}
+}
+
+func testAssertions(t *testing.T, s storage.Storage, clk *Clock) {
+	exp := clk.Now().Add(time.Minute)
+	must(t, s.UseAssertion(ctx, "c1\x00jti-1", exp))
+	wantErr(t, s.UseAssertion(ctx, "c1\x00jti-1", exp), storage.ErrAlreadyUsed)
+	must(t, s.UseAssertion(ctx, "c2\x00jti-1", exp)) // another client's jti
+	clk.Advance(2 * time.Minute)
+	// Expired, it may be used again (its exp has passed, so a verifier refuses it anyway).
+	n, err := s.DeleteExpired(ctx)
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteExpired removed %d, want 2", n)
+	}
+	must(t, s.UseAssertion(ctx, "c1\x00jti-1", clk.Now().Add(time.Minute)))
+}
+
+// testAssertionConcurrent: N uses of one jti at once, exactly one wins.
+func testAssertionConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	onlyOneWins(t, 20, "use one assertion", storage.ErrAlreadyUsed, func(int) error {
+		return s.UseAssertion(ctx, "c1\x00same", clk.Now().Add(time.Minute))
+	})
 }
 
 // testListings: a user's sessions and consents, live ones only.
