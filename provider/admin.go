@@ -53,6 +53,12 @@ type ClientView struct {
 	StaticClaims            map[string]any                 `json:"static_claims,omitempty"`
 	Roles                   map[string]map[string][]string `json:"roles,omitempty"`
 	TokenHook               bool                           `json:"token_hook,omitempty"`
+	JWKS                    map[string]any                 `json:"jwks,omitempty"`
+	JWKSURI                 string                         `json:"jwks_uri,omitempty"`
+	FederatedIssuer         string                         `json:"federated_issuer,omitempty"`
+	FederatedSubject        string                         `json:"federated_subject,omitempty"`
+	FederatedAudience       string                         `json:"federated_audience,omitempty"`
+	FederatedJWKSURI        string                         `json:"federated_jwks_uri,omitempty"`
 	CreatedAt               string                         `json:"created_at"`
 }
 
@@ -64,7 +70,9 @@ func ViewClient(c *storage.Client) ClientView {
 		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		AccessTokenFormat: c.AccessTokenFormat, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
 		DefaultConnector: c.DefaultConnector, RequireMFA: c.RequireMFA,
-		AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook, CreatedAt: c.CreatedAt.Format(time.RFC3339),
+		AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook,
+		JWKS: jwksMap(c.JWKS), JWKSURI: c.JWKSURI, FederatedIssuer: c.FederatedIssuer, FederatedSubject: c.FederatedSubject,
+		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI, CreatedAt: c.CreatedAt.Format(time.RFC3339),
 	}
 	if c.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = c.AccessTokenTTL.String()

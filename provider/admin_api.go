@@ -104,7 +104,19 @@ func SpecOf(c *storage.Client) ClientSpec {
 		Audiences: c.Audiences, DefaultAudience: c.DefaultAudience, AccessTokenFormat: c.AccessTokenFormat,
 		AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL, IDTokenTTL: c.IDTokenTTL, FirstParty: c.FirstParty,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, IntrospectAny: c.IntrospectAny, DefaultConnector: c.DefaultConnector,
-		RequireMFA: c.RequireMFA, AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook}
+		RequireMFA: c.RequireMFA, AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook,
+		JWKS: jwksMap(c.JWKS), JWKSURI: c.JWKSURI, FederatedIssuer: c.FederatedIssuer, FederatedSubject: c.FederatedSubject,
+		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI}
+}
+
+// jwksMap is a stored JWKS as the spec holds it.
+func jwksMap(b []byte) map[string]any {
+	if len(b) == 0 {
+		return nil
+	}
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m
 }
 
 // AdminClientBody is spec as the admin API takes it (lifetimes as strings).

@@ -110,6 +110,17 @@ func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storag
 	if err != nil {
 		return nil, oauth.ErrUnavailable(err)
 	}
+	if creds.method == authAssertion {
+		// A signed assertion, for a client registered for one: never a
+		// fallback to a secret, nor a secret for a keyed client.
+		if c.TokenEndpointAuthMethod != authPrivateKeyJWT && c.TokenEndpointAuthMethod != authFederatedJWT {
+			return nil, oauth.ErrInvalidClient(false, "client authentication failed")
+		}
+		if err := p.checkAssertion(ctx, c, creds.secret); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	if c.TokenEndpointAuthMethod != creds.method {
 		// The same answer as a wrong secret: which method a client uses is
 		// not for strangers to learn (client enumeration).

@@ -70,6 +70,9 @@ type Config struct {
 	Registration           string   `yaml:"registration" help:"dynamic client registration at /register (RFC 7591/7592): off, open, or token (an initial access token from oidcgate admin-tokens create --registration is required)"`
 	RegistrationGrantTypes []string `yaml:"registration_grant_types" help:"grant types a dynamically registered client may have"`
 	RegistrationScopes     []string `yaml:"registration_scopes" help:"scopes a dynamically registered client may have (all of them when it asks for none)"`
+	// ClientAssertionMaxLifetime bounds how far ahead a private_key_jwt
+	// assertion's exp may be (its jti is remembered until then).
+	ClientAssertionMaxLifetime time.Duration `yaml:"client_assertion_max_lifetime" help:"how far ahead a private_key_jwt client assertion's exp may be (RFC 7523); its jti is remembered, single use, until then"`
 	// AuditRetention is how long audit events are kept in the store.
 	AuditRetention time.Duration `yaml:"audit_retention" help:"how long audit events (admin changes, sign-ins, second factors, token reuse) are kept in the store for GET /admin/v1/audit; they are logged with log=audit too"`
 	// AdminInsecure serves the admin API without authentication.
@@ -81,30 +84,31 @@ type Config struct {
 // Config built by hand gets for the browser-flow settings it leaves zero.
 func DefaultConfig() Config {
 	return Config{
-		Issuer:                 "http://127.0.0.1:8080",
-		AccessTokenTTL:         time.Hour,
-		AccessTokenAlg:         keys.ES256,
-		ClientCacheTTL:         30 * time.Second,
-		ClientStaleTTL:         5 * time.Minute,
-		GCInterval:             5 * time.Minute,
-		Argon2:                 DefaultArgon2(),
-		InteractionTTL:         10 * time.Minute,
-		CodeTTL:                time.Minute,
-		SessionIdleTTL:         30 * time.Minute,
-		SessionTTL:             12 * time.Hour,
-		IDTokenTTL:             time.Hour,
-		RefreshTokenTTL:        720 * time.Hour,
-		RefreshIdleTTL:         720 * time.Hour,
-		RefreshReuseGrace:      30 * time.Second,
-		LoginLimit:             5,
-		LoginWindow:            time.Minute,
-		MaxPendingPerIP:        1000,
-		BrandName:              "oidcgate",
-		TokenHookTimeout:       2 * time.Second,
-		AuditRetention:         90 * 24 * time.Hour,
-		Registration:           "off",
-		RegistrationGrantTypes: []string{"authorization_code", "refresh_token"},
-		RegistrationScopes:     []string{"openid", "profile", "email", "offline_access"},
+		Issuer:                     "http://127.0.0.1:8080",
+		AccessTokenTTL:             time.Hour,
+		AccessTokenAlg:             keys.ES256,
+		ClientCacheTTL:             30 * time.Second,
+		ClientStaleTTL:             5 * time.Minute,
+		GCInterval:                 5 * time.Minute,
+		Argon2:                     DefaultArgon2(),
+		InteractionTTL:             10 * time.Minute,
+		CodeTTL:                    time.Minute,
+		SessionIdleTTL:             30 * time.Minute,
+		SessionTTL:                 12 * time.Hour,
+		IDTokenTTL:                 time.Hour,
+		RefreshTokenTTL:            720 * time.Hour,
+		RefreshIdleTTL:             720 * time.Hour,
+		RefreshReuseGrace:          30 * time.Second,
+		LoginLimit:                 5,
+		LoginWindow:                time.Minute,
+		MaxPendingPerIP:            1000,
+		BrandName:                  "oidcgate",
+		TokenHookTimeout:           2 * time.Second,
+		AuditRetention:             90 * 24 * time.Hour,
+		ClientAssertionMaxLifetime: 5 * time.Minute,
+		Registration:               "off",
+		RegistrationGrantTypes:     []string{"authorization_code", "refresh_token"},
+		RegistrationScopes:         []string{"openid", "profile", "email", "offline_access"},
 	}
 }
 
@@ -127,6 +131,7 @@ func (c Config) withDefaults() Config {
 	def(&c.LoginWindow, d.LoginWindow)
 	def(&c.TokenHookTimeout, d.TokenHookTimeout)
 	def(&c.AuditRetention, d.AuditRetention)
+	def(&c.ClientAssertionMaxLifetime, d.ClientAssertionMaxLifetime)
 	if c.Registration == "" {
 		c.Registration = d.Registration
 	}

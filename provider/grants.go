@@ -74,7 +74,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	case !ok:
 		return oauth.ErrUnsupportedGrantType("grant_type %q is not supported", grantType)
 	}
-	creds, err := parseCredentials(ctx.Request.Header.Peek("Authorization"), f.get("client_id"), f.get("client_secret"))
+	creds, err := clientCredentials(ctx.Request.Header.Peek("Authorization"), f)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (p *Provider) authenticatedForm(ctx *fasthttp.RequestCtx, sctx context.Cont
 	if err != nil {
 		return f, nil, err
 	}
-	creds, err := parseCredentials(ctx.Request.Header.Peek("Authorization"), f.get("client_id"), f.get("client_secret"))
+	creds, err := clientCredentials(ctx.Request.Header.Peek("Authorization"), f)
 	if err != nil {
 		return f, nil, err
 	}

@@ -64,6 +64,8 @@ type Provider struct {
 	adminWrites      adminWriteStore
 	regDB            registrationStore
 	adminTokenWrites storage.AdminTokens
+	assertDB         storage.Assertions
+	assertKeys       assertionKeys
 	auditDB          interface {
 		AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error
 		ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]*storage.AuditEvent, error)
@@ -105,7 +107,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	iu, _ := url.Parse(cfg.Issuer) // validated
 	p := &Provider{
 		cfg:     cfg,
-		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, adminTokenWrites: store, auditDB: store, auditLog: log.With("log", "audit"), tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
+		grantDB: store, flowDB: store, mfaDB: store, accountDB: store, adminTokens: store, adminWrites: store, regDB: store, adminTokenWrites: store, assertDB: store, auditDB: store, auditLog: log.With("log", "audit"), tokenDB: store, adminDB: store, clientDB: store, lifeDB: store,
 		ring: ring,
 		log:  log,
 		now:  now,
@@ -136,6 +138,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
 	p.scopeClaims = mergeScopeClaims(cfg.ScopeClaims)
+	p.assertKeys = assertionKeys{static: map[string]staticVerifier{}, remote: map[string]*keys.Verifier{}, discovery: map[string]string{}}
 	if p.hook, err = newTokenHook(cfg, reg); err != nil {
 		return nil, err
 	}

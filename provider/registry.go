@@ -3,6 +3,7 @@ package provider
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oidcgate/oidcgate/edge"
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
@@ -66,6 +68,14 @@ type ClientSpec struct {
 	Roles             map[string]map[string][]string `yaml:"roles" json:"roles,omitempty"`
 	// TokenHook runs the token hook for client_credentials tokens too.
 	TokenHook bool `yaml:"token_hook" json:"token_hook,omitempty"`
+	// JWKS (by value) or JWKSURI: a private_key_jwt client's public keys.
+	JWKS    map[string]any `yaml:"jwks" json:"jwks,omitempty"`
+	JWKSURI string         `yaml:"jwks_uri" json:"jwks_uri,omitempty"`
+	// Federated*: a federated_jwt client (workload identity).
+	FederatedIssuer   string `yaml:"federated_issuer" json:"federated_issuer,omitempty"`
+	FederatedSubject  string `yaml:"federated_subject" json:"federated_subject,omitempty"`
+	FederatedAudience string `yaml:"federated_audience" json:"federated_audience,omitempty"`
+	FederatedJWKSURI  string `yaml:"federated_jwks_uri" json:"federated_jwks_uri,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -121,12 +131,22 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		method = authSecretBasic
 	case method == authNone && !spec.Public, method != authNone && spec.Public:
 		bad("token_endpoint_auth_method %s does not fit a %s client", method, map[bool]string{true: "public", false: "confidential"}[spec.Public])
-	case method != authSecretBasic && method != authSecretPost && method != authNone:
-		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none, got %q", method)
+	case method != authSecretBasic && method != authSecretPost && method != authNone && method != authPrivateKeyJWT && method != authFederatedJWT:
+		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt, federated_jwt or none, got %q", method)
+	}
+	keyed := method == authPrivateKeyJWT || method == authFederatedJWT // no secret at all
+	var jwks []byte
+	if keyed {
+		jwks = checkClientKeys(spec, method, bad)
+	} else if len(spec.JWKS) > 0 || spec.JWKSURI != "" || spec.FederatedIssuer != "" {
+		bad("jwks, jwks_uri and federated_* are for private_key_jwt and federated_jwt clients")
 	}
 	secret := spec.Secret
 	generated := ""
 	switch {
+	case keyed && secret != "":
+		bad("a %s client has no secret: it authenticates with a signed assertion", method)
+	case keyed:
 	case spec.Public && secret != "":
 		bad("a public client has no secret")
 	case !spec.Public && secret == "":
@@ -214,12 +234,14 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		DefaultConnector:  spec.DefaultConnector,
 		RequireMFA:        spec.RequireMFA,
 		AccessTokenClaims: spec.AccessTokenClaims, StaticClaims: spec.StaticClaims, Roles: spec.Roles, TokenHook: spec.TokenHook,
+		JWKS: jwks, JWKSURI: spec.JWKSURI, FederatedIssuer: spec.FederatedIssuer, FederatedSubject: spec.FederatedSubject,
+		FederatedAudience: spec.FederatedAudience, FederatedJWKSURI: spec.FederatedJWKSURI,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {
 		c.ResponseTypes = []string{"code"}
 	}
-	if !spec.Public {
+	if !spec.Public && !keyed {
 		c.SecretSalt = newSalt()
 		c.SecretHash = hashSecret(secret, c.SecretSalt)
 	}
@@ -244,4 +266,51 @@ func NewUserID() string {
 // ValidUsername reports whether u can name a user.
 func ValidUsername(u string) bool {
 	return u != "" && len(u) <= 256 && strings.TrimSpace(u) == u && !strings.ContainsAny(u, "\x00\r\n")
+}
+
+// checkClientKeys validates the keys of a private_key_jwt or federated_jwt
+// client, and returns its JWKS as JSON (nil when by reference).
+func checkClientKeys(spec ClientSpec, method string, bad func(string, ...any)) []byte {
+	httpsURL := func(name, u string) {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" || !(pu.Scheme == "https" || pu.Scheme == "http" && loopbackHost(pu.Hostname())) {
+			bad("%s must be an https URL (http only on loopback): %q", name, u)
+		}
+	}
+	if method == authFederatedJWT {
+		if spec.FederatedIssuer == "" || spec.FederatedSubject == "" {
+			bad("a federated_jwt client needs federated_issuer and federated_subject")
+		}
+		if spec.FederatedIssuer != "" {
+			httpsURL("federated_issuer", spec.FederatedIssuer)
+		}
+		if spec.FederatedJWKSURI != "" {
+			httpsURL("federated_jwks_uri", spec.FederatedJWKSURI)
+		}
+		if len(spec.JWKS) > 0 || spec.JWKSURI != "" {
+			bad("a federated_jwt client's keys are its issuer's (federated_jwks_uri), not jwks or jwks_uri")
+		}
+		return nil
+	}
+	if spec.FederatedIssuer != "" || spec.FederatedSubject != "" {
+		bad("federated_* are for federated_jwt clients")
+	}
+	switch {
+	case (len(spec.JWKS) > 0) == (spec.JWKSURI != ""):
+		bad("a private_key_jwt client needs jwks or jwks_uri (one of them)")
+	case spec.JWKSURI != "":
+		httpsURL("jwks_uri", spec.JWKSURI)
+	default:
+		b, err := json.Marshal(spec.JWKS)
+		if err != nil {
+			bad("jwks: %v", err)
+			return nil
+		}
+		set, err := edge.ParseJWKS(b)
+		if err != nil || len(set) == 0 { // a private key is no public one: it is skipped too
+			bad("jwks has no usable public signing key (ES256, RS256 of 2048+ bits, PS256, EdDSA; each with a kid)")
+		}
+		return b
+	}
+	return nil
 }

@@ -83,10 +83,22 @@ type Client struct {
 	TokenHook bool `json:"token_hook,omitempty"`
 	// Registered: made by dynamic registration (RFC 7591), managed with
 	// the registration access token whose hash this is (RFC 7592).
-	Registered            bool      `json:"registered,omitempty"`
-	RegistrationTokenHash Hash      `json:"registration_token_hash,omitzero"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
+	Registered            bool `json:"registered,omitempty"`
+	RegistrationTokenHash Hash `json:"registration_token_hash,omitzero"`
+	// JWKS (a JWK set, JSON) or JWKSURI: the keys of a private_key_jwt
+	// client's assertions (RFC 7523).
+	JWKS    []byte `json:"jwks,omitempty"`
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// A federated_jwt client trusts tokens of another issuer (workload
+	// identity): that issuer and subject, for FederatedAudience (default:
+	// this issuer), verified against FederatedJWKSURI (default: from the
+	// issuer's discovery document).
+	FederatedIssuer   string    `json:"federated_issuer,omitempty"`
+	FederatedSubject  string    `json:"federated_subject,omitempty"`
+	FederatedAudience string    `json:"federated_audience,omitempty"`
+	FederatedJWKSURI  string    `json:"federated_jwks_uri,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
