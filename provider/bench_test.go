@@ -121,15 +121,12 @@ func BenchmarkIntrospectOpaque(b *testing.B) {
 // store. The client's work — making the assertions — is done before the
 // timing, except when the pool runs out.
 func BenchmarkTokenClientCredentialsPrivateKeyJWT(b *testing.B) {
-	for _, kt := range []string{"ES256", "EdDSA"} {
+	for kt, newKey := range map[string]func(testing.TB, string) clientKey{"ES256": newClientKey, "EdDSA": newEdClientKey, "RS256": newRSAClientKey} {
 		b.Run(kt, func(b *testing.B) {
-			key := newClientKey(b, "bench")
-			if kt == "EdDSA" {
-				key = newEdClientKey(b, "bench")
-			}
+			key := newKey(b, "bench")
 			client := benchServer(b, memory.New(time.Now), keys.ES256, provider.ClientSpec{ID: "pkj", TokenEndpointAuthMethod: "private_key_jwt",
 				JWKS: key.jwks(b), Scopes: []string{"read"}, Audiences: []string{api}})
-			pool := make([]string, 0, 20000)
+			pool := make([]string, 0, 12000)
 			next := func() string {
 				now := time.Now()
 				return assertionForm(key.sign(b, map[string]any{"iss": "pkj", "sub": "pkj", "aud": "http://127.0.0.1:8080/token",

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -57,6 +58,19 @@ func newEdClientKey(t testing.TB, kid string) clientKey {
 	priv.Set(jwk.AlgorithmKey, jwa.EdDSA)
 	pub, _ := priv.PublicKey()
 	return clientKey{priv: priv, pub: pub, alg: jwa.EdDSA}
+}
+
+// newRSAClientKey is an RSA 2048 (RS256) client key pair.
+func newRSAClientKey(t testing.TB, kid string) clientKey {
+	raw, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := jwk.FromRaw(raw)
+	priv.Set(jwk.KeyIDKey, kid)
+	priv.Set(jwk.AlgorithmKey, jwa.RS256)
+	pub, _ := priv.PublicKey()
+	return clientKey{priv: priv, pub: pub, alg: jwa.RS256}
 }
 
 // jwks is the public set, as a client registers it.
