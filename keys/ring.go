@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -128,6 +129,7 @@ type Ring struct {
 	now     func() time.Time
 	sealer  *sealer
 	secrets *sealer // for Seal and Open
+	macKey  []byte  // for MAC
 
 	snap  atomic.Pointer[snapshot]
 	epoch atomic.Uint64 // see KeyEpoch
@@ -150,7 +152,11 @@ func NewRing(ctx context.Context, cfg Config, store KeyStore, log *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
-	r := &Ring{cfg: cfg, store: store, log: log, now: now, sealer: s, secrets: secrets, decrypted: map[string]*key{}}
+	macKey, err := hkdf.Key(sha256.New, cfg.KEK, nil, "oidcgate mac v1", KEKSize)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{cfg: cfg, store: store, log: log, now: now, sealer: s, secrets: secrets, macKey: macKey, decrypted: map[string]*key{}}
 	if err := r.Reload(ctx); err != nil {
 		return nil, err
 	}

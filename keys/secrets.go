@@ -2,6 +2,7 @@ package keys
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -21,6 +22,16 @@ func newSecretSealer(kek []byte) (*sealer, error) {
 		return nil, err
 	}
 	return newSealer(sub)
+}
+
+// MAC is HMAC-SHA-256 of msg under a key derived from the KEK for purpose:
+// the same on every replica that shares the KEK (DPoP nonces).
+func (r *Ring) MAC(purpose string, msg []byte) []byte {
+	m := hmac.New(sha256.New, r.macKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
 // Seal encrypts plain for purpose (say "totp:" + a factor's ID).

@@ -29,6 +29,7 @@ type metadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"`
 	AccessTokenSigningAlgValuesSupported               []string `json:"access_token_signing_alg_values_supported,omitempty"`
 	ScopesSupported                                    []string `json:"scopes_supported"`
 	SubjectTypesSupported                              []string `json:"subject_types_supported,omitempty"`
@@ -60,6 +61,7 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 		TokenEndpointAuthSigningAlgValuesSupported:         assertionAlgs,
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs,
 		RevocationEndpointAuthSigningAlgValuesSupported:    assertionAlgs,
+		DPoPSigningAlgValuesSupported:                      assertionAlgs,
 		IntrospectionEndpointAuthMethodsSupported:          secretMethods,
 		RevocationEndpointAuthMethodsSupported:             secretMethods,
 		AccessTokenSigningAlgValuesSupported:               []string{p.cfg.AccessTokenAlg},

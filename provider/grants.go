@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ type tokenRequest struct {
 
 	code, redirectURI, verifier string // authorization_code
 	refresh                     string // refresh_token
+	jkt                         string // the DPoP proof's key thumbprint, if any (RFC 9449)
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -97,6 +99,12 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	if err != nil {
 		return err
 	}
+	if req.jkt, err = p.dpopProof(sctx, ctx, p.cfg.Issuer+"/token", "", http.StatusBadRequest); err != nil {
+		return err
+	}
+	if client.DPoPBoundAccessTokens && req.jkt == "" {
+		return oauth.ErrInvalidRequest("this client's tokens are DPoP-bound: send a DPoP proof")
+	}
 	resp, err := handler(sctx, client, req)
 	if err != nil {
 		return err
@@ -134,7 +142,7 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 		}
 	}
 	now := p.now()
-	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud, extra: extra}, now)
+	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud, extra: extra, jkt: req.jkt}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +152,23 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 		}
 	}
 	p.metrics.issued.WithLabelValues(grantClientCredentials, c.AccessTokenFormat).Inc()
-	return &tokenResponse{AccessToken: at.token, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")}, nil
+	return &tokenResponse{AccessToken: at.token, TokenType: tokenType(req.jkt), ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")}, nil
+}
+
+// tokenType is the token_type of an access token bound to jkt ("": none).
+func tokenType(jkt string) string {
+	if jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
+// confirmation is the cnf of a token bound to jkt, or nil.
+func confirmation(jkt string) *oauth.Confirmation {
+	if jkt == "" {
+		return nil
+	}
+	return &oauth.Confirmation{Jkt: jkt}
 }
 
 // grantedScopes checks requested scopes against the client's; none
@@ -199,6 +223,7 @@ type accessGrant struct {
 	audience []string
 	familyID string
 	extra    map[string]any // claims besides the registered ones (claims.go)
+	jkt      string         // DPoP: the key the token is bound to
 }
 
 // randomToken is 256 bits, base64url: opaque tokens and their kin.
@@ -233,12 +258,12 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 		tok := randomToken()
 		return minted{token: tok, record: &storage.AccessToken{
 			Hash: storage.HashOf(tok), ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
-			Audience: g.audience, FamilyID: g.familyID, Claims: g.extra, CreatedAt: now, ExpiresAt: exp,
+			Audience: g.audience, FamilyID: g.familyID, Claims: g.extra, Jkt: g.jkt, CreatedAt: now, ExpiresAt: exp,
 		}}, ttl, nil
 	}
 	payload, err := json.Marshal(oauth.AccessClaims{
 		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
-		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID,
+		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID, Cnf: confirmation(g.jkt),
 	})
 	if err != nil {
 		return minted{}, 0, err

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -66,7 +67,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		return nil, err
 	}
 	now := p.now()
-	g := userGrant{client: c, user: u, scopes: code.Scopes, granted: code.Scopes, familyID: code.FamilyID, sessionID: code.SessionID,
+	g := userGrant{client: c, user: u, jkt: req.jkt, scopes: code.Scopes, granted: code.Scopes, familyID: code.FamilyID, sessionID: code.SessionID,
 		authTime: code.AuthTime, amr: code.AMR, nonce: code.Nonce}
 	var refreshExp time.Time
 	if slices.Contains(code.Scopes, "offline_access") && slices.Contains(c.GrantTypes, grantRefreshToken) {
@@ -146,6 +147,7 @@ type userGrant struct {
 	authTime  time.Time
 	amr       []string
 	nonce     string
+	jkt       string // DPoP: the key the tokens are bound to
 }
 
 // mintUserTokens makes an access token, a refresh token (when familyExp,
@@ -162,18 +164,21 @@ func (p *Provider) mintUserTokens(ctx context.Context, g userGrant, grant string
 		return nil, out, err
 	}
 	at, ttl, err := p.mintAccessToken(accessGrant{client: g.client, subject: g.user.ID, scopes: g.scopes, audience: aud,
-		familyID: g.familyID, extra: extra}, now)
+		familyID: g.familyID, extra: extra, jkt: g.jkt}, now)
 	if err != nil {
 		return nil, out, err
 	}
 	out.Access = at.record
-	resp := &tokenResponse{AccessToken: at.token, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(g.scopes, " ")}
+	resp := &tokenResponse{AccessToken: at.token, TokenType: tokenType(g.jkt), ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(g.scopes, " ")}
 	if !familyExp.IsZero() {
 		rt := randomToken()
 		out.Refresh = &storage.RefreshToken{Hash: storage.HashOf(rt), FamilyID: g.familyID,
 			ClientID: g.client.ID, UserID: g.user.ID, SessionID: g.sessionID, Scopes: g.granted, Audience: aud,
 			AuthTime: g.authTime, AMR: g.amr, CreatedAt: now, ExpiresAt: minTime(familyExp, now.Add(p.cfg.RefreshIdleTTL)),
 			FamilyExpiresAt: familyExp}
+		if g.client.TokenEndpointAuthMethod == authNone {
+			out.Refresh.Jkt = g.jkt // a public client's refresh tokens are bound to its key
+		}
 		resp.RefreshToken = rt
 	}
 	if slices.Contains(g.scopes, "openid") {
@@ -308,7 +313,12 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	if err != nil {
 		return nil, err
 	}
-	g := userGrant{client: c, user: u, scopes: scopes, granted: rt.Scopes, familyID: rt.FamilyID, sessionID: rt.SessionID,
+	// A refresh token bound to a DPoP key (a public client's) needs a proof
+	// of that key (RFC 9449 §5).
+	if rt.Jkt != "" && req.jkt != rt.Jkt {
+		return nil, oauth.New(http.StatusBadRequest, "invalid_dpop_proof", "this refresh token is bound to a DPoP key: send a proof of that key")
+	}
+	g := userGrant{client: c, user: u, jkt: req.jkt, scopes: scopes, granted: rt.Scopes, familyID: rt.FamilyID, sessionID: rt.SessionID,
 		authTime: rt.AuthTime, amr: rt.AMR}
 	// The family keeps its absolute expiry; narrowed scopes stay narrowed
 	// only for this access token, the new refresh token keeps the grant.

@@ -127,7 +127,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 			return inactive, nil
 		}
 		return &oauth.Introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
-			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: "Bearer", TokenUse: "access_token"}, nil
+			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: tokenTypeOf(c.Cnf), TokenUse: "access_token", Cnf: c.Cnf}, nil
 	}
 	h := storage.HashOf(token)
 	at, err := p.tokenDB.GetAccessToken(ctx, h)
@@ -145,7 +145,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		}
 		return &oauth.Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
-			TokenType: "Bearer", TokenUse: "access_token", Extra: at.Claims}, nil
+			TokenType: tokenType(at.Jkt), TokenUse: "access_token", Extra: at.Claims, Cnf: confirmation(at.Jkt)}, nil
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrUnavailable(err)
 	}
@@ -241,4 +241,12 @@ func (p *Provider) revokeToken(ctx context.Context, caller *storage.Client, toke
 		return "", oauth.ErrUnavailable(err)
 	}
 	return "refresh_token", nil
+}
+
+// tokenTypeOf is the token_type of a token with confirmation c.
+func tokenTypeOf(c *oauth.Confirmation) string {
+	if c != nil && c.Jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
 }

@@ -76,6 +76,8 @@ type ClientSpec struct {
 	FederatedSubject  string `yaml:"federated_subject" json:"federated_subject,omitempty"`
 	FederatedAudience string `yaml:"federated_audience" json:"federated_audience,omitempty"`
 	FederatedJWKSURI  string `yaml:"federated_jwks_uri" json:"federated_jwks_uri,omitempty"`
+	// DPoPBoundAccessTokens requires a DPoP proof at every token request.
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens" json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -235,7 +237,7 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		RequireMFA:        spec.RequireMFA,
 		AccessTokenClaims: spec.AccessTokenClaims, StaticClaims: spec.StaticClaims, Roles: spec.Roles, TokenHook: spec.TokenHook,
 		JWKS: jwks, JWKSURI: spec.JWKSURI, FederatedIssuer: spec.FederatedIssuer, FederatedSubject: spec.FederatedSubject,
-		FederatedAudience: spec.FederatedAudience, FederatedJWKSURI: spec.FederatedJWKSURI,
+		FederatedAudience: spec.FederatedAudience, FederatedJWKSURI: spec.FederatedJWKSURI, DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {

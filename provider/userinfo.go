@@ -25,9 +25,13 @@ func bearerToken(ctx *fasthttp.RequestCtx) string {
 	return ""
 }
 
-// userinfo is OIDC Core §5.3.
+// userinfo is OIDC Core §5.3. A DPoP-bound token (RFC 9449 §7) is taken
+// only with the DPoP scheme and a proof of its key for this request.
 func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
-	tok := bearerToken(ctx)
+	scheme, tok := authorizationScheme(ctx.Request.Header.Peek("Authorization"))
+	if scheme != "dpop" {
+		scheme, tok = "bearer", bearerToken(ctx)
+	}
 	if tok == "" {
 		return oauth.ErrInvalidToken(true, "an access token is required")
 	}
@@ -39,6 +43,18 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 	}
 	if !res.Active || res.TokenUse != "access_token" {
 		return oauth.ErrInvalidToken(false, "the access token is invalid, expired or revoked")
+	}
+	if bound := res.Cnf != nil && res.Cnf.Jkt != ""; bound || scheme == "dpop" {
+		if !bound || scheme != "dpop" {
+			return errDPoP(http.StatusUnauthorized, "invalid_token", "a DPoP-bound token goes with the DPoP scheme and a proof; a bearer token with the Bearer scheme")
+		}
+		jkt, err := p.dpopProof(sctx, ctx, p.cfg.Issuer+"/userinfo", tok, http.StatusUnauthorized)
+		if err != nil {
+			return err
+		}
+		if jkt == "" || jkt != res.Cnf.Jkt {
+			return errDPoP(http.StatusUnauthorized, "invalid_dpop_proof", "the DPoP proof is not of the key the token is bound to")
+		}
 	}
 	scopes := strings.Fields(res.Scope)
 	if !slices.Contains(scopes, "openid") {

@@ -22,6 +22,7 @@ type Introspection struct {
 	Jti       string        `json:"jti,omitempty"`
 	TokenType string        `json:"token_type,omitempty"` // "Bearer" for access tokens
 	TokenUse  string        `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
+	Cnf       *Confirmation `json:"cnf,omitempty"`        // the key a DPoP-bound token is bound to
 	// Extra are the token's other claims (roles, chosen user claims, the
 	// token hook's): answered beside the fields above, never over them.
 	Extra map[string]any `json:"-"`
@@ -68,4 +69,13 @@ type AccessClaims struct {
 	ClientID string        `json:"client_id"`
 	Scope    string        `json:"scope,omitempty"`
 	Fid      string        `json:"fid,omitempty"`
+	// Cnf binds the token to a key (RFC 9449 §6: jkt) or a certificate.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is RFC 7800's cnf: the holder's key (DPoP, jkt) or client
+// certificate (RFC 8705, x5t#S256).
+type Confirmation struct {
+	Jkt     string `json:"jkt,omitempty"`
+	X5tS256 string `json:"x5t#S256,omitempty"`
 }

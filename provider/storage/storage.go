@@ -93,12 +93,14 @@ type Client struct {
 	// identity): that issuer and subject, for FederatedAudience (default:
 	// this issuer), verified against FederatedJWKSURI (default: from the
 	// issuer's discovery document).
-	FederatedIssuer   string    `json:"federated_issuer,omitempty"`
-	FederatedSubject  string    `json:"federated_subject,omitempty"`
-	FederatedAudience string    `json:"federated_audience,omitempty"`
-	FederatedJWKSURI  string    `json:"federated_jwks_uri,omitempty"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	FederatedIssuer   string `json:"federated_issuer,omitempty"`
+	FederatedSubject  string `json:"federated_subject,omitempty"`
+	FederatedAudience string `json:"federated_audience,omitempty"`
+	FederatedJWKSURI  string `json:"federated_jwks_uri,omitempty"`
+	// DPoPBoundAccessTokens: every token request must carry a DPoP proof.
+	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens,omitempty"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
@@ -164,6 +166,9 @@ type RefreshToken struct {
 	// FamilyExpiresAt is the family's absolute end; ExpiresAt, its idle end
 	// (no later than FamilyExpiresAt), moves forward with every rotation.
 	FamilyExpiresAt time.Time `json:"family_expires_at,omitzero"`
+	// Jkt binds a public client's refresh tokens to its DPoP key (RFC 9449
+	// §5): a refresh needs a proof of that key.
+	Jkt string `json:"jkt,omitempty"`
 }
 
 // AccessToken is an opaque access token's metadata, keyed by its hash.
@@ -174,6 +179,7 @@ type AccessToken struct {
 	Scopes   []string `json:"scopes,omitempty"`
 	Audience []string `json:"audience,omitempty"`
 	FamilyID string   `json:"family_id,omitempty"` // the code or refresh family it came from, if any
+	Jkt      string   `json:"jkt,omitempty"`       // DPoP: the thumbprint of the key it is bound to
 	// Claims are what the token carries besides the registered claims
 	// (introspection answers them).
 	Claims    map[string]any `json:"claims,omitempty"`
