@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -27,6 +28,7 @@ type tokenRequest struct {
 	code, redirectURI, verifier string // authorization_code
 	refresh                     string // refresh_token
 	jkt                         string // the DPoP proof's key thumbprint, if any (RFC 9449)
+	ip                          net.IP // the client's address, for audit events
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -94,7 +96,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 
 	sctx, cancel := requestCtx()
 	defer cancel()
-	sctx = context.WithValue(sctx, clientIPKey{}, ctx.RemoteIP().String()) // for audit events
+	req.ip = ctx.RemoteIP() // for audit events
 	client, err := p.authenticate(sctx, creds)
 	if err != nil {
 		return err
@@ -313,12 +315,3 @@ func (p *Provider) client(ctx context.Context, id string) (*storage.Client, erro
 
 // ForgetClient drops a client from the cache after this process changed it.
 func (p *Provider) ForgetClient(id string) { p.clients.Del(id) }
-
-// clientIPKey carries a token request's client address in its context, for
-// the audit events of its grant (a replayed code, a reused refresh token).
-type clientIPKey struct{}
-
-func clientIP(ctx context.Context) string {
-	ip, _ := ctx.Value(clientIPKey{}).(string)
-	return ip
-}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 	case err != nil:
 		return nil, oauth.ErrUnavailable(err)
 	case !code.UsedAt.IsZero():
-		return nil, p.replayedCode(ctx, code)
+		return nil, p.replayedCode(ctx, code, req.ip)
 	}
 	if err := checkCode(c, code, req); err != nil {
 		// A failed redemption spends the code: whoever holds it without its
@@ -83,7 +84,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 	}
 	switch used, err := p.grantDB.ConsumeAuthCode(ctx, h, out); {
 	case errors.Is(err, storage.ErrAlreadyUsed): // another redemption won the race
-		return nil, p.replayedCode(ctx, used)
+		return nil, p.replayedCode(ctx, used, req.ip)
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant("the code is unknown or expired")
 	case err != nil:
@@ -115,8 +116,8 @@ func checkCode(c *storage.Client, code *storage.AuthCode, req tokenRequest) erro
 
 // replayedCode answers a second redemption of a code: whoever holds the
 // first tokens may be an attacker, so they are all revoked (RFC 6749 §4.1.2).
-func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode) error {
-	p.audit("code.replayed", "client_id", code.ClientID, "user_id", code.UserID, "family", code.FamilyID, "ip", clientIP(ctx))
+func (p *Provider) replayedCode(ctx context.Context, code *storage.AuthCode, ip net.IP) error {
+	p.audit("code.replayed", "client_id", code.ClientID, "user_id", code.UserID, "family", code.FamilyID, "ip", ip.String())
 	if err := p.revs.grant(ctx, code.FamilyID); err != nil {
 		return oauth.ErrUnavailable(err)
 	}
@@ -291,7 +292,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	now := p.now()
 	if !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() {
 		if !p.inGrace(rt, now) {
-			return nil, p.reusedRefresh(ctx, rt)
+			return nil, p.reusedRefresh(ctx, rt, req.ip)
 		}
 	}
 	// A family revoked while this token was being rotated may have missed
@@ -334,7 +335,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 		used, err := p.grantDB.UseRefreshToken(ctx, h, out)
 		switch {
 		case errors.Is(err, storage.ErrAlreadyUsed) && !p.inGrace(used, now):
-			return nil, p.reusedRefresh(ctx, used)
+			return nil, p.reusedRefresh(ctx, used, req.ip)
 		case errors.Is(err, storage.ErrAlreadyUsed): // a concurrent retry: answered like a late one, below
 		case errors.Is(err, storage.ErrNotFound):
 			return nil, oauth.ErrInvalidGrant("the refresh token is unknown or expired")
@@ -367,8 +368,8 @@ func (p *Provider) inGrace(rt *storage.RefreshToken, now time.Time) bool {
 
 // reusedRefresh answers a rotated or revoked token presented again: the
 // family is revoked, since the token may have been stolen.
-func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken) error {
-	p.audit("refresh.reuse_detected", "client_id", rt.ClientID, "user_id", rt.UserID, "family", rt.FamilyID, "ip", clientIP(ctx))
+func (p *Provider) reusedRefresh(ctx context.Context, rt *storage.RefreshToken, ip net.IP) error {
+	p.audit("refresh.reuse_detected", "client_id", rt.ClientID, "user_id", rt.UserID, "family", rt.FamilyID, "ip", ip.String())
 	if err := p.revs.grant(ctx, rt.FamilyID); err != nil {
 		return oauth.ErrUnavailable(err)
 	}
