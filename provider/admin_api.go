@@ -106,7 +106,8 @@ func SpecOf(c *storage.Client) ClientSpec {
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, IntrospectAny: c.IntrospectAny, DefaultConnector: c.DefaultConnector,
 		RequireMFA: c.RequireMFA, AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook,
 		JWKS: jwksMap(c.JWKS), JWKSURI: c.JWKSURI, FederatedIssuer: c.FederatedIssuer, FederatedSubject: c.FederatedSubject,
-		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
+		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		TokenExchangeScopes: c.TokenExchangeScopes}
 }
 
 // jwksMap is a stored JWKS as the spec holds it.

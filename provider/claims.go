@@ -17,7 +17,7 @@ import (
 // registeredClaims are never set from configuration, a user's record or
 // the token hook: RFC 9068 §2.2, RFC 7519 §4.1 and oidcgate's own.
 var registeredClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "fid", "auth_time", "acr",
-	"amr", "cnf", "azp", "nonce", "at_hash", "sid", "typ", "token_use", "active", "token_type"}
+	"amr", "cnf", "azp", "nonce", "at_hash", "sid", "typ", "token_use", "active", "token_type", "act", "may_act"}
 
 // registered reports whether name is a claim nothing may override.
 func registered(name string) bool { return slices.Contains(registeredClaims, name) }

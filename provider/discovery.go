@@ -52,7 +52,7 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 		JWKSURI:                       iss + "/jwks",
 		IntrospectionEndpoint:         iss + "/introspect",
 		RevocationEndpoint:            iss + "/revoke",
-		GrantTypesSupported:           []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials},
+		GrantTypesSupported:           []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantTokenExchange},
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query", "form_post"},
 		CodeChallengeMethodsSupported: []string{"S256"},

@@ -29,6 +29,7 @@ type tokenRequest struct {
 	refresh                     string // refresh_token
 	jkt                         string // the DPoP proof's key thumbprint, if any (RFC 9449)
 	ip                          net.IP // the client's address, for audit events
+	exchange                    exchangeRequest
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -39,6 +40,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IssuedTokenType is RFC 8693 §2.2.1's, for token exchange.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // grantHandler issues tokens for one grant type to an authenticated client.
@@ -50,6 +53,7 @@ func (p *Provider) grants() map[string]grantHandler {
 		grantClientCredentials: p.clientCredentials,
 		grantAuthorizationCode: p.authorizationCode,
 		grantRefreshToken:      p.refreshToken,
+		grantTokenExchange:     p.tokenExchange,
 	}
 }
 
@@ -93,6 +97,8 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	}
 	req.code, req.redirectURI, req.verifier = f.str("code"), f.str("redirect_uri"), f.str("code_verifier")
 	req.refresh = f.str("refresh_token")
+	req.exchange = exchangeRequest{subject: f.str("subject_token"), subjectType: f.str("subject_token_type"), actor: f.str("actor_token"),
+		actorType: f.str("actor_token_type"), requestedType: f.str("requested_token_type")}
 
 	sctx, cancel := requestCtx()
 	defer cancel()
@@ -226,6 +232,7 @@ type accessGrant struct {
 	familyID string
 	extra    map[string]any // claims besides the registered ones (claims.go)
 	jkt      string         // DPoP: the key the token is bound to
+	act      map[string]any // token exchange: the actor chain (RFC 8693 §4.1)
 }
 
 // randomToken is 256 bits, base64url: opaque tokens and their kin.
@@ -260,12 +267,12 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 		tok := randomToken()
 		return minted{token: tok, record: &storage.AccessToken{
 			Hash: storage.HashOf(tok), ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
-			Audience: g.audience, FamilyID: g.familyID, Claims: g.extra, Jkt: g.jkt, CreatedAt: now, ExpiresAt: exp,
+			Audience: g.audience, FamilyID: g.familyID, Claims: withAct(g.extra, g.act), Jkt: g.jkt, CreatedAt: now, ExpiresAt: exp,
 		}}, ttl, nil
 	}
 	payload, err := json.Marshal(oauth.AccessClaims{
 		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
-		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID, Cnf: confirmation(g.jkt),
+		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID, Cnf: confirmation(g.jkt), Act: g.act,
 	})
 	if err != nil {
 		return minted{}, 0, err
@@ -315,3 +322,18 @@ func (p *Provider) client(ctx context.Context, id string) (*storage.Client, erro
 
 // ForgetClient drops a client from the cache after this process changed it.
 func (p *Provider) ForgetClient(id string) { p.clients.Del(id) }
+
+// withAct is an opaque token's claims with its actor chain (introspection
+// answers act beside the rest).
+func withAct(claims, act map[string]any) map[string]any {
+	if act == nil {
+		return claims
+	}
+	out := map[string]any{"act": act}
+	for k, v := range claims {
+		if k != "act" {
+			out[k] = v
+		}
+	}
+	return out
+}

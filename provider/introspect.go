@@ -127,7 +127,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 			return inactive, nil
 		}
 		return &oauth.Introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Sub: c.Sub, Aud: c.Aud, Iss: c.Iss,
-			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: tokenTypeOf(c.Cnf), TokenUse: "access_token", Cnf: c.Cnf}, nil
+			Exp: c.Exp, Iat: c.Iat, Jti: c.Jti, TokenType: tokenTypeOf(c.Cnf), TokenUse: "access_token", Cnf: c.Cnf, Act: c.Act}, nil
 	}
 	h := storage.HashOf(token)
 	at, err := p.tokenDB.GetAccessToken(ctx, h)

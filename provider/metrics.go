@@ -69,6 +69,8 @@ func grantLabel(g string) string {
 	switch g {
 	case grantClientCredentials, grantAuthorizationCode, grantRefreshToken:
 		return g
+	case grantTokenExchange:
+		return "token_exchange"
 	}
 	return "other"
 }

@@ -78,6 +78,9 @@ type ClientSpec struct {
 	FederatedJWKSURI  string `yaml:"federated_jwks_uri" json:"federated_jwks_uri,omitempty"`
 	// DPoPBoundAccessTokens requires a DPoP proof at every token request.
 	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens" json:"dpop_bound_access_tokens,omitempty"`
+	// TokenExchangeScopes are the scopes a token exchange may add beyond
+	// the subject token's (RFC 8693; none by default: never wider).
+	TokenExchangeScopes []string `yaml:"token_exchange_scopes" json:"token_exchange_scopes,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -166,8 +169,10 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 	}
 	for _, g := range grants {
 		switch {
-		case g != grantClientCredentials && g != grantAuthorizationCode && g != grantRefreshToken:
+		case g != grantClientCredentials && g != grantAuthorizationCode && g != grantRefreshToken && g != grantTokenExchange:
 			bad("grant type %q is not supported", g)
+		case g == grantTokenExchange && spec.Public:
+			bad("a public client cannot exchange tokens")
 		case g == grantClientCredentials && spec.Public:
 			bad("a public client cannot use client_credentials")
 		}
@@ -238,7 +243,8 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		AccessTokenClaims: spec.AccessTokenClaims, StaticClaims: spec.StaticClaims, Roles: spec.Roles, TokenHook: spec.TokenHook,
 		JWKS: jwks, JWKSURI: spec.JWKSURI, FederatedIssuer: spec.FederatedIssuer, FederatedSubject: spec.FederatedSubject,
 		FederatedAudience: spec.FederatedAudience, FederatedJWKSURI: spec.FederatedJWKSURI, DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens,
-		CreatedAt: now, UpdatedAt: now,
+		TokenExchangeScopes: spec.TokenExchangeScopes,
+		CreatedAt:           now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {
 		c.ResponseTypes = []string{"code"}

@@ -11,18 +11,19 @@ import (
 // Introspection is an RFC 7662 §2.2 response. Inactive tokens carry only
 // active=false.
 type Introspection struct {
-	Active    bool          `json:"active"`
-	Scope     string        `json:"scope,omitempty"`
-	ClientID  string        `json:"client_id,omitempty"`
-	Sub       string        `json:"sub,omitempty"`
-	Aud       keys.Audience `json:"aud,omitempty"`
-	Iss       string        `json:"iss,omitempty"`
-	Exp       int64         `json:"exp,omitempty"`
-	Iat       int64         `json:"iat,omitempty"`
-	Jti       string        `json:"jti,omitempty"`
-	TokenType string        `json:"token_type,omitempty"` // "Bearer" for access tokens
-	TokenUse  string        `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
-	Cnf       *Confirmation `json:"cnf,omitempty"`        // the key a DPoP-bound token is bound to
+	Active    bool           `json:"active"`
+	Scope     string         `json:"scope,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Sub       string         `json:"sub,omitempty"`
+	Aud       keys.Audience  `json:"aud,omitempty"`
+	Iss       string         `json:"iss,omitempty"`
+	Exp       int64          `json:"exp,omitempty"`
+	Iat       int64          `json:"iat,omitempty"`
+	Jti       string         `json:"jti,omitempty"`
+	TokenType string         `json:"token_type,omitempty"` // "Bearer" for access tokens
+	TokenUse  string         `json:"token_use,omitempty"`  // access_token or refresh_token, as Hydra says
+	Cnf       *Confirmation  `json:"cnf,omitempty"`        // the key a DPoP-bound token is bound to
+	Act       map[string]any `json:"act,omitempty"`        // the actor of an exchanged token (RFC 8693 §4.1)
 	// Extra are the token's other claims (roles, chosen user claims, the
 	// token hook's): answered beside the fields above, never over them.
 	Extra map[string]any `json:"-"`
@@ -71,6 +72,8 @@ type AccessClaims struct {
 	Fid      string        `json:"fid,omitempty"`
 	// Cnf binds the token to a key (RFC 9449 §6: jkt) or a certificate.
 	Cnf *Confirmation `json:"cnf,omitempty"`
+	// Act is RFC 8693 §4.1's actor of a delegated (exchanged) token.
+	Act map[string]any `json:"act,omitempty"`
 }
 
 // Confirmation is RFC 7800's cnf: the holder's key (DPoP, jkt) or client

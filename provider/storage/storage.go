@@ -98,9 +98,11 @@ type Client struct {
 	FederatedAudience string `json:"federated_audience,omitempty"`
 	FederatedJWKSURI  string `json:"federated_jwks_uri,omitempty"`
 	// DPoPBoundAccessTokens: every token request must carry a DPoP proof.
-	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens,omitempty"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// TokenExchangeScopes may be added by a token exchange (RFC 8693).
+	TokenExchangeScopes []string  `json:"token_exchange_scopes,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
