@@ -278,17 +278,7 @@ func ViewIdentities(links []*storage.Identity) []IdentityView {
 }
 
 func (p *Provider) adminListIdentities(ctx *fasthttp.RequestCtx) error {
-	id, _ := ctx.UserValue("id").(string)
-	sctx, cancel := requestCtx()
-	defer cancel()
-	if _, err := p.adminDB.GetUser(sctx, id); err != nil {
-		return storeErr(err)
-	}
-	links, err := p.adminDB.ListIdentities(sctx, id)
-	if err != nil {
-		return storeErr(err)
-	}
-	return oauth.WriteJSON(ctx, http.StatusOK, ViewIdentities(links))
+	return adminUserListing(p, ctx, p.adminDB.ListIdentities, func(l []*storage.Identity) any { return ViewIdentities(l) })
 }
 
 // adminUnlink removes the link ?connector=&subject= of the user: that
@@ -340,17 +330,7 @@ func ViewFactors(factors []*storage.Factor) []FactorView {
 }
 
 func (p *Provider) adminListFactors(ctx *fasthttp.RequestCtx) error {
-	id, _ := ctx.UserValue("id").(string)
-	sctx, cancel := requestCtx()
-	defer cancel()
-	if _, err := p.adminDB.GetUser(sctx, id); err != nil {
-		return storeErr(err)
-	}
-	factors, err := p.adminDB.ListFactors(sctx, id)
-	if err != nil {
-		return storeErr(err)
-	}
-	return oauth.WriteJSON(ctx, http.StatusOK, ViewFactors(factors))
+	return adminUserListing(p, ctx, p.adminDB.ListFactors, func(l []*storage.Factor) any { return ViewFactors(l) })
 }
 
 // adminResetFactors removes a user's second factors (?kind= one kind):

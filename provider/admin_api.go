@@ -562,23 +562,31 @@ type SessionView struct {
 	ExpiresAt string   `json:"expires_at"`
 }
 
-func (p *Provider) adminListSessions(rc *fasthttp.RequestCtx) error {
+// adminUserListing answers a listing of the user {id}'s records as view
+// renders them; 404 when there is no such user.
+func adminUserListing[T any](p *Provider, rc *fasthttp.RequestCtx, list func(ctx context.Context, userID string) ([]T, error), view func([]T) any) error {
 	id, _ := rc.UserValue("id").(string)
 	sctx, cancel := requestCtx()
 	defer cancel()
 	if _, err := p.adminDB.GetUser(sctx, id); err != nil {
 		return storeErr(err)
 	}
-	list, err := p.adminWrites.ListSessions(sctx, id)
+	records, err := list(sctx, id)
 	if err != nil {
 		return storeErr(err)
 	}
-	out := make([]SessionView, len(list))
-	for i, s := range list {
-		out[i] = SessionView{ID: s.ID, AuthTime: s.AuthTime.Format(time.RFC3339), AMR: nonNil(s.AMR),
-			CreatedAt: s.CreatedAt.Format(time.RFC3339), ExpiresAt: s.Deadline().Format(time.RFC3339)}
-	}
-	return oauth.WriteJSON(rc, http.StatusOK, out)
+	return oauth.WriteJSON(rc, http.StatusOK, view(records))
+}
+
+func (p *Provider) adminListSessions(rc *fasthttp.RequestCtx) error {
+	return adminUserListing(p, rc, p.adminWrites.ListSessions, func(list []*storage.Session) any {
+		out := make([]SessionView, len(list))
+		for i, s := range list {
+			out[i] = SessionView{ID: s.ID, AuthTime: s.AuthTime.Format(time.RFC3339), AMR: nonNil(s.AMR),
+				CreatedAt: s.CreatedAt.Format(time.RFC3339), ExpiresAt: s.Deadline().Format(time.RFC3339)}
+		}
+		return out
+	})
 }
 
 // adminEndSessions signs out one session of the user ({sid}) or all.
@@ -627,21 +635,13 @@ type ConsentView struct {
 }
 
 func (p *Provider) adminListConsents(rc *fasthttp.RequestCtx) error {
-	id, _ := rc.UserValue("id").(string)
-	sctx, cancel := requestCtx()
-	defer cancel()
-	if _, err := p.adminDB.GetUser(sctx, id); err != nil {
-		return storeErr(err)
-	}
-	list, err := p.adminWrites.ListConsents(sctx, id)
-	if err != nil {
-		return storeErr(err)
-	}
-	out := make([]ConsentView, len(list))
-	for i, c := range list {
-		out[i] = ConsentView{ClientID: c.ClientID, Scopes: nonNil(c.Scopes), CreatedAt: c.CreatedAt.Format(time.RFC3339)}
-	}
-	return oauth.WriteJSON(rc, http.StatusOK, out)
+	return adminUserListing(p, rc, p.adminWrites.ListConsents, func(list []*storage.Consent) any {
+		out := make([]ConsentView, len(list))
+		for i, c := range list {
+			out[i] = ConsentView{ClientID: c.ClientID, Scopes: nonNil(c.Scopes), CreatedAt: c.CreatedAt.Format(time.RFC3339)}
+		}
+		return out
+	})
 }
 
 // adminRevokeConsent withdraws a user's consent to a client: the grant's
