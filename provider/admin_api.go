@@ -107,7 +107,9 @@ func SpecOf(c *storage.Client) ClientSpec {
 		RequireMFA: c.RequireMFA, AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook,
 		JWKS: jwksMap(c.JWKS), JWKSURI: c.JWKSURI, FederatedIssuer: c.FederatedIssuer, FederatedSubject: c.FederatedSubject,
 		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
-		TokenExchangeScopes: c.TokenExchangeScopes}
+		TokenExchangeScopes: c.TokenExchangeScopes,
+		TLSSubjectDN:        c.TLSSubjectDN, TLSSANDNS: c.TLSSANDNS, TLSSANURI: c.TLSSANURI, TLSSANIP: c.TLSSANIP,
+		TLSSANEmail: c.TLSSANEmail, TLSCertBoundAccessTokens: c.TLSCertBoundAccessTokens}
 }
 
 // jwksMap is a stored JWKS as the spec holds it.

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"net/url"
@@ -26,6 +27,7 @@ const (
 type credentials struct {
 	id, secret string
 	method     string
+	cert       *x509.Certificate // the TLS client certificate, if any (RFC 8705)
 }
 
 // parseCredentials reads client credentials from the Authorization header
@@ -109,6 +111,14 @@ func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storag
 	}
 	if err != nil {
 		return nil, oauth.ErrUnavailable(err)
+	}
+	if c.TokenEndpointAuthMethod == authTLSClient || c.TokenEndpointAuthMethod == authSelfSignedTLSClient {
+		// The certificate, and nothing else (RFC 8705 §2).
+		if creds.method != authNone || !certMatches(c, creds.cert) {
+			p.log.Info("mTLS client authentication refused", "client_id", c.ID, "certificate", creds.cert != nil)
+			return nil, oauth.ErrInvalidClient(false, "client authentication failed")
+		}
+		return c, nil
 	}
 	if creds.method == authAssertion {
 		// A signed assertion, for a client registered for one: never a

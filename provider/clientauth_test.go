@@ -22,12 +22,12 @@ func TestParseCredentials(t *testing.T) {
 		want             credentials
 		code             string
 	}{
-		{name: "basic", auth: string(basic("svc", "pw")), want: credentials{"svc", "pw", authSecretBasic}},
-		{name: "basic form-encoded (RFC 6749 §2.3.1)", auth: string(basic("a:b c", "p+w%/")), want: credentials{"a:b c", "p+w%/", authSecretBasic}},
-		{name: "basic lowercase scheme", auth: "basic " + base64.StdEncoding.EncodeToString([]byte("svc:pw")), want: credentials{"svc", "pw", authSecretBasic}},
-		{name: "basic and the same client_id", auth: string(basic("svc", "pw")), id: "svc", want: credentials{"svc", "pw", authSecretBasic}},
-		{name: "post", id: "svc", secret: "pw", want: credentials{"svc", "pw", authSecretPost}},
-		{name: "none", id: "spa", want: credentials{"spa", "", authNone}},
+		{name: "basic", auth: string(basic("svc", "pw")), want: credentials{id: "svc", secret: "pw", method: authSecretBasic}},
+		{name: "basic form-encoded (RFC 6749 §2.3.1)", auth: string(basic("a:b c", "p+w%/")), want: credentials{id: "a:b c", secret: "p+w%/", method: authSecretBasic}},
+		{name: "basic lowercase scheme", auth: "basic " + base64.StdEncoding.EncodeToString([]byte("svc:pw")), want: credentials{id: "svc", secret: "pw", method: authSecretBasic}},
+		{name: "basic and the same client_id", auth: string(basic("svc", "pw")), id: "svc", want: credentials{id: "svc", secret: "pw", method: authSecretBasic}},
+		{name: "post", id: "svc", secret: "pw", want: credentials{id: "svc", secret: "pw", method: authSecretPost}},
+		{name: "none", id: "spa", want: credentials{id: "spa", secret: "", method: authNone}},
 		{name: "nothing", code: "invalid_client"},
 		{name: "secret without id", secret: "pw", code: "invalid_client"},
 		{name: "both mechanisms", auth: string(basic("svc", "pw")), secret: "pw", code: "invalid_request"},

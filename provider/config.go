@@ -75,6 +75,9 @@ type Config struct {
 	ClientAssertionMaxLifetime time.Duration `yaml:"client_assertion_max_lifetime" help:"how far ahead a private_key_jwt client assertion's exp may be (RFC 7523); its jti is remembered, single use, until then"`
 	// DPoPNonce makes DPoP proofs carry a server nonce (RFC 9449 §8).
 	DPoPNonce bool `yaml:"dpop_nonce" help:"require DPoP proofs to carry the server's nonce (DPoP-Nonce, use_dpop_nonce): a proof made in advance is refused"`
+	// mTLS client certificates from a TLS-terminating proxy (RFC 8705).
+	MTLSCertHeader     string   `yaml:"mtls_cert_header" help:"the header a TLS-terminating proxy puts the client certificate in: Envoy's X-Forwarded-Client-Cert, or an nginx header set to $ssl_client_escaped_cert (URL-encoded PEM); read only from --mtls-trusted-proxies"`
+	MTLSTrustedProxies []string `yaml:"mtls_trusted_proxies" help:"addresses (IPs or CIDR blocks) of the proxies whose --mtls-cert-header is believed"`
 	// AuditRetention is how long audit events are kept in the store.
 	AuditRetention time.Duration `yaml:"audit_retention" help:"how long audit events (admin changes, sign-ins, second factors, token reuse) are kept in the store for GET /admin/v1/audit; they are logged with log=audit too"`
 	// AdminInsecure serves the admin API without authentication.

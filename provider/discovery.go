@@ -9,42 +9,44 @@ import (
 // metadata is the provider's discovery document: OIDC Discovery 1.0 §3 and
 // RFC 8414 §2. It advertises exactly what is implemented.
 type metadata struct {
-	Issuer                                             string   `json:"issuer"`
-	AuthorizationEndpoint                              string   `json:"authorization_endpoint"`
-	TokenEndpoint                                      string   `json:"token_endpoint"`
-	UserinfoEndpoint                                   string   `json:"userinfo_endpoint,omitempty"`
-	JWKSURI                                            string   `json:"jwks_uri"`
-	IntrospectionEndpoint                              string   `json:"introspection_endpoint"`
-	RevocationEndpoint                                 string   `json:"revocation_endpoint"`
-	EndSessionEndpoint                                 string   `json:"end_session_endpoint,omitempty"`
-	RegistrationEndpoint                               string   `json:"registration_endpoint,omitempty"`
-	GrantTypesSupported                                []string `json:"grant_types_supported"`
-	ResponseTypesSupported                             []string `json:"response_types_supported"`
-	ResponseModesSupported                             []string `json:"response_modes_supported"`
-	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported"`
-	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
-	TokenEndpointAuthMethodsSupported                  []string `json:"token_endpoint_auth_methods_supported"`
-	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
-	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported"`
-	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
-	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
-	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"`
-	AccessTokenSigningAlgValuesSupported               []string `json:"access_token_signing_alg_values_supported,omitempty"`
-	ScopesSupported                                    []string `json:"scopes_supported"`
-	SubjectTypesSupported                              []string `json:"subject_types_supported,omitempty"`
-	IDTokenSigningAlgValuesSupported                   []string `json:"id_token_signing_alg_values_supported,omitempty"`
-	ClaimsSupported                                    []string `json:"claims_supported,omitempty"`
-	PromptValuesSupported                              []string `json:"prompt_values_supported,omitempty"`
-	ACRValuesSupported                                 []string `json:"acr_values_supported,omitempty"`
-	RequestParameterSupported                          bool     `json:"request_parameter_supported"`
-	RequestURIParameterSupported                       bool     `json:"request_uri_parameter_supported"`
+	Issuer                                             string            `json:"issuer"`
+	AuthorizationEndpoint                              string            `json:"authorization_endpoint"`
+	TokenEndpoint                                      string            `json:"token_endpoint"`
+	UserinfoEndpoint                                   string            `json:"userinfo_endpoint,omitempty"`
+	JWKSURI                                            string            `json:"jwks_uri"`
+	IntrospectionEndpoint                              string            `json:"introspection_endpoint"`
+	RevocationEndpoint                                 string            `json:"revocation_endpoint"`
+	EndSessionEndpoint                                 string            `json:"end_session_endpoint,omitempty"`
+	RegistrationEndpoint                               string            `json:"registration_endpoint,omitempty"`
+	GrantTypesSupported                                []string          `json:"grant_types_supported"`
+	ResponseTypesSupported                             []string          `json:"response_types_supported"`
+	ResponseModesSupported                             []string          `json:"response_modes_supported"`
+	CodeChallengeMethodsSupported                      []string          `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported         bool              `json:"authorization_response_iss_parameter_supported"`
+	TokenEndpointAuthMethodsSupported                  []string          `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported          []string          `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported             []string          `json:"revocation_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported         []string          `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string          `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string          `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	DPoPSigningAlgValuesSupported                      []string          `json:"dpop_signing_alg_values_supported"`
+	TLSClientCertificateBoundAccessTokens              bool              `json:"tls_client_certificate_bound_access_tokens"`
+	MTLSEndpointAliases                                map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	AccessTokenSigningAlgValuesSupported               []string          `json:"access_token_signing_alg_values_supported,omitempty"`
+	ScopesSupported                                    []string          `json:"scopes_supported"`
+	SubjectTypesSupported                              []string          `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported                   []string          `json:"id_token_signing_alg_values_supported,omitempty"`
+	ClaimsSupported                                    []string          `json:"claims_supported,omitempty"`
+	PromptValuesSupported                              []string          `json:"prompt_values_supported,omitempty"`
+	ACRValuesSupported                                 []string          `json:"acr_values_supported,omitempty"`
+	RequestParameterSupported                          bool              `json:"request_parameter_supported"`
+	RequestURIParameterSupported                       bool              `json:"request_uri_parameter_supported"`
 }
 
 // renderDiscovery builds both documents once.
 func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	iss := p.cfg.Issuer
-	secretMethods := []string{authSecretBasic, authSecretPost, authPrivateKeyJWT}
+	secretMethods := []string{authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authSelfSignedTLSClient}
 	m := metadata{
 		Issuer:                        iss,
 		AuthorizationEndpoint:         iss + "/authorize",

@@ -75,6 +75,25 @@ func send(t testing.TB, method, u, contentType, body, authorization string, proo
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// sendHeaders is a request with the given headers.
+func sendHeaders(t testing.TB, method, u, contentType, body string, headers map[string]string) response {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
 func basicAuth(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 }

@@ -123,7 +123,7 @@ func (p *Provider) tokenExchange(ctx context.Context, c *storage.Client, req tok
 		return nil, err
 	}
 	now := p.now()
-	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: subj.sub, scopes: scopes, audience: aud, jkt: req.jkt, act: act}, now)
+	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: subj.sub, scopes: scopes, audience: aud, jkt: req.jkt, x5t: req.x5t, act: act}, now)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ type tokenRequest struct {
 	refresh                     string // refresh_token
 	jkt                         string // the DPoP proof's key thumbprint, if any (RFC 9449)
 	ip                          net.IP // the client's address, for audit events
+	x5t                         string // the client certificate's thumbprint its tokens are bound to, if any
 	exchange                    exchangeRequest
 }
 
@@ -86,6 +87,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	if err != nil {
 		return err
 	}
+	creds.cert = p.clientCertificate(ctx)
 	req := tokenRequest{resources: f.all("resource")}
 	if s := f.get("scope"); len(s) > 0 {
 		if req.scope, err = parseScope(string(s)); err != nil {
@@ -112,6 +114,9 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	}
 	if client.DPoPBoundAccessTokens && req.jkt == "" {
 		return oauth.ErrInvalidRequest("this client's tokens are DPoP-bound: send a DPoP proof")
+	}
+	if m := client.TokenEndpointAuthMethod; creds.cert != nil && (m == authTLSClient || m == authSelfSignedTLSClient || client.TLSCertBoundAccessTokens) {
+		req.x5t = certThumbprint(creds.cert) // certificate-bound tokens (RFC 8705 §3)
 	}
 	resp, err := handler(sctx, client, req)
 	if err != nil {
@@ -150,7 +155,7 @@ func (p *Provider) clientCredentials(ctx context.Context, c *storage.Client, req
 		}
 	}
 	now := p.now()
-	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud, extra: extra, jkt: req.jkt}, now)
+	at, ttl, err := p.mintAccessToken(accessGrant{client: c, subject: c.ID, scopes: scopes, audience: aud, extra: extra, jkt: req.jkt, x5t: req.x5t}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +177,11 @@ func tokenType(jkt string) string {
 }
 
 // confirmation is the cnf of a token bound to jkt, or nil.
-func confirmation(jkt string) *oauth.Confirmation {
-	if jkt == "" {
+func confirmation(jkt, x5t string) *oauth.Confirmation {
+	if jkt == "" && x5t == "" {
 		return nil
 	}
-	return &oauth.Confirmation{Jkt: jkt}
+	return &oauth.Confirmation{Jkt: jkt, X5tS256: x5t}
 }
 
 // grantedScopes checks requested scopes against the client's; none
@@ -232,6 +237,7 @@ type accessGrant struct {
 	familyID string
 	extra    map[string]any // claims besides the registered ones (claims.go)
 	jkt      string         // DPoP: the key the token is bound to
+	x5t      string         // mTLS: the certificate the token is bound to
 	act      map[string]any // token exchange: the actor chain (RFC 8693 §4.1)
 }
 
@@ -267,12 +273,12 @@ func (p *Provider) mintAccessToken(g accessGrant, now time.Time) (minted, time.D
 		tok := randomToken()
 		return minted{token: tok, record: &storage.AccessToken{
 			Hash: storage.HashOf(tok), ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
-			Audience: g.audience, FamilyID: g.familyID, Claims: withAct(g.extra, g.act), Jkt: g.jkt, CreatedAt: now, ExpiresAt: exp,
+			Audience: g.audience, FamilyID: g.familyID, Claims: withAct(g.extra, g.act), Jkt: g.jkt, X5t: g.x5t, CreatedAt: now, ExpiresAt: exp,
 		}}, ttl, nil
 	}
 	payload, err := json.Marshal(oauth.AccessClaims{
 		Iss: p.cfg.Issuer, Sub: g.subject, Aud: g.audience, Exp: exp.Unix(), Iat: now.Unix(),
-		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID, Cnf: confirmation(g.jkt), Act: g.act,
+		Jti: newJTI(), ClientID: g.client.ID, Scope: strings.Join(g.scopes, " "), Fid: g.familyID, Cnf: confirmation(g.jkt, g.x5t), Act: g.act,
 	})
 	if err != nil {
 		return minted{}, 0, err

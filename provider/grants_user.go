@@ -68,7 +68,7 @@ func (p *Provider) authorizationCode(ctx context.Context, c *storage.Client, req
 		return nil, err
 	}
 	now := p.now()
-	g := userGrant{client: c, user: u, jkt: req.jkt, scopes: code.Scopes, granted: code.Scopes, familyID: code.FamilyID, sessionID: code.SessionID,
+	g := userGrant{client: c, user: u, jkt: req.jkt, x5t: req.x5t, scopes: code.Scopes, granted: code.Scopes, familyID: code.FamilyID, sessionID: code.SessionID,
 		authTime: code.AuthTime, amr: code.AMR, nonce: code.Nonce}
 	var refreshExp time.Time
 	if slices.Contains(code.Scopes, "offline_access") && slices.Contains(c.GrantTypes, grantRefreshToken) {
@@ -149,6 +149,7 @@ type userGrant struct {
 	amr       []string
 	nonce     string
 	jkt       string // DPoP: the key the tokens are bound to
+	x5t       string // mTLS: the certificate they are bound to
 }
 
 // mintUserTokens makes an access token, a refresh token (when familyExp,
@@ -165,7 +166,7 @@ func (p *Provider) mintUserTokens(ctx context.Context, g userGrant, grant string
 		return nil, out, err
 	}
 	at, ttl, err := p.mintAccessToken(accessGrant{client: g.client, subject: g.user.ID, scopes: g.scopes, audience: aud,
-		familyID: g.familyID, extra: extra, jkt: g.jkt}, now)
+		familyID: g.familyID, extra: extra, jkt: g.jkt, x5t: g.x5t}, now)
 	if err != nil {
 		return nil, out, err
 	}
@@ -319,7 +320,7 @@ func (p *Provider) refreshToken(ctx context.Context, c *storage.Client, req toke
 	if rt.Jkt != "" && req.jkt != rt.Jkt {
 		return nil, oauth.New(http.StatusBadRequest, "invalid_dpop_proof", "this refresh token is bound to a DPoP key: send a proof of that key")
 	}
-	g := userGrant{client: c, user: u, jkt: req.jkt, scopes: scopes, granted: rt.Scopes, familyID: rt.FamilyID, sessionID: rt.SessionID,
+	g := userGrant{client: c, user: u, jkt: req.jkt, x5t: req.x5t, scopes: scopes, granted: rt.Scopes, familyID: rt.FamilyID, sessionID: rt.SessionID,
 		authTime: rt.AuthTime, amr: rt.AMR}
 	// The family keeps its absolute expiry; narrowed scopes stay narrowed
 	// only for this access token, the new refresh token keeps the grant.

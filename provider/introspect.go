@@ -36,12 +36,16 @@ func (p *Provider) authenticatedForm(ctx *fasthttp.RequestCtx, sctx context.Cont
 	if err != nil {
 		return f, nil, err
 	}
-	if creds.method == authNone {
+	creds.cert = p.clientCertificate(ctx)
+	if creds.method == authNone && creds.cert == nil {
 		return f, nil, oauth.ErrInvalidClient(false, "this endpoint requires client authentication")
 	}
 	c, err := p.authenticate(sctx, creds)
 	if err != nil {
 		return f, nil, err
+	}
+	if c.TokenEndpointAuthMethod == authNone { // a public client, whatever certificate it showed
+		return f, nil, oauth.ErrInvalidClient(false, "this endpoint requires client authentication")
 	}
 	if len(f.get("token")) == 0 {
 		return f, nil, oauth.ErrInvalidRequest("token is required")
@@ -145,7 +149,7 @@ func (p *Provider) inspect(ctx context.Context, caller *storage.Client, token st
 		}
 		return &oauth.Introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Audience, Iss: p.cfg.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.CreatedAt.Unix(),
-			TokenType: tokenType(at.Jkt), TokenUse: "access_token", Extra: at.Claims, Cnf: confirmation(at.Jkt)}, nil
+			TokenType: tokenType(at.Jkt), TokenUse: "access_token", Extra: at.Claims, Cnf: confirmation(at.Jkt, at.X5t)}, nil
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrUnavailable(err)
 	}

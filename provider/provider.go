@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -65,6 +66,7 @@ type Provider struct {
 	regDB            registrationStore
 	adminTokenWrites storage.AdminTokens
 	assertDB         storage.Assertions
+	mtlsProxies      []*net.IPNet
 	assertKeys       assertionKeys
 	auditDB          interface {
 		AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error
@@ -138,6 +140,9 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.pending = pendingLimit{l: newLimiter(now), rule: limitRule{cfg.MaxPendingPerIP, cfg.InteractionTTL}}
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
 	p.scopeClaims = mergeScopeClaims(cfg.ScopeClaims)
+	if p.mtlsProxies, err = parseProxies(cfg.MTLSTrustedProxies); err != nil {
+		return nil, err
+	}
 	p.assertKeys = assertionKeys{static: map[string]staticVerifier{}, remote: map[string]*keys.Verifier{}, discovery: map[string]string{}}
 	if p.hook, err = newTokenHook(cfg, reg); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -81,6 +82,15 @@ type ClientSpec struct {
 	// TokenExchangeScopes are the scopes a token exchange may add beyond
 	// the subject token's (RFC 8693; none by default: never wider).
 	TokenExchangeScopes []string `yaml:"token_exchange_scopes" json:"token_exchange_scopes,omitempty"`
+	// mTLS (RFC 8705 §2): for tls_client_auth, the one certificate field
+	// that must match; tokens of mTLS clients are bound to the certificate,
+	// as are others' with TLSCertBoundAccessTokens.
+	TLSSubjectDN             string `yaml:"tls_client_auth_subject_dn" json:"tls_client_auth_subject_dn,omitempty"`
+	TLSSANDNS                string `yaml:"tls_client_auth_san_dns" json:"tls_client_auth_san_dns,omitempty"`
+	TLSSANURI                string `yaml:"tls_client_auth_san_uri" json:"tls_client_auth_san_uri,omitempty"`
+	TLSSANIP                 string `yaml:"tls_client_auth_san_ip" json:"tls_client_auth_san_ip,omitempty"`
+	TLSSANEmail              string `yaml:"tls_client_auth_san_email" json:"tls_client_auth_san_email,omitempty"`
+	TLSCertBoundAccessTokens bool   `yaml:"tls_client_certificate_bound_access_tokens" json:"tls_client_certificate_bound_access_tokens,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -136,12 +146,28 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		method = authSecretBasic
 	case method == authNone && !spec.Public, method != authNone && spec.Public:
 		bad("token_endpoint_auth_method %s does not fit a %s client", method, map[bool]string{true: "public", false: "confidential"}[spec.Public])
-	case method != authSecretBasic && method != authSecretPost && method != authNone && method != authPrivateKeyJWT && method != authFederatedJWT:
-		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt, federated_jwt or none, got %q", method)
+	case !slices.Contains([]string{authSecretBasic, authSecretPost, authNone, authPrivateKeyJWT, authFederatedJWT, authTLSClient, authSelfSignedTLSClient}, method):
+		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt, federated_jwt, tls_client_auth, self_signed_tls_client_auth or none, got %q", method)
 	}
-	keyed := method == authPrivateKeyJWT || method == authFederatedJWT // no secret at all
+	keyed := method == authPrivateKeyJWT || method == authFederatedJWT || method == authTLSClient || method == authSelfSignedTLSClient // no secret at all
 	var jwks []byte
-	if keyed {
+	certFields := 0
+	for _, f := range []string{spec.TLSSubjectDN, spec.TLSSANDNS, spec.TLSSANURI, spec.TLSSANIP, spec.TLSSANEmail} {
+		if f != "" {
+			certFields++
+		}
+	}
+	switch {
+	case method == authTLSClient && certFields != 1:
+		bad("a tls_client_auth client needs exactly one of tls_client_auth_subject_dn, _san_dns, _san_uri, _san_ip, _san_email")
+	case method != authTLSClient && certFields > 0:
+		bad("tls_client_auth_* are for tls_client_auth clients")
+	case spec.TLSSANIP != "" && net.ParseIP(spec.TLSSANIP) == nil:
+		bad("tls_client_auth_san_ip %q is not an IP address", spec.TLSSANIP)
+	}
+	if method == authSelfSignedTLSClient {
+		jwks = checkClientKeys(ClientSpec{JWKS: spec.JWKS}, authPrivateKeyJWT, bad) // its certificates' keys, by value
+	} else if keyed && method != authTLSClient {
 		jwks = checkClientKeys(spec, method, bad)
 	} else if len(spec.JWKS) > 0 || spec.JWKSURI != "" || spec.FederatedIssuer != "" {
 		bad("jwks, jwks_uri and federated_* are for private_key_jwt and federated_jwt clients")
@@ -244,7 +270,9 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		JWKS: jwks, JWKSURI: spec.JWKSURI, FederatedIssuer: spec.FederatedIssuer, FederatedSubject: spec.FederatedSubject,
 		FederatedAudience: spec.FederatedAudience, FederatedJWKSURI: spec.FederatedJWKSURI, DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens,
 		TokenExchangeScopes: spec.TokenExchangeScopes,
-		CreatedAt:           now, UpdatedAt: now,
+		TLSSubjectDN:        spec.TLSSubjectDN, TLSSANDNS: spec.TLSSANDNS, TLSSANURI: spec.TLSSANURI, TLSSANIP: spec.TLSSANIP,
+		TLSSANEmail: spec.TLSSANEmail, TLSCertBoundAccessTokens: spec.TLSCertBoundAccessTokens,
+		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {
 		c.ResponseTypes = []string{"code"}

@@ -44,6 +44,11 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 	if !res.Active || res.TokenUse != "access_token" {
 		return oauth.ErrInvalidToken(false, "the access token is invalid, expired or revoked")
 	}
+	if res.Cnf != nil && res.Cnf.X5tS256 != "" { // certificate-bound (RFC 8705 §3)
+		if cert := p.clientCertificate(ctx); cert == nil || certThumbprint(cert) != res.Cnf.X5tS256 {
+			return oauth.ErrInvalidToken(false, "the access token is bound to a client certificate this request does not show")
+		}
+	}
 	if bound := res.Cnf != nil && res.Cnf.Jkt != ""; bound || scheme == "dpop" {
 		if !bound || scheme != "dpop" {
 			return errDPoP(http.StatusUnauthorized, "invalid_token", "a DPoP-bound token goes with the DPoP scheme and a proof; a bearer token with the Bearer scheme")

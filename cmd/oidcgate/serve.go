@@ -108,7 +108,11 @@ func listen(name, addr string, h fasthttp.RequestHandler, onMalformed func(*fast
 		return nil, fmt.Errorf("%s listener: %w", name, err)
 	}
 	if certs != nil {
-		ln = tls.NewListener(ln, certs.tlsConfig())
+		tc := certs.tlsConfig()
+		if cfg.TLSClientCerts {
+			tc.ClientAuth = tls.RequestClientCert // verified per client, not against a CA (RFC 8705 §2.2 allows self-signed)
+		}
+		ln = tls.NewListener(ln, tc)
 	}
 	srv := &fasthttp.Server{
 		Handler:               h,

@@ -27,6 +27,8 @@ type ServeConfig struct {
 	// files are re-read when they change.
 	TLSCert string `yaml:"tls_cert" help:"PEM certificate file; with --tls-key serves HTTPS on every listener, reloaded when the files change"`
 	TLSKey  string `yaml:"tls_key" help:"PEM private key file for --tls-cert"`
+	// TLSClientCerts asks clients for a certificate (RFC 8705 mTLS).
+	TLSClientCerts bool `yaml:"tls_client_certs" help:"with --tls-cert: ask TLS clients for a certificate (none is required; the provider checks one per client for tls_client_auth and self_signed_tls_client_auth, and binds tokens to it)"`
 
 	ReadTimeout        time.Duration `yaml:"read_timeout" help:"longest time to read one request, headers and body"`
 	WriteTimeout       time.Duration `yaml:"write_timeout" help:"longest time to write one response"`

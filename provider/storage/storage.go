@@ -100,9 +100,17 @@ type Client struct {
 	// DPoPBoundAccessTokens: every token request must carry a DPoP proof.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 	// TokenExchangeScopes may be added by a token exchange (RFC 8693).
-	TokenExchangeScopes []string  `json:"token_exchange_scopes,omitempty"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	TokenExchangeScopes []string `json:"token_exchange_scopes,omitempty"`
+	// mTLS (RFC 8705): the certificate a tls_client_auth client must show
+	// (one of these), and whether its tokens are bound to its certificate.
+	TLSSubjectDN             string    `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSSANDNS                string    `json:"tls_client_auth_san_dns,omitempty"`
+	TLSSANURI                string    `json:"tls_client_auth_san_uri,omitempty"`
+	TLSSANIP                 string    `json:"tls_client_auth_san_ip,omitempty"`
+	TLSSANEmail              string    `json:"tls_client_auth_san_email,omitempty"`
+	TLSCertBoundAccessTokens bool      `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	CreatedAt                time.Time `json:"created_at"`
+	UpdatedAt                time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
@@ -182,6 +190,7 @@ type AccessToken struct {
 	Audience []string `json:"audience,omitempty"`
 	FamilyID string   `json:"family_id,omitempty"` // the code or refresh family it came from, if any
 	Jkt      string   `json:"jkt,omitempty"`       // DPoP: the thumbprint of the key it is bound to
+	X5t      string   `json:"x5t,omitempty"`       // mTLS: the thumbprint of the certificate it is bound to
 	// Claims are what the token carries besides the registered claims
 	// (introspection answers them).
 	Claims    map[string]any `json:"claims,omitempty"`

@@ -1,0 +1,144 @@
+package provider
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/edge"
+	"github.com/oidcgate/oidcgate/provider/storage"
+)
+
+// Mutual TLS (RFC 8705): a client authenticates with its TLS client
+// certificate — tls_client_auth (the certificate's subject DN or a SAN is
+// the registered one; the chain is the TLS layer's or the proxy's to
+// verify) or self_signed_tls_client_auth (the certificate's key is in the
+// client's registered JWKS) — and its access tokens are bound to that
+// certificate (cnf.x5t#S256). The certificate comes from the TLS
+// connection, or from a trusted TLS-terminating proxy's header (Envoy's
+// X-Forwarded-Client-Cert, or nginx's $ssl_client_escaped_cert), accepted
+// only from the configured proxy addresses.
+
+const (
+	authTLSClient           = "tls_client_auth"
+	authSelfSignedTLSClient = "self_signed_tls_client_auth"
+)
+
+// clientCertificate is the request's client certificate, or nil.
+func (p *Provider) clientCertificate(rc *fasthttp.RequestCtx) *x509.Certificate {
+	if st := rc.TLSConnectionState(); st != nil && len(st.PeerCertificates) > 0 {
+		return st.PeerCertificates[0]
+	}
+	if p.cfg.MTLSCertHeader == "" || !p.trustedProxy(rc.RemoteIP()) {
+		return nil
+	}
+	v := string(rc.Request.Header.Peek(p.cfg.MTLSCertHeader))
+	if v == "" {
+		return nil
+	}
+	if i := strings.Index(v, `Cert="`); i >= 0 { // Envoy XFCC: …;Cert="<url-encoded PEM>";…
+		v = v[i+len(`Cert="`):]
+		if j := strings.IndexByte(v, '"'); j >= 0 {
+			v = v[:j]
+		}
+	}
+	pemText, err := url.QueryUnescape(v)
+	if err != nil {
+		return nil
+	}
+	block, _ := pem.Decode([]byte(pemText))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil
+	}
+	return cert
+}
+
+// trustedProxy: ip is one of the configured TLS-terminating proxies.
+func (p *Provider) trustedProxy(ip net.IP) bool {
+	return slices.ContainsFunc(p.mtlsProxies, func(n *net.IPNet) bool { return n.Contains(ip) })
+}
+
+// certThumbprint is RFC 8705 §3.1's x5t#S256.
+func certThumbprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// certMatches reports whether cert authenticates c (its registered method
+// being one of the two mTLS ones).
+func certMatches(c *storage.Client, cert *x509.Certificate) bool {
+	if cert == nil {
+		return false
+	}
+	if c.TokenEndpointAuthMethod == authSelfSignedTLSClient {
+		set, err := edge.ParseJWKS(c.JWKS)
+		if err != nil {
+			return false
+		}
+		k, err := jwk.FromRaw(cert.PublicKey)
+		if err != nil {
+			return false
+		}
+		want, err := k.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return false
+		}
+		for _, pk := range set {
+			if jk, err := jwk.FromRaw(pk.Key); err == nil {
+				if got, err := jk.Thumbprint(crypto.SHA256); err == nil && string(got) == string(want) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch {
+	case c.TLSSubjectDN != "":
+		return cert.Subject.String() == c.TLSSubjectDN
+	case c.TLSSANDNS != "":
+		return slices.Contains(cert.DNSNames, c.TLSSANDNS)
+	case c.TLSSANURI != "":
+		return slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return u.String() == c.TLSSANURI })
+	case c.TLSSANIP != "":
+		return slices.ContainsFunc(cert.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP(c.TLSSANIP)) })
+	case c.TLSSANEmail != "":
+		return slices.Contains(cert.EmailAddresses, c.TLSSANEmail)
+	}
+	return false
+}
+
+// parseProxies reads the trusted proxies: IP addresses or CIDR blocks.
+func parseProxies(list []string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, s := range list {
+		if !strings.Contains(s, "/") {
+			if ip := net.ParseIP(s); ip != nil {
+				bits := 32
+				if ip.To4() == nil {
+					bits = 128
+				}
+				s += "/" + strconv.Itoa(bits)
+			}
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, bad("mtls_trusted_proxies", "%q is not an IP address or CIDR block", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
