@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/bolt"
 )
 
-// withBolt is the embedded store, in a temp dir.
+// boltBackend is the embedded store, in a temp dir.
 func boltBackend(t testing.TB) *bolt.Store {
 	s, err := bolt.Open(t.TempDir()+"/oidcgate.db", time.Now)
 	if err != nil {
@@ -20,78 +21,84 @@ func boltBackend(t testing.TB) *bolt.Store {
 	return s
 }
 
+// everyBackend runs f against a provider on each store: memory, bolt and
+// PostgreSQL.
+func everyBackend(t *testing.T, f func(t *testing.T, s *server), opts ...option) {
+	for name, open := range map[string]func(t testing.TB) storage.Storage{
+		"memory":   backends()[0].open,
+		"bolt":     func(t testing.TB) storage.Storage { return boltBackend(t) },
+		"postgres": backends()[1].open,
+	} {
+		t.Run(name, func(t *testing.T) { f(t, start(t, open(t), opts...)) })
+	}
+}
+
 // TestAdminAPIClientLifecycle: acceptance 1 — a client created through the
 // admin API of a running provider (bolt and PostgreSQL) works at once; a
 // rotated secret and the old one both work through the overlap, then only
 // the new one.
 func TestAdminAPIClientLifecycle(t *testing.T) {
-	for name, open := range map[string]func(t testing.TB) *server{
-		"bolt":     func(t testing.TB) *server { return start(t, boltBackend(t)) },
-		"postgres": func(t testing.TB) *server { return start(t, backends()[1].open(t)) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			s := open(t)
-			r := s.adminJSON(t, "POST", "/admin/v1/clients", `{"client_id":"billing","client_name":"Billing","scopes":["read"],
-				"audiences":["https://api.example.com"],"access_token_ttl":"10m"}`)
-			var created struct {
-				Secret string `json:"client_secret"`
-				TTL    string `json:"access_token_ttl"`
-			}
-			json.Unmarshal(r.body, &created)
-			if r.status != 201 || len(created.Secret) < 32 || created.TTL != "10m0s" || r.header.Get("Location") != "/admin/v1/clients/billing" {
-				t.Fatalf("create: %d %s", r.status, r.body)
-			}
-			if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+created.Secret); tok.status != 200 {
-				t.Fatalf("the new client at once: %d %s", tok.status, tok.body)
-			}
-			if again := s.adminJSON(t, "POST", "/admin/v1/clients", `{"client_id":"billing"}`); again.status != 409 {
-				t.Errorf("a second client of one ID: %d %s", again.status, again.body)
-			}
-			if got := s.adminDo(t, "GET", "/admin/v1/clients/billing"); strings.Contains(string(got.body), created.Secret) {
-				t.Error("the secret is shown again")
-			}
+	everyBackend(t, func(t *testing.T, s *server) {
+		r := s.adminJSON(t, "POST", "/admin/v1/clients", `{"client_id":"billing","client_name":"Billing","scopes":["read"],
+			"audiences":["https://api.example.com"],"access_token_ttl":"10m"}`)
+		var created struct {
+			Secret string `json:"client_secret"`
+			TTL    string `json:"access_token_ttl"`
+		}
+		json.Unmarshal(r.body, &created)
+		if r.status != 201 || len(created.Secret) < 32 || created.TTL != "10m0s" || r.header.Get("Location") != "/admin/v1/clients/billing" {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+created.Secret); tok.status != 200 {
+			t.Fatalf("the new client at once: %d %s", tok.status, tok.body)
+		}
+		if again := s.adminJSON(t, "POST", "/admin/v1/clients", `{"client_id":"billing"}`); again.status != 409 {
+			t.Errorf("a second client of one ID: %d %s", again.status, again.body)
+		}
+		if got := s.adminDo(t, "GET", "/admin/v1/clients/billing"); strings.Contains(string(got.body), created.Secret) {
+			t.Error("the secret is shown again")
+		}
 
-			r = s.adminSend(t, s.adminToken, "POST", "/admin/v1/clients/billing/secret?overlap=1h", "", "")
-			var rotated struct {
-				Secret string `json:"client_secret"`
+		r = s.adminSend(t, s.adminToken, "POST", "/admin/v1/clients/billing/secret?overlap=1h", "", "")
+		var rotated struct {
+			Secret string `json:"client_secret"`
+		}
+		json.Unmarshal(r.body, &rotated)
+		if r.status != 200 || len(rotated.Secret) < 32 || rotated.Secret == created.Secret {
+			t.Fatalf("rotate: %d %s", r.status, r.body)
+		}
+		for _, secret := range []string{created.Secret, rotated.Secret} {
+			if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+secret); tok.status != 200 {
+				t.Errorf("within the overlap: %d %s", tok.status, tok.body)
 			}
-			json.Unmarshal(r.body, &rotated)
-			if r.status != 200 || len(rotated.Secret) < 32 || rotated.Secret == created.Secret {
-				t.Fatalf("rotate: %d %s", r.status, r.body)
-			}
-			for _, secret := range []string{created.Secret, rotated.Secret} {
-				if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+secret); tok.status != 200 {
-					t.Errorf("within the overlap: %d %s", tok.status, tok.body)
-				}
-			}
-			s.clock.Advance(61 * time.Minute)
-			if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+created.Secret); tok.status != 401 {
-				t.Errorf("the old secret after the overlap: %d", tok.status)
-			}
-			if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+rotated.Secret); tok.status != 200 {
-				t.Errorf("the new secret after the overlap: %d %s", tok.status, tok.body)
-			}
+		}
+		s.clock.Advance(61 * time.Minute)
+		if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+created.Secret); tok.status != 401 {
+			t.Errorf("the old secret after the overlap: %d", tok.status)
+		}
+		if tok := s.post(t, "/token", "grant_type=client_credentials", "billing:"+rotated.Secret); tok.status != 200 {
+			t.Errorf("the new secret after the overlap: %d %s", tok.status, tok.body)
+		}
 
-			// A merge patch changes what it names and keeps the secret; a replace too.
-			r = s.adminJSON(t, "PATCH", "/admin/v1/clients/billing", `{"scopes":["read","write"],"access_token_ttl":null}`)
-			if r.status != 200 || !strings.Contains(string(r.body), `"write"`) || strings.Contains(string(r.body), "access_token_ttl") {
-				t.Fatalf("patch: %d %s", r.status, r.body)
-			}
-			if tok := s.post(t, "/token", "grant_type=client_credentials&scope=write", "billing:"+rotated.Secret); tok.status != 200 {
-				t.Errorf("after the patch: %d %s", tok.status, tok.body)
-			}
-			r = s.adminJSON(t, "PUT", "/admin/v1/clients/billing", `{"client_name":"Billing v2","scopes":["read"],"audiences":["https://api.example.com"]}`)
-			if r.status != 200 || !strings.Contains(string(r.body), "Billing v2") {
-				t.Fatalf("replace: %d %s", r.status, r.body)
-			}
-			if tok := s.post(t, "/token", "grant_type=client_credentials&scope=write", "billing:"+rotated.Secret); tok.status != 400 {
-				t.Errorf("a scope the replace removed: %d %s", tok.status, tok.body)
-			}
-			if r := s.adminDo(t, "DELETE", "/admin/v1/clients/billing"); r.status != 204 {
-				t.Errorf("delete: %d", r.status)
-			}
-		})
-	}
+		// A merge patch changes what it names and keeps the secret; a replace too.
+		r = s.adminJSON(t, "PATCH", "/admin/v1/clients/billing", `{"scopes":["read","write"],"access_token_ttl":null}`)
+		if r.status != 200 || !strings.Contains(string(r.body), `"write"`) || strings.Contains(string(r.body), "access_token_ttl") {
+			t.Fatalf("patch: %d %s", r.status, r.body)
+		}
+		if tok := s.post(t, "/token", "grant_type=client_credentials&scope=write", "billing:"+rotated.Secret); tok.status != 200 {
+			t.Errorf("after the patch: %d %s", tok.status, tok.body)
+		}
+		r = s.adminJSON(t, "PUT", "/admin/v1/clients/billing", `{"client_name":"Billing v2","scopes":["read"],"audiences":["https://api.example.com"]}`)
+		if r.status != 200 || !strings.Contains(string(r.body), "Billing v2") {
+			t.Fatalf("replace: %d %s", r.status, r.body)
+		}
+		if tok := s.post(t, "/token", "grant_type=client_credentials&scope=write", "billing:"+rotated.Secret); tok.status != 400 {
+			t.Errorf("a scope the replace removed: %d %s", tok.status, tok.body)
+		}
+		if r := s.adminDo(t, "DELETE", "/admin/v1/clients/billing"); r.status != 204 {
+			t.Errorf("delete: %d", r.status)
+		}
+	})
 }
 
 // TestAdminAPIRefusesBadInput: malformed and invalid bodies change nothing.

@@ -125,45 +125,38 @@ func assertionForm(assertion string, extra ...string) string {
 // client with no secret authenticates by assertion (x/oauth2, and jwx to
 // sign) at /token, /introspect and /revoke; a replay is refused.
 func TestPrivateKeyJWT(t *testing.T) {
-	for name, open := range map[string]func(t testing.TB) *server{
-		"memory":   func(t testing.TB) *server { return start(t, backends()[0].open(t)) },
-		"bolt":     func(t testing.TB) *server { return start(t, boltBackend(t)) },
-		"postgres": func(t testing.TB) *server { return start(t, backends()[1].open(t)) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			s := open(t)
-			key := newClientKey(t, "k1")
-			s.register(t, provider.ClientSpec{ID: "pkj", TokenEndpointAuthMethod: "private_key_jwt", JWKS: key.jwks(t),
-				Scopes: []string{"read"}, Audiences: []string{api}, IntrospectAny: true})
-			// golang.org/x/oauth2's client_credentials, the assertion as endpoint parameters.
-			assertion := key.assertion(t, s, "pkj", nil)
-			cc := clientcredentials.Config{ClientID: "pkj", TokenURL: s.issuer + "/token", AuthStyle: oauth2.AuthStyleInParams,
-				EndpointParams: url.Values{"client_assertion_type": {jwtBearer}, "client_assertion": {assertion}}}
-			tok, err := cc.Token(context.Background())
-			if err != nil {
-				t.Fatalf("x/oauth2 client_credentials with private_key_jwt: %v", err)
-			}
-			if c := jwtClaims(t, tok.AccessToken); c["client_id"] != "pkj" || c["sub"] != "pkj" {
-				t.Errorf("access token: %v", c)
-			}
-			// The same assertion again: its jti is spent, on every replica (the store).
-			if r := s.post(t, "/token", assertionForm(assertion), ""); r.status != 401 || !strings.Contains(string(r.body), "used before") {
-				t.Errorf("a replayed assertion: %d %s", r.status, r.body)
-			}
-			// Introspection and revocation take assertions too (aud: the issuer).
-			aud := func(c map[string]any) { c["aud"] = s.issuer }
-			in := s.post(t, "/introspect", url.Values{"token": {tok.AccessToken}, "client_assertion_type": {jwtBearer},
-				"client_assertion": {key.assertion(t, s, "pkj", aud)}}.Encode(), "")
-			if in.status != 200 || in.json(t)["active"] != true {
-				t.Errorf("introspect with an assertion: %d %s", in.status, in.body)
-			}
-			rv := s.post(t, "/revoke", url.Values{"token": {tok.AccessToken}, "client_assertion_type": {jwtBearer},
-				"client_assertion": {key.assertion(t, s, "pkj", aud)}}.Encode(), "")
-			if rv.status != 200 {
-				t.Errorf("revoke with an assertion: %d %s", rv.status, rv.body)
-			}
-		})
-	}
+	everyBackend(t, func(t *testing.T, s *server) {
+		key := newClientKey(t, "k1")
+		s.register(t, provider.ClientSpec{ID: "pkj", TokenEndpointAuthMethod: "private_key_jwt", JWKS: key.jwks(t),
+			Scopes: []string{"read"}, Audiences: []string{api}, IntrospectAny: true})
+		// golang.org/x/oauth2's client_credentials, the assertion as endpoint parameters.
+		assertion := key.assertion(t, s, "pkj", nil)
+		cc := clientcredentials.Config{ClientID: "pkj", TokenURL: s.issuer + "/token", AuthStyle: oauth2.AuthStyleInParams,
+			EndpointParams: url.Values{"client_assertion_type": {jwtBearer}, "client_assertion": {assertion}}}
+		tok, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatalf("x/oauth2 client_credentials with private_key_jwt: %v", err)
+		}
+		if c := jwtClaims(t, tok.AccessToken); c["client_id"] != "pkj" || c["sub"] != "pkj" {
+			t.Errorf("access token: %v", c)
+		}
+		// The same assertion again: its jti is spent, on every replica (the store).
+		if r := s.post(t, "/token", assertionForm(assertion), ""); r.status != 401 || !strings.Contains(string(r.body), "used before") {
+			t.Errorf("a replayed assertion: %d %s", r.status, r.body)
+		}
+		// Introspection and revocation take assertions too (aud: the issuer).
+		aud := func(c map[string]any) { c["aud"] = s.issuer }
+		in := s.post(t, "/introspect", url.Values{"token": {tok.AccessToken}, "client_assertion_type": {jwtBearer},
+			"client_assertion": {key.assertion(t, s, "pkj", aud)}}.Encode(), "")
+		if in.status != 200 || in.json(t)["active"] != true {
+			t.Errorf("introspect with an assertion: %d %s", in.status, in.body)
+		}
+		rv := s.post(t, "/revoke", url.Values{"token": {tok.AccessToken}, "client_assertion_type": {jwtBearer},
+			"client_assertion": {key.assertion(t, s, "pkj", aud)}}.Encode(), "")
+		if rv.status != 200 {
+			t.Errorf("revoke with an assertion: %d %s", rv.status, rv.body)
+		}
+	})
 }
 
 // TestPrivateKeyJWTRefusals: the negative table — each refused with
@@ -278,38 +271,39 @@ func TestWorkloadIdentity(t *testing.T) {
 	}))
 	defer k8s.Close()
 	issuer = k8s.URL
-	s := start(t, backends()[0].open(t))
-	const sa = "system:serviceaccount:payments:billing"
-	s.register(t, provider.ClientSpec{ID: "billing-workload", TokenEndpointAuthMethod: "federated_jwt", FederatedIssuer: issuer,
-		FederatedSubject: sa, Scopes: []string{"read"}, Audiences: []string{api}})
-	now := s.clock.Now()
-	saToken := func(change func(map[string]any)) string {
-		c := map[string]any{"iss": issuer, "sub": sa, "aud": []string{s.issuer}, "iat": now.Unix(), "nbf": now.Unix(),
-			"exp": now.Add(time.Hour).Unix(), "kubernetes.io": map[string]any{"namespace": "payments",
-				"serviceaccount": map[string]any{"name": "billing", "uid": "5d3b2a6e"}}}
-		if change != nil {
-			change(c)
+	everyBackend(t, func(t *testing.T, s *server) {
+		const sa = "system:serviceaccount:payments:billing"
+		s.register(t, provider.ClientSpec{ID: "billing-workload", TokenEndpointAuthMethod: "federated_jwt", FederatedIssuer: issuer,
+			FederatedSubject: sa, Scopes: []string{"read"}, Audiences: []string{api}})
+		now := s.clock.Now()
+		saToken := func(change func(map[string]any)) string {
+			c := map[string]any{"iss": issuer, "sub": sa, "aud": []string{s.issuer}, "iat": now.Unix(), "nbf": now.Unix(),
+				"exp": now.Add(time.Hour).Unix(), "kubernetes.io": map[string]any{"namespace": "payments",
+					"serviceaccount": map[string]any{"name": "billing", "uid": "5d3b2a6e"}}}
+			if change != nil {
+				change(c)
+			}
+			return cluster.sign(t, c)
 		}
-		return cluster.sign(t, c)
-	}
-	tok := saToken(nil)
-	for i := range 2 { // the kubelet hands the same token out until it rotates it
-		r := s.post(t, "/token", assertionForm(tok, "client_id", "billing-workload"), "")
-		if r.status != 200 {
-			t.Fatalf("use %d of the service-account token: %d %s", i, r.status, r.body)
+		tok := saToken(nil)
+		for i := range 2 { // the kubelet hands the same token out until it rotates it
+			r := s.post(t, "/token", assertionForm(tok, "client_id", "billing-workload"), "")
+			if r.status != 200 {
+				t.Fatalf("use %d of the service-account token: %d %s", i, r.status, r.body)
+			}
+			if c := jwtClaims(t, r.json(t)["access_token"].(string)); c["sub"] != "billing-workload" {
+				t.Errorf("access token sub: %v", c["sub"])
+			}
 		}
-		if c := jwtClaims(t, r.json(t)["access_token"].(string)); c["sub"] != "billing-workload" {
-			t.Errorf("access token sub: %v", c["sub"])
+		for name, a := range map[string]string{
+			"another service account": saToken(func(c map[string]any) { c["sub"] = "system:serviceaccount:payments:other" }),
+			"another audience":        saToken(func(c map[string]any) { c["aud"] = []string{"https://kubernetes.default.svc"} }),
+			"expired":                 saToken(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }),
+			"another issuer's key":    newClientKey(t, "cluster-key-1").sign(t, map[string]any{"iss": issuer, "sub": sa, "aud": s.issuer, "exp": now.Add(time.Hour).Unix()}),
+		} {
+			if r := s.post(t, "/token", assertionForm(a, "client_id", "billing-workload"), ""); r.status != 401 {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
 		}
-	}
-	for name, a := range map[string]string{
-		"another service account": saToken(func(c map[string]any) { c["sub"] = "system:serviceaccount:payments:other" }),
-		"another audience":        saToken(func(c map[string]any) { c["aud"] = []string{"https://kubernetes.default.svc"} }),
-		"expired":                 saToken(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }),
-		"another issuer's key":    newClientKey(t, "cluster-key-1").sign(t, map[string]any{"iss": issuer, "sub": sa, "aud": s.issuer, "exp": now.Add(time.Hour).Unix()}),
-	} {
-		if r := s.post(t, "/token", assertionForm(a, "client_id", "billing-workload"), ""); r.status != 401 {
-			t.Errorf("%s: %d %s", name, r.status, r.body)
-		}
-	}
+	})
 }

@@ -102,56 +102,49 @@ func basicAuth(id, secret string) string {
 // proof gives a DPoP-bound token (cnf.jkt); /userinfo takes it only with
 // the DPoP scheme and a fresh proof of that key for that request.
 func TestDPoP(t *testing.T) {
-	for name, open := range map[string]func(t testing.TB) *server{
-		"memory":   func(t testing.TB) *server { return start(t, backends()[0].open(t)) },
-		"bolt":     func(t testing.TB) *server { return start(t, boltBackend(t)) },
-		"postgres": func(t testing.TB) *server { return start(t, backends()[1].open(t)) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			s := open(t)
-			key, other := newClientKey(t, ""), newClientKey(t, "")
-			code := s.codeIn(t, newBrowser(t), "openid offline_access")
-			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
-				"code_verifier": {strings.Repeat("v", 43)}}.Encode()
-			r := send(t, "POST", s.issuer+"/token", formType, form, basicAuth("web", secret), key.proof(t, s, "POST", s.issuer+"/token", "", nil))
-			if r.status != 200 || r.json(t)["token_type"] != "DPoP" {
-				t.Fatalf("token with a proof: %d %s", r.status, r.body)
+	everyBackend(t, func(t *testing.T, s *server) {
+		key, other := newClientKey(t, ""), newClientKey(t, "")
+		code := s.codeIn(t, newBrowser(t), "openid offline_access")
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect},
+			"code_verifier": {strings.Repeat("v", 43)}}.Encode()
+		r := send(t, "POST", s.issuer+"/token", formType, form, basicAuth("web", secret), key.proof(t, s, "POST", s.issuer+"/token", "", nil))
+		if r.status != 200 || r.json(t)["token_type"] != "DPoP" {
+			t.Fatalf("token with a proof: %d %s", r.status, r.body)
+		}
+		at := r.json(t)["access_token"].(string)
+		if cnf, _ := jwtClaims(t, at)["cnf"].(map[string]any); cnf["jkt"] != key.thumbprint(t) {
+			t.Fatalf("cnf of the access token: %v", jwtClaims(t, at)["cnf"])
+		}
+		ui := s.issuer + "/userinfo"
+		if r := send(t, "GET", ui, "", "", "DPoP "+at, key.proof(t, s, "GET", ui, at, nil)); r.status != 200 || r.json(t)["sub"] != "alice-sub" {
+			t.Errorf("userinfo with a proof: %d %s", r.status, r.body)
+		}
+		replayed := key.proof(t, s, "GET", ui, at, nil)
+		send(t, "GET", ui, "", "", "DPoP "+at, replayed)
+		for name, tc := range map[string]struct {
+			auth, proof string
+		}{
+			"the Bearer scheme":      {"Bearer " + at, ""},
+			"no proof":               {"DPoP " + at, ""},
+			"another key's proof":    {"DPoP " + at, other.proof(t, s, "GET", ui, at, nil)},
+			"a replayed proof":       {"DPoP " + at, replayed},
+			"another endpoint (htu)": {"DPoP " + at, key.proof(t, s, "GET", s.issuer+"/token", at, nil)},
+			"another method (htm)":   {"DPoP " + at, key.proof(t, s, "POST", ui, at, nil)},
+			"no ath":                 {"DPoP " + at, key.proof(t, s, "GET", ui, "", nil)},
+		} {
+			var proofs []string
+			if tc.proof != "" {
+				proofs = append(proofs, tc.proof)
 			}
-			at := r.json(t)["access_token"].(string)
-			if cnf, _ := jwtClaims(t, at)["cnf"].(map[string]any); cnf["jkt"] != key.thumbprint(t) {
-				t.Fatalf("cnf of the access token: %v", jwtClaims(t, at)["cnf"])
+			if r := send(t, "GET", ui, "", "", tc.auth, proofs...); r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "DPoP") {
+				t.Errorf("userinfo with %s: %d %s %v", name, r.status, r.body, r.header.Get("WWW-Authenticate"))
 			}
-			ui := s.issuer + "/userinfo"
-			if r := send(t, "GET", ui, "", "", "DPoP "+at, key.proof(t, s, "GET", ui, at, nil)); r.status != 200 || r.json(t)["sub"] != "alice-sub" {
-				t.Errorf("userinfo with a proof: %d %s", r.status, r.body)
-			}
-			replayed := key.proof(t, s, "GET", ui, at, nil)
-			send(t, "GET", ui, "", "", "DPoP "+at, replayed)
-			for name, tc := range map[string]struct {
-				auth, proof string
-			}{
-				"the Bearer scheme":      {"Bearer " + at, ""},
-				"no proof":               {"DPoP " + at, ""},
-				"another key's proof":    {"DPoP " + at, other.proof(t, s, "GET", ui, at, nil)},
-				"a replayed proof":       {"DPoP " + at, replayed},
-				"another endpoint (htu)": {"DPoP " + at, key.proof(t, s, "GET", s.issuer+"/token", at, nil)},
-				"another method (htm)":   {"DPoP " + at, key.proof(t, s, "POST", ui, at, nil)},
-				"no ath":                 {"DPoP " + at, key.proof(t, s, "GET", ui, "", nil)},
-			} {
-				var proofs []string
-				if tc.proof != "" {
-					proofs = append(proofs, tc.proof)
-				}
-				if r := send(t, "GET", ui, "", "", tc.auth, proofs...); r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "DPoP") {
-					t.Errorf("userinfo with %s: %d %s %v", name, r.status, r.body, r.header.Get("WWW-Authenticate"))
-				}
-			}
-			in := s.post(t, "/introspect", "token="+at, "resource-server:"+secret).json(t)
-			if cnf, _ := in["cnf"].(map[string]any); cnf["jkt"] != key.thumbprint(t) || in["token_type"] != "DPoP" {
-				t.Errorf("introspection of a DPoP-bound token: %v", in)
-			}
-		})
-	}
+		}
+		in := s.post(t, "/introspect", "token="+at, "resource-server:"+secret).json(t)
+		if cnf, _ := in["cnf"].(map[string]any); cnf["jkt"] != key.thumbprint(t) || in["token_type"] != "DPoP" {
+			t.Errorf("introspection of a DPoP-bound token: %v", in)
+		}
+	})
 }
 
 // TestDPoPTokenEndpointRefusals: malformed, stale, replayed and

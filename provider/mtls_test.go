@@ -81,96 +81,98 @@ func withMTLSProxy(proxies ...string) option {
 // with no secret, their tokens are bound to the certificate (cnf.x5t#S256),
 // and every mismatch is refused.
 func TestMutualTLS(t *testing.T) {
-	s := start(t, backends()[0].open(t), withMTLSProxy("127.0.0.1"))
-	cert, otherCert := newClientCert(t, "billing", "billing.internal"), newClientCert(t, "billing", "mallory.internal")
-	s.register(t, provider.ClientSpec{ID: "mtls-svc", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "billing.internal",
-		Scopes: []string{"read"}, Audiences: []string{api}})
-	s.register(t, provider.ClientSpec{ID: "self-signed", TokenEndpointAuthMethod: "self_signed_tls_client_auth", JWKS: cert.jwks(t),
-		Scopes: []string{"read"}, Audiences: []string{api}})
-	token := func(client, header string) response {
-		h := map[string]string{}
-		if header != "" {
-			h["X-Client-Cert"] = header
+	everyBackend(t, func(t *testing.T, s *server) {
+		cert, otherCert := newClientCert(t, "billing", "billing.internal"), newClientCert(t, "billing", "mallory.internal")
+		s.register(t, provider.ClientSpec{ID: "mtls-svc", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "billing.internal",
+			Scopes: []string{"read"}, Audiences: []string{api}})
+		s.register(t, provider.ClientSpec{ID: "self-signed", TokenEndpointAuthMethod: "self_signed_tls_client_auth", JWKS: cert.jwks(t),
+			Scopes: []string{"read"}, Audiences: []string{api}})
+		token := func(client, header string) response {
+			h := map[string]string{}
+			if header != "" {
+				h["X-Client-Cert"] = header
+			}
+			return sendHeaders(t, "POST", s.issuer+"/token", formType, "grant_type=client_credentials&client_id="+client, h)
 		}
-		return sendHeaders(t, "POST", s.issuer+"/token", formType, "grant_type=client_credentials&client_id="+client, h)
-	}
-	for _, tc := range []struct{ client, header string }{{"mtls-svc", cert.nginx()}, {"mtls-svc", cert.xfcc()}, {"self-signed", cert.nginx()}} {
-		r := token(tc.client, tc.header)
-		if r.status != 200 {
-			t.Fatalf("%s: %d %s", tc.client, r.status, r.body)
+		for _, tc := range []struct{ client, header string }{{"mtls-svc", cert.nginx()}, {"mtls-svc", cert.xfcc()}, {"self-signed", cert.nginx()}} {
+			r := token(tc.client, tc.header)
+			if r.status != 200 {
+				t.Fatalf("%s: %d %s", tc.client, r.status, r.body)
+			}
+			if cnf, _ := jwtClaims(t, r.json(t)["access_token"].(string))["cnf"].(map[string]any); cnf["x5t#S256"] != cert.thumbprint() {
+				t.Errorf("%s: cnf %v", tc.client, cnf)
+			}
 		}
-		if cnf, _ := jwtClaims(t, r.json(t)["access_token"].(string))["cnf"].(map[string]any); cnf["x5t#S256"] != cert.thumbprint() {
-			t.Errorf("%s: cnf %v", tc.client, cnf)
+		for name, tc := range map[string]struct{ client, header string }{
+			"no certificate":         {"mtls-svc", ""},
+			"another SAN":            {"mtls-svc", otherCert.nginx()},
+			"another key":            {"self-signed", otherCert.nginx()},
+			"not a certificate":      {"mtls-svc", url.QueryEscape("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")},
+			"a public client's cert": {"spa", cert.nginx()},
+		} {
+			if r := token(tc.client, tc.header); r.status != 401 && r.status != 400 {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
 		}
-	}
-	for name, tc := range map[string]struct{ client, header string }{
-		"no certificate":         {"mtls-svc", ""},
-		"another SAN":            {"mtls-svc", otherCert.nginx()},
-		"another key":            {"self-signed", otherCert.nginx()},
-		"not a certificate":      {"mtls-svc", url.QueryEscape("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")},
-		"a public client's cert": {"spa", cert.nginx()},
-	} {
-		if r := token(tc.client, tc.header); r.status != 401 && r.status != 400 {
-			t.Errorf("%s: %d %s", name, r.status, r.body)
+		if r := s.post(t, "/token", "grant_type=client_credentials", "mtls-svc:"+secret); r.status != 401 {
+			t.Errorf("a secret for an mTLS client: %d", r.status)
 		}
-	}
-	if r := s.post(t, "/token", "grant_type=client_credentials", "mtls-svc:"+secret); r.status != 401 {
-		t.Errorf("a secret for an mTLS client: %d", r.status)
-	}
-	// A header from an address that is not a trusted proxy is not believed.
-	untrusting := start(t, backends()[0].open(t), withMTLSProxy("10.0.0.1/32"))
-	untrusting.register(t, provider.ClientSpec{ID: "mtls-svc", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "billing.internal",
-		Scopes: []string{"read"}, Audiences: []string{api}})
-	if r := sendHeaders(t, "POST", untrusting.issuer+"/token", formType, "grant_type=client_credentials&client_id=mtls-svc",
-		map[string]string{"X-Client-Cert": cert.nginx()}); r.status != 401 {
-		t.Errorf("a certificate header from an untrusted address: %d %s", r.status, r.body)
-	}
-	// Registrations are checked.
-	for name, spec := range map[string]provider.ClientSpec{
-		"no certificate field": {ID: "x", TokenEndpointAuthMethod: "tls_client_auth"},
-		"two fields":           {ID: "x", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "a", TLSSubjectDN: "CN=a"},
-		"a bad IP":             {ID: "x", TokenEndpointAuthMethod: "tls_client_auth", TLSSANIP: "not-an-ip"},
-		"self-signed, no keys": {ID: "x", TokenEndpointAuthMethod: "self_signed_tls_client_auth"},
-		"a secret":             {ID: "x", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "a", Secret: secret},
-	} {
-		if _, _, err := spec.Build(time.Now()); err == nil {
-			t.Errorf("%s: registered", name)
+		// A header from an address that is not a trusted proxy is not believed.
+		untrusting := start(t, backends()[0].open(t), withMTLSProxy("10.0.0.1/32"))
+		untrusting.register(t, provider.ClientSpec{ID: "mtls-svc", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "billing.internal",
+			Scopes: []string{"read"}, Audiences: []string{api}})
+		if r := sendHeaders(t, "POST", untrusting.issuer+"/token", formType, "grant_type=client_credentials&client_id=mtls-svc",
+			map[string]string{"X-Client-Cert": cert.nginx()}); r.status != 401 {
+			t.Errorf("a certificate header from an untrusted address: %d %s", r.status, r.body)
 		}
-	}
+		// Registrations are checked.
+		for name, spec := range map[string]provider.ClientSpec{
+			"no certificate field": {ID: "x", TokenEndpointAuthMethod: "tls_client_auth"},
+			"two fields":           {ID: "x", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "a", TLSSubjectDN: "CN=a"},
+			"a bad IP":             {ID: "x", TokenEndpointAuthMethod: "tls_client_auth", TLSSANIP: "not-an-ip"},
+			"self-signed, no keys": {ID: "x", TokenEndpointAuthMethod: "self_signed_tls_client_auth"},
+			"a secret":             {ID: "x", TokenEndpointAuthMethod: "tls_client_auth", TLSSANDNS: "a", Secret: secret},
+		} {
+			if _, _, err := spec.Build(time.Now()); err == nil {
+				t.Errorf("%s: registered", name)
+			}
+		}
+	}, withMTLSProxy("127.0.0.1"))
 }
 
 // TestCertificateBoundUserTokens: acceptance 3 — a certificate-bound token
 // is refused at /userinfo without its certificate.
 func TestCertificateBoundUserTokens(t *testing.T) {
-	s := start(t, backends()[0].open(t), withMTLSProxy("127.0.0.1"))
-	cert := newClientCert(t, "web", "web.internal")
-	s.register(t, provider.ClientSpec{ID: "web-mtls", Name: "Web mTLS", Secret: secret, RedirectURIs: []string{rpRedirect},
-		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile"}, FirstParty: true, TLSCertBoundAccessTokens: true})
-	b := newBrowser(t)
-	p := b.signIn(s, b.get(authURL(s, map[string]string{"client_id": "web-mtls", "scope": "openid profile"})), alicePassword)
-	code := codeAt(t, s, p, "st")
-	r := sendHeaders(t, "POST", s.issuer+"/token", formType, url.Values{"grant_type": {"authorization_code"}, "code": {code},
-		"redirect_uri": {rpRedirect}, "code_verifier": {strings.Repeat("v", 43)}}.Encode(),
-		map[string]string{"Authorization": basicAuth("web-mtls", secret), "X-Client-Cert": cert.nginx()})
-	if r.status != 200 {
-		t.Fatalf("redeem: %d %s", r.status, r.body)
-	}
-	at := r.json(t)["access_token"].(string)
-	ui := s.issuer + "/userinfo"
-	if r := sendHeaders(t, "GET", ui, "", "", map[string]string{"Authorization": "Bearer " + at, "X-Client-Cert": cert.nginx()}); r.status != 200 {
-		t.Errorf("userinfo with the certificate: %d %s", r.status, r.body)
-	}
-	if r := sendHeaders(t, "GET", ui, "", "", map[string]string{"Authorization": "Bearer " + at}); r.status != 401 {
-		t.Errorf("userinfo without the certificate: %d %s", r.status, r.body)
-	}
-	other := newClientCert(t, "web", "web.internal")
-	if r := sendHeaders(t, "GET", ui, "", "", map[string]string{"Authorization": "Bearer " + at, "X-Client-Cert": other.nginx()}); r.status != 401 {
-		t.Errorf("userinfo with another certificate: %d %s", r.status, r.body)
-	}
-	in := s.post(t, "/introspect", "token="+at, "resource-server:"+secret).json(t)
-	if cnf, _ := in["cnf"].(map[string]any); cnf["x5t#S256"] != cert.thumbprint() {
-		t.Errorf("introspection: %v", in)
-	}
+	everyBackend(t, func(t *testing.T, s *server) {
+		cert := newClientCert(t, "web", "web.internal")
+		s.register(t, provider.ClientSpec{ID: "web-mtls", Name: "Web mTLS", Secret: secret, RedirectURIs: []string{rpRedirect},
+			GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile"}, FirstParty: true, TLSCertBoundAccessTokens: true})
+		b := newBrowser(t)
+		p := b.signIn(s, b.get(authURL(s, map[string]string{"client_id": "web-mtls", "scope": "openid profile"})), alicePassword)
+		code := codeAt(t, s, p, "st")
+		r := sendHeaders(t, "POST", s.issuer+"/token", formType, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"redirect_uri": {rpRedirect}, "code_verifier": {strings.Repeat("v", 43)}}.Encode(),
+			map[string]string{"Authorization": basicAuth("web-mtls", secret), "X-Client-Cert": cert.nginx()})
+		if r.status != 200 {
+			t.Fatalf("redeem: %d %s", r.status, r.body)
+		}
+		at := r.json(t)["access_token"].(string)
+		ui := s.issuer + "/userinfo"
+		if r := sendHeaders(t, "GET", ui, "", "", map[string]string{"Authorization": "Bearer " + at, "X-Client-Cert": cert.nginx()}); r.status != 200 {
+			t.Errorf("userinfo with the certificate: %d %s", r.status, r.body)
+		}
+		if r := sendHeaders(t, "GET", ui, "", "", map[string]string{"Authorization": "Bearer " + at}); r.status != 401 {
+			t.Errorf("userinfo without the certificate: %d %s", r.status, r.body)
+		}
+		other := newClientCert(t, "web", "web.internal")
+		if r := sendHeaders(t, "GET", ui, "", "", map[string]string{"Authorization": "Bearer " + at, "X-Client-Cert": other.nginx()}); r.status != 401 {
+			t.Errorf("userinfo with another certificate: %d %s", r.status, r.body)
+		}
+		in := s.post(t, "/introspect", "token="+at, "resource-server:"+secret).json(t)
+		if cnf, _ := in["cnf"].(map[string]any); cnf["x5t#S256"] != cert.thumbprint() {
+			t.Errorf("introspection: %v", in)
+		}
+	}, withMTLSProxy("127.0.0.1"))
 }
 
 // TestMutualTLSOnTheConnection: the certificate of the TLS connection
