@@ -28,6 +28,7 @@ type credentials struct {
 	id, secret string
 	method     string
 	cert       *x509.Certificate // the TLS client certificate, if any (RFC 8705)
+	chained    bool              // its chain is verified (mtls.go)
 }
 
 // parseCredentials reads client credentials from the Authorization header
@@ -114,7 +115,7 @@ func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storag
 	}
 	if c.TokenEndpointAuthMethod == authTLSClient || c.TokenEndpointAuthMethod == authSelfSignedTLSClient {
 		// The certificate, and nothing else (RFC 8705 §2).
-		if creds.method != authNone || !certMatches(c, creds.cert) {
+		if creds.method != authNone || !certMatches(c, creds.cert, creds.chained) {
 			p.log.Info("mTLS client authentication refused", "client_id", c.ID, "certificate", creds.cert != nil)
 			return nil, oauth.ErrInvalidClient(false, "client authentication failed")
 		}

@@ -78,6 +78,9 @@ type Config struct {
 	// mTLS client certificates from a TLS-terminating proxy (RFC 8705).
 	MTLSCertHeader     string   `yaml:"mtls_cert_header" help:"the header a TLS-terminating proxy puts the client certificate in: Envoy's X-Forwarded-Client-Cert, or an nginx header set to $ssl_client_escaped_cert (URL-encoded PEM); read only from --mtls-trusted-proxies"`
 	MTLSTrustedProxies []string `yaml:"mtls_trusted_proxies" help:"addresses (IPs or CIDR blocks) of the proxies whose --mtls-cert-header is believed"`
+	// MTLSClientCA verifies client certificates of the TLS connection for
+	// tls_client_auth (a proxy verifies those it forwards).
+	MTLSClientCA string `yaml:"mtls_client_ca" help:"PEM CA certificates a client certificate on the TLS connection must chain to for tls_client_auth (without it, only self_signed_tls_client_auth and certificates from --mtls-trusted-proxies, which verify the chain themselves, authenticate)"`
 	// AuditRetention is how long audit events are kept in the store.
 	AuditRetention time.Duration `yaml:"audit_retention" help:"how long audit events (admin changes, sign-ins, second factors, token reuse) are kept in the store for GET /admin/v1/audit; they are logged with log=audit too"`
 	// AdminInsecure serves the admin API without authentication.

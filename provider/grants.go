@@ -87,7 +87,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 	if err != nil {
 		return err
 	}
-	creds.cert = p.clientCertificate(ctx)
+	creds.cert, creds.chained = p.clientCertificate(ctx)
 	req := tokenRequest{resources: f.all("resource")}
 	if s := f.get("scope"); len(s) > 0 {
 		if req.scope, err = parseScope(string(s)); err != nil {

@@ -265,7 +265,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 // bareProvider is a provider for issuer over store (ES256 and RS256 keys),
 // for tests that drive it without the harness's listeners and clients.
-func bareProvider(t testing.TB, issuer string, store storage.Storage) *provider.Provider {
+func bareProvider(t testing.TB, issuer string, store storage.Storage, opts ...option) *provider.Provider {
 	t.Helper()
 	kek := make([]byte, keys.KEKSize)
 	rand.Read(kek)
@@ -275,9 +275,12 @@ func bareProvider(t testing.TB, issuer string, store storage.Storage) *provider.
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := provider.New(provider.Config{Issuer: issuer, AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
-		ClientCacheTTL: time.Hour, GCInterval: time.Minute, Argon2: provider.DefaultArgon2()}, store, ring, discard,
-		prometheus.NewRegistry(), time.Now)
+	cfg := provider.Config{Issuer: issuer, AccessTokenTTL: time.Hour, AccessTokenAlg: keys.ES256,
+		ClientCacheTTL: time.Hour, GCInterval: time.Minute, Argon2: provider.DefaultArgon2()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := provider.New(cfg, store, ring, discard, prometheus.NewRegistry(), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

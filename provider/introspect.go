@@ -36,7 +36,7 @@ func (p *Provider) authenticatedForm(ctx *fasthttp.RequestCtx, sctx context.Cont
 	if err != nil {
 		return f, nil, err
 	}
-	creds.cert = p.clientCertificate(ctx)
+	creds.cert, creds.chained = p.clientCertificate(ctx)
 	if creds.method == authNone && creds.cert == nil {
 		return f, nil, oauth.ErrInvalidClient(false, "this endpoint requires client authentication")
 	}

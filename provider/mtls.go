@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,17 +35,30 @@ const (
 	authSelfSignedTLSClient = "self_signed_tls_client_auth"
 )
 
-// clientCertificate is the request's client certificate, or nil.
-func (p *Provider) clientCertificate(rc *fasthttp.RequestCtx) *x509.Certificate {
+// clientCertificate is the request's client certificate, or nil; chained
+// says whether its chain is verified: against --mtls-client-ca for the TLS
+// connection's (which asks for a certificate without verifying it), or by
+// the trusted proxy that forwarded it.
+func (p *Provider) clientCertificate(rc *fasthttp.RequestCtx) (cert *x509.Certificate, chained bool) {
 	if st := rc.TLSConnectionState(); st != nil && len(st.PeerCertificates) > 0 {
-		return st.PeerCertificates[0]
+		cert := st.PeerCertificates[0]
+		if p.mtlsRoots == nil {
+			return cert, false
+		}
+		inter := x509.NewCertPool()
+		for _, c := range st.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cert.Verify(x509.VerifyOptions{Roots: p.mtlsRoots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			CurrentTime: p.now()})
+		return cert, err == nil
 	}
 	if p.cfg.MTLSCertHeader == "" || !p.trustedProxy(rc.RemoteIP()) {
-		return nil
+		return nil, false
 	}
 	v := string(rc.Request.Header.Peek(p.cfg.MTLSCertHeader))
 	if v == "" {
-		return nil
+		return nil, false
 	}
 	if i := strings.Index(v, `Cert="`); i >= 0 { // Envoy XFCC: …;Cert="<url-encoded PEM>";…
 		v = v[i+len(`Cert="`):]
@@ -54,17 +68,33 @@ func (p *Provider) clientCertificate(rc *fasthttp.RequestCtx) *x509.Certificate 
 	}
 	pemText, err := url.QueryUnescape(v)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	block, _ := pem.Decode([]byte(pemText))
 	if block == nil || block.Type != "CERTIFICATE" {
-		return nil
+		return nil, false
 	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err = x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	return cert
+	return cert, true // the proxy verified the chain
+}
+
+// loadRoots reads --mtls-client-ca (nil when unset).
+func loadRoots(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, bad("mtls_client_ca", "%v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, bad("mtls_client_ca", "no PEM certificate in %s", file)
+	}
+	return pool, nil
 }
 
 // trustedProxy: ip is one of the configured TLS-terminating proxies.
@@ -79,9 +109,10 @@ func certThumbprint(c *x509.Certificate) string {
 }
 
 // certMatches reports whether cert authenticates c (its registered method
-// being one of the two mTLS ones).
-func certMatches(c *storage.Client, cert *x509.Certificate) bool {
-	if cert == nil {
+// being one of the two mTLS ones). tls_client_auth trusts the certificate's
+// names only with its chain verified.
+func certMatches(c *storage.Client, cert *x509.Certificate, chained bool) bool {
+	if cert == nil || c.TokenEndpointAuthMethod == authTLSClient && !chained {
 		return false
 	}
 	if c.TokenEndpointAuthMethod == authSelfSignedTLSClient {

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,12 +34,24 @@ type clientCert struct {
 	key *ecdsa.PrivateKey
 }
 
-func newClientCert(t *testing.T, cn, dns string) clientCert {
+func newClientCert(t *testing.T, cn, dns string) clientCert { return issueCert(t, cn, dns, nil) }
+
+// issueCert makes a certificate for cn and dns, signed by ca (self-signed
+// when nil; a CA when cn is "ca").
+func issueCert(t *testing.T, cn, dns string, ca *clientCert) clientCert {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{"Example"}},
 		DNSNames: []string{dns}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
+	if cn == "ca" {
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature
+	}
+	parent, signer := tmpl, key
+	if ca != nil {
+		parent, _ = x509.ParseCertificate(ca.der)
+		signer = ca.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,14 +191,18 @@ func TestCertificateBoundUserTokens(t *testing.T) {
 
 // TestMutualTLSOnTheConnection: the certificate of the TLS connection
 // itself (a listener that asks for one) authenticates a tls_client_auth
-// client and binds its token.
+// client when it chains to --mtls-client-ca — a self-signed one with the
+// same subject does not — and binds its token.
 func TestMutualTLSOnTheConnection(t *testing.T) {
 	store := memory.New(time.Now)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := bareProvider(t, "https://"+ln.Addr().String(), store)
+	ca := issueCert(t, "ca", "ca.internal", nil)
+	caFile := filepath.Join(t.TempDir(), "clients-ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.der}), 0o600)
+	p := bareProvider(t, "https://"+ln.Addr().String(), store, func(c *provider.Config) { c.MTLSClientCA = caFile })
 	spec := provider.ClientSpec{ID: "mtls-svc", TokenEndpointAuthMethod: "tls_client_auth", TLSSubjectDN: "CN=billing,O=Example",
 		Scopes: []string{"read"}, Audiences: []string{api}}
 	c, _, err := spec.Build(time.Now())
@@ -205,7 +223,7 @@ func TestMutualTLSOnTheConnection(t *testing.T) {
 		}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 	}
-	cert := newClientCert(t, "billing", "billing.internal")
+	cert := issueCert(t, "billing", "billing.internal", &ca)
 	post := func(hc *http.Client) (int, map[string]any) {
 		resp, err := hc.Post("https://"+ln.Addr().String()+"/token", formType, strings.NewReader("grant_type=client_credentials&client_id=mtls-svc"))
 		if err != nil {
@@ -226,8 +244,12 @@ func TestMutualTLSOnTheConnection(t *testing.T) {
 	if status, _ := post(client(nil)); status != 401 {
 		t.Errorf("no certificate on the connection: %d", status)
 	}
-	other := newClientCert(t, "mallory", "billing.internal")
+	other := issueCert(t, "mallory", "billing.internal", &ca)
 	if status, _ := post(client(&other)); status != 401 {
 		t.Errorf("another subject: %d", status)
+	}
+	forged := newClientCert(t, "billing", "billing.internal") // the right subject, signed by no one trusted
+	if status, _ := post(client(&forged)); status != 401 {
+		t.Errorf("a self-signed certificate with the client's subject: %d", status)
 	}
 }

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -67,6 +68,7 @@ type Provider struct {
 	adminTokenWrites storage.AdminTokens
 	assertDB         storage.Assertions
 	mtlsProxies      []*net.IPNet
+	mtlsRoots        *x509.CertPool // --mtls-client-ca
 	assertKeys       assertionKeys
 	auditDB          interface {
 		AppendAuditEvent(ctx context.Context, e *storage.AuditEvent) error
@@ -141,6 +143,9 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	p.origin, p.https = webOrigin(iu), iu.Scheme == "https"
 	p.scopeClaims = mergeScopeClaims(cfg.ScopeClaims)
 	if p.mtlsProxies, err = parseProxies(cfg.MTLSTrustedProxies); err != nil {
+		return nil, err
+	}
+	if p.mtlsRoots, err = loadRoots(cfg.MTLSClientCA); err != nil {
 		return nil, err
 	}
 	p.assertKeys = assertionKeys{static: map[string]staticVerifier{}, remote: map[string]*keys.Verifier{}, discovery: map[string]string{}}

@@ -45,7 +45,7 @@ func (p *Provider) userinfo(ctx *fasthttp.RequestCtx) error {
 		return oauth.ErrInvalidToken(false, "the access token is invalid, expired or revoked")
 	}
 	if res.Cnf != nil && res.Cnf.X5tS256 != "" { // certificate-bound (RFC 8705 §3)
-		if cert := p.clientCertificate(ctx); cert == nil || certThumbprint(cert) != res.Cnf.X5tS256 {
+		if cert, _ := p.clientCertificate(ctx); cert == nil || certThumbprint(cert) != res.Cnf.X5tS256 {
 			return oauth.ErrInvalidToken(false, "the access token is bound to a client certificate this request does not show")
 		}
 	}
