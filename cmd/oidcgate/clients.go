@@ -27,7 +27,7 @@ type ClientsCommandConfig struct {
 	ClientID               string        `yaml:"client_id" help:"create: the client's ID (1-128 of A-Z a-z 0-9 - . _ ~)"`
 	ClientName             string        `yaml:"client_name" help:"create: a display name"`
 	Public                 bool          `yaml:"public" help:"create: a public client (no secret; PKCE)"`
-	AuthMethod             string        `yaml:"auth_method" help:"create: client_secret_basic (default), client_secret_post, or none for public clients"`
+	AuthMethod             string        `yaml:"auth_method" help:"create: client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-uri), federated_jwt (with --federated-issuer and --federated-subject), tls_client_auth (with --tls-client-auth-subject-dn or --tls-client-auth-san-dns), or none for public clients"`
 	SecretFile             string        `yaml:"secret_file" help:"create: read the client secret (32+ characters) from this file; - reads standard input; default: generate one"`
 	GrantTypes             []string      `yaml:"grant_types" help:"create: client_credentials, authorization_code, refresh_token (default: client_credentials, or code+refresh for public)"`
 	Scopes                 []string      `yaml:"scopes" help:"create: scopes the client may request"`
@@ -41,6 +41,12 @@ type ClientsCommandConfig struct {
 	IntrospectAny          bool          `yaml:"introspect_any" help:"create: a resource server that may introspect every client's tokens"`
 	DefaultConnector       string        `yaml:"default_connector" help:"create: send this client's sign-ins straight to this connector (id from connectors:)"`
 	RequireMFA             bool          `yaml:"require_mfa" help:"create: issue codes to this client only for sessions with a second factor (users are stepped up)"`
+	JWKSURI                string        `yaml:"jwks_uri" help:"create: a private_key_jwt client's JWK set URL (https)"`
+	FederatedIssuer        string        `yaml:"federated_issuer" help:"create: a federated_jwt client's trusted issuer, e.g. the cluster's service-account issuer"`
+	FederatedSubject       string        `yaml:"federated_subject" help:"create: a federated_jwt client's subject at that issuer, e.g. system:serviceaccount:NS:NAME"`
+	TLSSubjectDN           string        `yaml:"tls_client_auth_subject_dn" help:"create: a tls_client_auth client's certificate subject DN"`
+	TLSSANDNS              string        `yaml:"tls_client_auth_san_dns" help:"create: a tls_client_auth client's certificate DNS name"`
+	DPoPBound              bool          `yaml:"dpop_bound_access_tokens" help:"create: every token request of the client must carry a DPoP proof"`
 }
 
 func (c *ClientsCommandConfig) Validate() error {
@@ -58,6 +64,8 @@ func (c *ClientsCommandConfig) spec(in io.Reader) (provider.ClientSpec, error) {
 		AccessTokenTTL: c.AccessTokenTTL, FirstParty: c.FirstParty, IntrospectAny: c.IntrospectAny,
 		DefaultConnector: c.DefaultConnector,
 		RequireMFA:       c.RequireMFA,
+		JWKSURI:          c.JWKSURI, FederatedIssuer: c.FederatedIssuer, FederatedSubject: c.FederatedSubject,
+		TLSSubjectDN: c.TLSSubjectDN, TLSSANDNS: c.TLSSANDNS, DPoPBoundAccessTokens: c.DPoPBound,
 	}
 	if c.SecretFile != "" {
 		secret, err := readSecret(c.SecretFile, in)
