@@ -159,9 +159,13 @@ func (p *Provider) adminCreateClient(rc *fasthttp.RequestCtx) error {
 	if err := readJSON(rc, &in); err != nil {
 		return err
 	}
-	c, generated, err := in.spec().Build(p.now())
+	spec := in.spec()
+	c, generated, err := spec.Build(p.now())
 	if err != nil {
 		return oauth.ErrInvalidRequest("%v", err)
+	}
+	if err := SealClientSecret(p.ring, c, cmpOr(spec.Secret, generated)); err != nil {
+		return oauth.ErrUnavailable(err)
 	}
 	sctx, cancel := requestCtx()
 	defer cancel()
@@ -308,6 +312,14 @@ func (p *Provider) updateClient(rc *fasthttp.RequestCtx, change func(ClientSpec)
 	if spec.Secret == "" && !spec.Public {
 		c.SecretHash, c.SecretSalt = old.SecretHash, old.SecretSalt
 		c.PreviousSecretHash, c.PreviousSecretExpiresAt = old.PreviousSecretHash, old.PreviousSecretExpiresAt
+		if c.TokenEndpointAuthMethod == authSecretJWT {
+			if len(old.SealedSecret) == 0 {
+				return oauth.ErrInvalidRequest("a client_secret_jwt client needs its secret kept sealed: give client_secret, or rotate the secret after the change")
+			}
+			c.SealedSecret, c.PreviousSealedSecret = old.SealedSecret, old.PreviousSealedSecret
+		}
+	} else if err := SealClientSecret(p.ring, c, spec.Secret); err != nil {
+		return oauth.ErrUnavailable(err)
 	}
 	c.CreatedAt = old.CreatedAt
 	if err := p.adminWrites.UpdateClient(sctx, c); err != nil {
@@ -343,6 +355,13 @@ func (p *Provider) adminRotateSecret(rc *fasthttp.RequestCtx) error {
 	secret := GenerateSecret()
 	c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, now.Add(overlap)
 	c.SecretHash, c.UpdatedAt = hashSecret(secret, c.SecretSalt), now
+	previous := c.SealedSecret
+	if err := SealClientSecret(p.ring, c, secret); err != nil {
+		return oauth.ErrUnavailable(err)
+	}
+	if len(c.SealedSecret) > 0 {
+		c.PreviousSealedSecret = previous
+	}
 	if err := p.adminWrites.UpdateClient(sctx, c); err != nil {
 		return storeErr(err)
 	}

@@ -93,13 +93,17 @@ type BootstrapStore interface {
 	storage.AdminTokens
 }
 
-// ApplyBootstrap makes the store hold what b declares: clients are created
+// ApplyBootstrap makes the store hold what b declares (seal keeps
+// client_secret_jwt secrets): clients are created
 // or updated to match; users are created, or have their claims, disabled
 // flag and (if it no longer matches) password updated. IDs of existing
 // users never change.
-func ApplyBootstrap(ctx context.Context, s BootstrapStore, b *Bootstrap, cost Argon2Params, now time.Time) error {
+func ApplyBootstrap(ctx context.Context, s BootstrapStore, seal Sealer, b *Bootstrap, cost Argon2Params, now time.Time) error {
 	for _, spec := range b.Clients {
-		c, _, err := spec.Build(now)
+		c, generated, err := spec.Build(now)
+		if err == nil {
+			err = SealClientSecret(seal, c, cmpOr(spec.Secret, generated))
+		}
 		if err != nil {
 			return fmt.Errorf("bootstrap client %s: %w", spec.ID, err)
 		}

@@ -31,7 +31,7 @@ func TestBootstrapAdminTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := provider.ApplyBootstrap(ctx, store, b, provider.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}, time.Now()); err != nil {
+		if err := provider.ApplyBootstrap(ctx, store, nil, b, provider.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

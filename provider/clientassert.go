@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oidcgate/oidcgate/edge"
@@ -35,6 +37,7 @@ import (
 const (
 	authPrivateKeyJWT = "private_key_jwt"
 	authFederatedJWT  = "federated_jwt"
+	authSecretJWT     = "client_secret_jwt"
 	// authAssertion is how a request authenticated (before the client's
 	// method is known): a client_assertion.
 	authAssertion = "client_assertion"
@@ -45,6 +48,37 @@ const (
 // assertionAlgs are the algorithms a client assertion may be signed with:
 // asymmetric only, never none or an HMAC.
 var assertionAlgs = []string{keys.ES256, keys.RS256, keys.PS256, keys.EdDSA}
+
+// secretAssertionAlgs are a client_secret_jwt assertion's: HMACs keyed
+// with the client's secret, only for a client registered for them.
+var secretAssertionAlgs = []jwa.SignatureAlgorithm{jwa.HS256, jwa.HS384, jwa.HS512}
+
+// Sealer encrypts under the key-encryption key (a *keys.Ring).
+type Sealer interface {
+	Seal(purpose string, plain []byte) ([]byte, error)
+}
+
+func secretPurpose(clientID string) string { return "client-secret:" + clientID }
+
+// SealClientSecret keeps a client_secret_jwt client's secret recoverable,
+// encrypted under the key-encryption key: its assertions are HMACs keyed
+// with the secret itself (RFC 7523 §2.2, OIDC Core §9), so a hash cannot
+// check them. Other clients' secrets are only ever hashed.
+func SealClientSecret(s Sealer, c *storage.Client, secret string) error {
+	if c.TokenEndpointAuthMethod != authSecretJWT {
+		c.SealedSecret, c.PreviousSealedSecret = nil, nil
+		return nil
+	}
+	if s == nil {
+		return errors.New("a client_secret_jwt client's secret is sealed under the key-encryption key: create it through a running provider (--admin-url) or its config file")
+	}
+	sealed, err := s.Seal(secretPurpose(c.ID), []byte(secret))
+	if err != nil {
+		return err
+	}
+	c.SealedSecret = sealed
+	return nil
+}
 
 // clientCredentials reads how a request authenticates its client: a
 // client_assertion (RFC 7523 §2.2), or the secret and Basic forms.
@@ -110,16 +144,24 @@ func (p *Provider) checkAssertion(ctx context.Context, c *storage.Client, assert
 		p.log.Info("client assertion refused", "client_id", c.ID, "method", c.TokenEndpointAuthMethod, "reason", reason)
 		return oauth.ErrInvalidClient(false, "client authentication failed: %s", reason)
 	}
-	v, err := p.assertionVerifier(c)
-	if err != nil {
-		return fail(err.Error())
-	}
-	payload, _, err := v.Verify([]byte(assertion))
-	if errors.Is(err, edge.ErrUnavailable) {
-		return oauth.ErrUnavailable(err)
-	}
-	if err != nil {
-		return fail("the signature does not verify under the client's keys: " + err.Error())
+	var payload []byte
+	if c.TokenEndpointAuthMethod == authSecretJWT {
+		var reason string
+		if payload, reason = p.verifySecretAssertion(c, []byte(assertion)); reason != "" {
+			return fail(reason)
+		}
+	} else {
+		v, err := p.assertionVerifier(c)
+		if err != nil {
+			return fail(err.Error())
+		}
+		payload, _, err = v.Verify([]byte(assertion))
+		if errors.Is(err, edge.ErrUnavailable) {
+			return oauth.ErrUnavailable(err)
+		}
+		if err != nil {
+			return fail("the signature does not verify under the client's keys: " + err.Error())
+		}
 	}
 	var cl assertionClaims
 	if err := json.Unmarshal(payload, &cl); err != nil {
@@ -160,7 +202,7 @@ func (p *Provider) checkAssertion(ctx context.Context, c *storage.Client, assert
 		return fail("jti is required (at most 256 characters)")
 	}
 	// Single use, in the store: every replica refuses a replay.
-	err = p.assertDB.UseAssertion(ctx, c.ID+"\x00"+cl.Jti, time.Unix(cl.Exp, 0).Add(assertionLeeway))
+	err := p.assertDB.UseAssertion(ctx, c.ID+"\x00"+cl.Jti, time.Unix(cl.Exp, 0).Add(assertionLeeway))
 	if errors.Is(err, storage.ErrAlreadyUsed) {
 		return fail("the assertion was used before (jti)")
 	}
@@ -168,6 +210,52 @@ func (p *Provider) checkAssertion(ctx context.Context, c *storage.Client, assert
 		return oauth.ErrUnavailable(err)
 	}
 	return nil
+}
+
+// verifySecretAssertion checks a client_secret_jwt assertion's HMAC under
+// the client's secret (or, in a rotation's overlap window, the previous
+// one), and returns its payload or why it was refused.
+func (p *Provider) verifySecretAssertion(c *storage.Client, assertion []byte) ([]byte, string) {
+	if len(assertion) > keys.MaxTokenSize || bytes.Count(assertion, []byte(".")) != 2 {
+		return nil, "the assertion is not a compact JWS"
+	}
+	msg, err := jws.Parse(assertion)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, "the assertion is not a compact JWS"
+	}
+	alg := msg.Signatures()[0].ProtectedHeaders().Algorithm()
+	if !slices.Contains(secretAssertionAlgs, alg) {
+		return nil, fmt.Sprintf("alg %q is not HS256, HS384 or HS512", alg)
+	}
+	sealed := [][]byte{c.SealedSecret}
+	if len(c.PreviousSealedSecret) > 0 && p.now().Before(c.PreviousSecretExpiresAt) {
+		sealed = append(sealed, c.PreviousSealedSecret)
+	}
+	for _, blob := range sealed {
+		secret, err := p.ring.Open(secretPurpose(c.ID), blob)
+		if err != nil {
+			p.log.Warn("a client_secret_jwt client's secret cannot be unsealed (another key-encryption key?): rotate its secret", "client_id", c.ID)
+			continue
+		}
+		// RFC 7518 §3.2: a key at least as long as the hash.
+		if len(secret)*8 < hmacBits(alg) {
+			return nil, fmt.Sprintf("the client's secret is too short for %s", alg)
+		}
+		if payload, err := jws.Verify(assertion, jws.WithKey(alg, secret)); err == nil {
+			return payload, ""
+		}
+	}
+	return nil, "the signature does not verify under the client's secret"
+}
+
+func hmacBits(alg jwa.SignatureAlgorithm) int {
+	switch alg {
+	case jwa.HS384:
+		return 384
+	case jwa.HS512:
+		return 512
+	}
+	return 256
 }
 
 // assertionKeys caches the verifiers of clients' keys: by value per client

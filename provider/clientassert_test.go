@@ -307,3 +307,162 @@ func TestWorkloadIdentity(t *testing.T) {
 		}
 	})
 }
+
+// secretAssertion is a client_secret_jwt assertion: an HMAC keyed with the
+// client's secret (RFC 7523 §2.2, OIDC Core §9).
+func secretAssertion(t testing.TB, s *server, client, secret string, alg jwa.SignatureAlgorithm, change func(map[string]any)) string {
+	now := s.clock.Now()
+	tok := jwt.New()
+	claims := map[string]any{"iss": client, "sub": client, "aud": s.issuer + "/token", "iat": now.Unix(),
+		"exp": now.Add(2 * time.Minute).Unix(), "jti": random()}
+	if change != nil {
+		change(claims)
+	}
+	for name, v := range claims {
+		tok.Set(name, v)
+	}
+	b, err := jwt.Sign(tok, jwt.WithKey(alg, []byte(secret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// createSecretJWTClient makes a client_secret_jwt client through the admin
+// API (its secret sealed under the key-encryption key) and returns the secret.
+func createSecretJWTClient(t *testing.T, s *server, id string) string {
+	r := s.adminJSON(t, "POST", "/admin/v1/clients", `{"client_id":"`+id+`","token_endpoint_auth_method":"client_secret_jwt",
+		"scopes":["read"],"audiences":["`+api+`"],"introspect_any":true}`)
+	var created struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal(r.body, &created)
+	if r.status != 201 || len(created.Secret) < 32 {
+		t.Fatalf("create a client_secret_jwt client: %d %s", r.status, r.body)
+	}
+	return created.Secret
+}
+
+// TestClientSecretJWT: acceptance 1 for client_secret_jwt — on every
+// backend, x/oauth2 with an HS256 assertion at /token, /introspect and
+// /revoke; a replay is refused; a rotated secret's overlap covers both.
+func TestClientSecretJWT(t *testing.T) {
+	everyBackend(t, func(t *testing.T, s *server) {
+		secret := createSecretJWTClient(t, s, "csj")
+		cc := clientcredentials.Config{ClientID: "csj", TokenURL: s.issuer + "/token", AuthStyle: oauth2.AuthStyleInParams,
+			EndpointParams: url.Values{"client_assertion_type": {jwtBearer}, "client_assertion": {secretAssertion(t, s, "csj", secret, jwa.HS256, nil)}}}
+		tok, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatalf("x/oauth2 client_credentials with client_secret_jwt: %v", err)
+		}
+		if c := jwtClaims(t, tok.AccessToken); c["client_id"] != "csj" {
+			t.Errorf("access token: %v", c)
+		}
+		if r := s.post(t, "/token", assertionForm(cc.EndpointParams.Get("client_assertion")), ""); r.status != 401 || !strings.Contains(string(r.body), "used before") {
+			t.Errorf("a replayed assertion: %d %s", r.status, r.body)
+		}
+		aud := func(c map[string]any) { c["aud"] = s.issuer }
+		in := s.post(t, "/introspect", url.Values{"token": {tok.AccessToken}, "client_assertion_type": {jwtBearer},
+			"client_assertion": {secretAssertion(t, s, "csj", secret, jwa.HS256, aud)}}.Encode(), "")
+		if in.status != 200 || in.json(t)["active"] != true {
+			t.Errorf("introspect with client_secret_jwt: %d %s", in.status, in.body)
+		}
+		if rv := s.post(t, "/revoke", url.Values{"token": {tok.AccessToken}, "client_assertion_type": {jwtBearer},
+			"client_assertion": {secretAssertion(t, s, "csj", secret, jwa.HS256, aud)}}.Encode(), ""); rv.status != 200 {
+			t.Errorf("revoke with client_secret_jwt: %d %s", rv.status, rv.body)
+		}
+		// Rotation: both secrets sign through the overlap, then only the new one.
+		r := s.adminSend(t, s.adminToken, "POST", "/admin/v1/clients/csj/secret?overlap=1h", "", "")
+		var rotated struct {
+			Secret string `json:"client_secret"`
+		}
+		json.Unmarshal(r.body, &rotated)
+		if r.status != 200 || rotated.Secret == secret {
+			t.Fatalf("rotate: %d %s", r.status, r.body)
+		}
+		for _, sec := range []string{secret, rotated.Secret} {
+			if r := s.post(t, "/token", assertionForm(secretAssertion(t, s, "csj", sec, jwa.HS256, nil)), ""); r.status != 200 {
+				t.Errorf("within the overlap: %d %s", r.status, r.body)
+			}
+		}
+		s.clock.Advance(61 * time.Minute)
+		if r := s.post(t, "/token", assertionForm(secretAssertion(t, s, "csj", secret, jwa.HS256, nil)), ""); r.status != 401 {
+			t.Errorf("the old secret after the overlap: %d %s", r.status, r.body)
+		}
+		if r := s.post(t, "/token", assertionForm(secretAssertion(t, s, "csj", rotated.Secret, jwa.HS256, nil)), ""); r.status != 200 {
+			t.Errorf("the new secret after the overlap: %d %s", r.status, r.body)
+		}
+		// A replace without a secret keeps the sealed one.
+		if r := s.adminJSON(t, "PATCH", "/admin/v1/clients/csj", `{"client_name":"Renamed"}`); r.status != 200 {
+			t.Fatalf("patch: %d %s", r.status, r.body)
+		}
+		if r := s.post(t, "/token", assertionForm(secretAssertion(t, s, "csj", rotated.Secret, jwa.HS256, nil)), ""); r.status != 200 {
+			t.Errorf("after a patch: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestClientSecretJWTRefusals: the negative table.
+func TestClientSecretJWTRefusals(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	secret := createSecretJWTClient(t, s, "csj")
+	now := s.clock.Now()
+	none := func() string {
+		h, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
+		p, _ := json.Marshal(map[string]any{"iss": "csj", "sub": "csj", "aud": s.issuer, "exp": now.Add(time.Minute).Unix(), "jti": random()})
+		return b64u.EncodeToString(h) + "." + b64u.EncodeToString(p) + "."
+	}
+	key := newClientKey(t, "k1")
+	for name, tc := range map[string]struct{ assertion, says string }{
+		"wrong secret":     {secretAssertion(t, s, "csj", strings.Repeat("x", 43), jwa.HS256, nil), "signature"},
+		"alg none":         {none(), "alg"},
+		"a key, not HMAC":  {key.assertion(t, s, "csj", nil), "alg"},
+		"HS512, short key": {secretAssertion(t, s, "csj", secret, jwa.HS512, nil), "too short"},
+		"wrong aud":        {secretAssertion(t, s, "csj", secret, jwa.HS256, func(c map[string]any) { c["aud"] = "https://elsewhere.example" }), "aud"},
+		"expired":          {secretAssertion(t, s, "csj", secret, jwa.HS256, func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }), "expired"},
+		"exp too far":      {secretAssertion(t, s, "csj", secret, jwa.HS256, func(c map[string]any) { c["exp"] = now.Add(time.Hour).Unix() }), "ahead"},
+		"no jti":           {secretAssertion(t, s, "csj", secret, jwa.HS256, func(c map[string]any) { delete(c, "jti") }), "jti"},
+		"not a JWT":        {"not.a.jwt", "compact JWS"},
+	} {
+		r := s.post(t, "/token", assertionForm(tc.assertion, "client_id", "csj"), "")
+		if r.status != 401 || r.json(t)["error"] != "invalid_client" || !strings.Contains(string(r.body), tc.says) {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	// The stored record holds the secret sealed, never in the clear.
+	stored, err := s.store.GetClient(context.Background(), "csj")
+	if err != nil || len(stored.SealedSecret) == 0 {
+		t.Fatalf("stored: %v %v", stored, err)
+	}
+	if b, _ := json.Marshal(stored); strings.Contains(string(b), secret) || strings.Contains(string(b), b64u.EncodeToString([]byte(secret))) {
+		t.Error("the secret is stored in the clear")
+	}
+	// The registered method is enforced: the secret itself does not authenticate.
+	if r := s.post(t, "/token", "grant_type=client_credentials", "csj:"+secret); r.status != 401 {
+		t.Errorf("the secret by Basic for a client_secret_jwt client: %d", r.status)
+	}
+	// A secret client's secret cannot key an assertion (its secret is only hashed).
+	if r := s.post(t, "/token", assertionForm(secretAssertion(t, s, "svc", secret, jwa.HS256, nil), "client_id", "svc"), ""); r.status != 401 {
+		t.Errorf("an HMAC assertion for a client_secret_basic client: %d", r.status)
+	}
+	// Without the key-encryption key (the CLI on a store) it is refused.
+	c, gen, err := provider.ClientSpec{ID: "x", TokenEndpointAuthMethod: "client_secret_jwt"}.Build(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provider.SealClientSecret(nil, c, gen); err == nil {
+		t.Error("a client_secret_jwt client without a key-encryption key")
+	}
+	// Discovery advertises the method and its algorithms.
+	doc := do(t, "GET", s.issuer+"/.well-known/openid-configuration", "", "", "").json(t)
+	if !strings.Contains(jsonString(doc["token_endpoint_auth_methods_supported"]), "client_secret_jwt") ||
+		!strings.Contains(jsonString(doc["token_endpoint_auth_signing_alg_values_supported"]), "HS256") ||
+		strings.Contains(jsonString(doc["dpop_signing_alg_values_supported"]), "HS256") {
+		t.Errorf("discovery: %v %v", doc["token_endpoint_auth_methods_supported"], doc["token_endpoint_auth_signing_alg_values_supported"])
+	}
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -124,7 +124,7 @@ func (p *Provider) authenticate(ctx context.Context, creds credentials) (*storag
 	if creds.method == authAssertion {
 		// A signed assertion, for a client registered for one: never a
 		// fallback to a secret, nor a secret for a keyed client.
-		if c.TokenEndpointAuthMethod != authPrivateKeyJWT && c.TokenEndpointAuthMethod != authFederatedJWT {
+		if c.TokenEndpointAuthMethod != authPrivateKeyJWT && c.TokenEndpointAuthMethod != authFederatedJWT && c.TokenEndpointAuthMethod != authSecretJWT {
 			return nil, oauth.ErrInvalidClient(false, "client authentication failed")
 		}
 		if err := p.checkAssertion(ctx, c, creds.secret); err != nil {

@@ -46,7 +46,13 @@ type metadata struct {
 // renderDiscovery builds both documents once.
 func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	iss := p.cfg.Issuer
-	secretMethods := []string{authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authSelfSignedTLSClient}
+	// Every method works at every endpoint; none (public clients) only at
+	// the token endpoint. federated_jwt is oidcgate's own (a client_assertion).
+	authMethods := []string{authSecretBasic, authSecretPost, authSecretJWT, authPrivateKeyJWT, authTLSClient, authSelfSignedTLSClient}
+	authAlgs := slices.Clone(assertionAlgs)
+	for _, a := range secretAssertionAlgs {
+		authAlgs = append(authAlgs, a.String())
+	}
 	m := metadata{
 		Issuer:                        iss,
 		AuthorizationEndpoint:         iss + "/authorize",
@@ -59,13 +65,13 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 		ResponseModesSupported:        []string{"query", "form_post"},
 		CodeChallengeMethodsSupported: []string{"S256"},
 		AuthorizationResponseIssParameterSupported:         true,
-		TokenEndpointAuthMethodsSupported:                  []string{authSecretBasic, authSecretPost, authPrivateKeyJWT, authNone},
-		TokenEndpointAuthSigningAlgValuesSupported:         assertionAlgs,
-		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs,
-		RevocationEndpointAuthSigningAlgValuesSupported:    assertionAlgs,
+		TokenEndpointAuthMethodsSupported:                  append(slices.Clone(authMethods), authNone),
+		TokenEndpointAuthSigningAlgValuesSupported:         authAlgs,
+		IntrospectionEndpointAuthSigningAlgValuesSupported: authAlgs,
+		RevocationEndpointAuthSigningAlgValuesSupported:    authAlgs,
 		DPoPSigningAlgValuesSupported:                      assertionAlgs,
-		IntrospectionEndpointAuthMethodsSupported:          secretMethods,
-		RevocationEndpointAuthMethodsSupported:             secretMethods,
+		IntrospectionEndpointAuthMethodsSupported:          authMethods,
+		RevocationEndpointAuthMethodsSupported:             authMethods,
 		AccessTokenSigningAlgValuesSupported:               []string{p.cfg.AccessTokenAlg},
 		ScopesSupported:                                    []string{"openid", "profile", "email", "groups", "offline_access"},
 	}

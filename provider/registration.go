@@ -75,8 +75,8 @@ func regErr(code, description string) error {
 // registrationClient builds the client md describes, under the policy.
 func (p *Provider) registrationClient(id string, md clientMetadata, now time.Time) (*storage.Client, string, error) {
 	method := cmpOr(md.TokenEndpointAuthMethod, authSecretBasic)
-	if method != authSecretBasic && method != authSecretPost && method != authNone {
-		return nil, "", regErr("invalid_client_metadata", "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
+	if method != authSecretBasic && method != authSecretPost && method != authSecretJWT && method != authNone {
+		return nil, "", regErr("invalid_client_metadata", "token_endpoint_auth_method must be client_secret_basic, client_secret_post, client_secret_jwt or none")
 	}
 	public := method == authNone
 	grants := md.GrantTypes
@@ -125,6 +125,9 @@ func (p *Provider) registrationClient(id string, md clientMetadata, now time.Tim
 	c, secret, err := spec.Build(now)
 	if err != nil {
 		return nil, "", regErr("invalid_client_metadata", err.Error())
+	}
+	if err := SealClientSecret(p.ring, c, secret); err != nil {
+		return nil, "", err
 	}
 	c.Registered = true
 	return c, secret, nil
@@ -286,7 +289,14 @@ func (p *Provider) updateRegistration(rc *fasthttp.RequestCtx) error {
 	if (c.TokenEndpointAuthMethod == authNone) != (old.TokenEndpointAuthMethod == authNone) {
 		return regErr("invalid_client_metadata", "a client cannot change between public and confidential")
 	}
+	if c.TokenEndpointAuthMethod == authSecretJWT && len(old.SealedSecret) == 0 {
+		return regErr("invalid_client_metadata", "a client cannot change to client_secret_jwt: register a new client")
+	}
 	c.SecretHash, c.SecretSalt, c.RegistrationTokenHash, c.CreatedAt = old.SecretHash, old.SecretSalt, old.RegistrationTokenHash, old.CreatedAt
+	c.SealedSecret, c.PreviousSealedSecret = old.SealedSecret, old.PreviousSealedSecret
+	if c.TokenEndpointAuthMethod != authSecretJWT {
+		c.SealedSecret, c.PreviousSealedSecret = nil, nil
+	}
 	if err := p.regDB.UpdateClient(ctx, c); err != nil {
 		return oauth.ErrUnavailable(err)
 	}

@@ -3,7 +3,9 @@ package provider_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -203,5 +205,37 @@ func TestRegistrationTokensThroughAdminAPI(t *testing.T) {
 	}
 	if d := s.adminDo(t, "DELETE", "/admin/v1/registration-tokens/mcp"); d.status != 404 {
 		t.Errorf("revoke again: %d", d.status)
+	}
+}
+
+// TestDynamicRegistrationSecretJWT: a client_secret_jwt client registers,
+// authenticates with an HMAC assertion, and keeps its secret through an
+// RFC 7592 update.
+func TestDynamicRegistrationSecretJWT(t *testing.T) {
+	s := start(t, backends()[0].open(t), withRegistration("open"))
+	r := regDo(t, "POST", s.issuer+"/register", "", `{"redirect_uris":["`+rpRedirect+`"],"grant_types":["authorization_code"],"token_endpoint_auth_method":"client_secret_jwt"}`)
+	var reg struct {
+		ClientID string `json:"client_id"`
+		Secret   string `json:"client_secret"`
+		RAT      string `json:"registration_access_token"`
+	}
+	json.Unmarshal(r.body, &reg)
+	if r.status != 201 || len(reg.Secret) < 32 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	// It authenticates at /introspect (a code-flow client) with an HMAC assertion.
+	introspect := func() response {
+		return s.post(t, "/introspect", url.Values{"token": {"unknown"}, "client_assertion_type": {jwtBearer},
+			"client_assertion": {secretAssertion(t, s, reg.ClientID, reg.Secret, jwa.HS256, func(c map[string]any) { c["aud"] = s.issuer })}}.Encode(), "")
+	}
+	if in := introspect(); in.status != 200 {
+		t.Fatalf("introspect: %d %s", in.status, in.body)
+	}
+	u := regDo(t, "PUT", s.issuer+"/register/"+reg.ClientID, reg.RAT, `{"client_id":"`+reg.ClientID+`","client_name":"Renamed","redirect_uris":["`+rpRedirect+`"],"grant_types":["authorization_code"],"token_endpoint_auth_method":"client_secret_jwt"}`)
+	if u.status != 200 {
+		t.Fatalf("update: %d %s", u.status, u.body)
+	}
+	if in := introspect(); in.status != 200 {
+		t.Errorf("introspect after the update: %d %s", in.status, in.body)
 	}
 }

@@ -146,8 +146,8 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		method = authSecretBasic
 	case method == authNone && !spec.Public, method != authNone && spec.Public:
 		bad("token_endpoint_auth_method %s does not fit a %s client", method, map[bool]string{true: "public", false: "confidential"}[spec.Public])
-	case !slices.Contains([]string{authSecretBasic, authSecretPost, authNone, authPrivateKeyJWT, authFederatedJWT, authTLSClient, authSelfSignedTLSClient}, method):
-		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt, federated_jwt, tls_client_auth, self_signed_tls_client_auth or none, got %q", method)
+	case !slices.Contains([]string{authSecretBasic, authSecretPost, authSecretJWT, authNone, authPrivateKeyJWT, authFederatedJWT, authTLSClient, authSelfSignedTLSClient}, method):
+		bad("token_endpoint_auth_method must be client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, federated_jwt, tls_client_auth, self_signed_tls_client_auth or none, got %q", method)
 	}
 	keyed := method == authPrivateKeyJWT || method == authFederatedJWT || method == authTLSClient || method == authSelfSignedTLSClient // no secret at all
 	var jwks []byte

@@ -27,7 +27,7 @@ type ClientsCommandConfig struct {
 	ClientID               string        `yaml:"client_id" help:"create: the client's ID (1-128 of A-Z a-z 0-9 - . _ ~)"`
 	ClientName             string        `yaml:"client_name" help:"create: a display name"`
 	Public                 bool          `yaml:"public" help:"create: a public client (no secret; PKCE)"`
-	AuthMethod             string        `yaml:"auth_method" help:"create: client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-uri), federated_jwt (with --federated-issuer and --federated-subject), tls_client_auth (with --tls-client-auth-subject-dn or --tls-client-auth-san-dns), or none for public clients"`
+	AuthMethod             string        `yaml:"auth_method" help:"create: client_secret_basic (default), client_secret_post, client_secret_jwt (through --admin-url), private_key_jwt (with --jwks-uri), federated_jwt (with --federated-issuer and --federated-subject), tls_client_auth (with --tls-client-auth-subject-dn or --tls-client-auth-san-dns), or none for public clients"`
 	SecretFile             string        `yaml:"secret_file" help:"create: read the client secret (32+ characters) from this file; - reads standard input; default: generate one"`
 	GrantTypes             []string      `yaml:"grant_types" help:"create: client_credentials, authorization_code, refresh_token (default: client_credentials, or code+refresh for public)"`
 	Scopes                 []string      `yaml:"scopes" help:"create: scopes the client may request"`
@@ -199,6 +199,9 @@ type storeClients struct{ s storage.Clients }
 
 func (b storeClients) create(ctx context.Context, spec provider.ClientSpec) (provider.ClientView, string, error) {
 	c, generated, err := spec.Build(time.Now())
+	if err == nil {
+		err = provider.SealClientSecret(nil, c, generated) // refuses client_secret_jwt: the CLI holds no key-encryption key
+	}
 	if err != nil {
 		return provider.ClientView{}, "", ConfigError(strings.Split(err.Error(), "\n"))
 	}

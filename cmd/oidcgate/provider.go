@@ -93,7 +93,7 @@ func buildProvider(ctx context.Context, cfg *ProviderConfig, log *slog.Logger, r
 		if err != nil {
 			return fail(err)
 		}
-		if err := provider.ApplyBootstrap(ctx, store, b, cfg.Config.Argon2, time.Now()); err != nil {
+		if err := provider.ApplyBootstrap(ctx, store, pp.ring, b, cfg.Config.Argon2, time.Now()); err != nil {
 			return fail(err)
 		}
 		log.Info("bootstrap applied", "file", cfg.Bootstrap, "clients", len(b.Clients), "users", len(b.Users))

@@ -54,8 +54,13 @@ type Client struct {
 	SecretSalt []byte `json:"secret_salt,omitempty"` // per-client random salt
 	// PreviousSecretHash is the secret before the last rotation: it still
 	// authenticates until PreviousSecretExpiresAt (the overlap window).
-	PreviousSecretHash       []byte        `json:"previous_secret_hash,omitempty"`
-	PreviousSecretExpiresAt  time.Time     `json:"previous_secret_expires_at,omitzero"`
+	PreviousSecretHash      []byte    `json:"previous_secret_hash,omitempty"`
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
+	// SealedSecret (and PreviousSealedSecret in the overlap window): a
+	// client_secret_jwt client's secret, encrypted under the key-encryption
+	// key, since its assertions are HMACs keyed with the secret itself.
+	SealedSecret             []byte        `json:"sealed_secret,omitempty"`
+	PreviousSealedSecret     []byte        `json:"previous_sealed_secret,omitempty"`
 	RedirectURIs             []string      `json:"redirect_uris,omitempty"`
 	PostLogoutRedirectURIs   []string      `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes               []string      `json:"grant_types,omitempty"`
