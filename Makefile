@@ -25,6 +25,7 @@ run: build ## run provider + edge (oidcgate all) on 127.0.0.1 with the demo clie
 	@echo "  client:         demo / demo-secret-0123456789abcdefghijklmnop   (client_credentials, JWT access tokens)"
 	@echo "  opaque client:  demo-opaque / demo-opaque-secret-0123456789abcdefghij"
 	@echo "  public client:  demo-spa   (redirect http://127.0.0.1:5555/callback)"
+	@echo "  device client:  demo-cli   (device flow: bash docs/demo/device-flow.sh)"
 	@echo "  user:           alice / alice-demo-password"
 	@echo "  protected API:  http://127.0.0.1:8000/  (the edge, in front of a demo upstream on 127.0.0.1:8001)"
 	@echo "  try:            curl -i http://127.0.0.1:8000/hello                                     # 401"

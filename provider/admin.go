@@ -33,33 +33,36 @@ type adminStore interface {
 // ClientView is a client as operators see it (admin API, CLI): never the
 // secret hash.
 type ClientView struct {
-	ID                      string                         `json:"client_id"`
-	Name                    string                         `json:"client_name"`
-	Confidential            bool                           `json:"confidential"`
-	RedirectURIs            []string                       `json:"redirect_uris,omitempty"`
-	GrantTypes              []string                       `json:"grant_types,omitempty"`
-	TokenEndpointAuthMethod string                         `json:"token_endpoint_auth_method"`
-	Scopes                  []string                       `json:"scopes,omitempty"`
-	Audiences               []string                       `json:"audiences,omitempty"`
-	DefaultAudience         string                         `json:"default_audience,omitempty"`
-	PostLogoutRedirectURIs  []string                       `json:"post_logout_redirect_uris,omitempty"`
-	AccessTokenFormat       string                         `json:"access_token_format"`
-	AccessTokenTTL          string                         `json:"access_token_ttl,omitempty"`
-	FirstParty              bool                           `json:"first_party"`
-	IntrospectAny           bool                           `json:"introspect_any"`
-	DefaultConnector        string                         `json:"default_connector,omitempty"`
-	RequireMFA              bool                           `json:"require_mfa,omitempty"`
-	AccessTokenClaims       []string                       `json:"access_token_claims,omitempty"`
-	StaticClaims            map[string]any                 `json:"static_claims,omitempty"`
-	Roles                   map[string]map[string][]string `json:"roles,omitempty"`
-	TokenHook               bool                           `json:"token_hook,omitempty"`
-	JWKS                    map[string]any                 `json:"jwks,omitempty"`
-	JWKSURI                 string                         `json:"jwks_uri,omitempty"`
-	FederatedIssuer         string                         `json:"federated_issuer,omitempty"`
-	FederatedSubject        string                         `json:"federated_subject,omitempty"`
-	FederatedAudience       string                         `json:"federated_audience,omitempty"`
-	FederatedJWKSURI        string                         `json:"federated_jwks_uri,omitempty"`
-	CreatedAt               string                         `json:"created_at"`
+	ID                               string                         `json:"client_id"`
+	Name                             string                         `json:"client_name"`
+	Confidential                     bool                           `json:"confidential"`
+	RedirectURIs                     []string                       `json:"redirect_uris,omitempty"`
+	GrantTypes                       []string                       `json:"grant_types,omitempty"`
+	TokenEndpointAuthMethod          string                         `json:"token_endpoint_auth_method"`
+	Scopes                           []string                       `json:"scopes,omitempty"`
+	Audiences                        []string                       `json:"audiences,omitempty"`
+	DefaultAudience                  string                         `json:"default_audience,omitempty"`
+	PostLogoutRedirectURIs           []string                       `json:"post_logout_redirect_uris,omitempty"`
+	AccessTokenFormat                string                         `json:"access_token_format"`
+	AccessTokenTTL                   string                         `json:"access_token_ttl,omitempty"`
+	FirstParty                       bool                           `json:"first_party"`
+	IntrospectAny                    bool                           `json:"introspect_any"`
+	DefaultConnector                 string                         `json:"default_connector,omitempty"`
+	RequireMFA                       bool                           `json:"require_mfa,omitempty"`
+	AccessTokenClaims                []string                       `json:"access_token_claims,omitempty"`
+	StaticClaims                     map[string]any                 `json:"static_claims,omitempty"`
+	Roles                            map[string]map[string][]string `json:"roles,omitempty"`
+	TokenHook                        bool                           `json:"token_hook,omitempty"`
+	JWKS                             map[string]any                 `json:"jwks,omitempty"`
+	JWKSURI                          string                         `json:"jwks_uri,omitempty"`
+	FederatedIssuer                  string                         `json:"federated_issuer,omitempty"`
+	FederatedSubject                 string                         `json:"federated_subject,omitempty"`
+	FederatedAudience                string                         `json:"federated_audience,omitempty"`
+	FederatedJWKSURI                 string                         `json:"federated_jwks_uri,omitempty"`
+	RequirePAR                       bool                           `json:"require_pushed_authorization_requests,omitempty"`
+	BackchannelLogoutURI             string                         `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool                           `json:"backchannel_logout_session_required,omitempty"`
+	CreatedAt                        string                         `json:"created_at"`
 }
 
 // ViewClient is c as operators see it.
@@ -73,6 +76,7 @@ func ViewClient(c *storage.Client) ClientView {
 		AccessTokenClaims: c.AccessTokenClaims, StaticClaims: c.StaticClaims, Roles: c.Roles, TokenHook: c.TokenHook,
 		JWKS: jwksMap(c.JWKS), JWKSURI: c.JWKSURI, FederatedIssuer: c.FederatedIssuer, FederatedSubject: c.FederatedSubject,
 		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI, CreatedAt: c.CreatedAt.Format(time.RFC3339),
+		RequirePAR: c.RequirePAR, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 	if c.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = c.AccessTokenTTL.String()

@@ -109,7 +109,8 @@ func SpecOf(c *storage.Client) ClientSpec {
 		FederatedAudience: c.FederatedAudience, FederatedJWKSURI: c.FederatedJWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		TokenExchangeScopes: c.TokenExchangeScopes,
 		TLSSubjectDN:        c.TLSSubjectDN, TLSSANDNS: c.TLSSANDNS, TLSSANURI: c.TLSSANURI, TLSSANIP: c.TLSSANIP,
-		TLSSANEmail: c.TLSSANEmail, TLSCertBoundAccessTokens: c.TLSCertBoundAccessTokens}
+		TLSSANEmail: c.TLSSANEmail, TLSCertBoundAccessTokens: c.TLSCertBoundAccessTokens,
+		RequirePAR: c.RequirePAR, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
 }
 
 // jwksMap is a stored JWKS as the spec holds it.

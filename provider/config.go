@@ -81,6 +81,16 @@ type Config struct {
 	// MTLSClientCA verifies client certificates of the TLS connection for
 	// tls_client_auth (a proxy verifies those it forwards).
 	MTLSClientCA string `yaml:"mtls_client_ca" help:"PEM CA certificates a client certificate on the TLS connection must chain to for tls_client_auth (without it, only self_signed_tls_client_auth and certificates from --mtls-trusted-proxies, which verify the chain themselves, authenticate)"`
+	// Pushed authorization requests (RFC 9126).
+	RequirePAR  bool          `yaml:"require_pushed_authorization_requests" help:"every client must push its authorization requests to /par first (RFC 9126); per client: require_pushed_authorization_requests"`
+	PARLifetime time.Duration `yaml:"par_lifetime" help:"how long a pushed authorization request's request_uri may be used (once)"`
+	// The device authorization grant (RFC 8628).
+	DeviceCodeTTL      time.Duration `yaml:"device_code_ttl" help:"how long a device code and its user code wait for the user (RFC 8628)"`
+	DevicePollInterval time.Duration `yaml:"device_poll_interval" help:"the interval a device is told to poll /token at; polling faster answers slow_down and adds 5 s"`
+	// Back-channel logout (OIDC Back-Channel Logout 1.0).
+	BackchannelLogoutTimeout  time.Duration `yaml:"backchannel_logout_timeout" help:"deadline of one logout-token delivery to a client's backchannel_logout_uri; a sign-out waits at most this long for the first attempts"`
+	BackchannelLogoutRetry    time.Duration `yaml:"backchannel_logout_retry" help:"the first retry delay of a failed logout-token delivery; each next one doubles, up to 10 minutes"`
+	BackchannelLogoutAttempts int           `yaml:"backchannel_logout_attempts" help:"deliveries of one logout token tried before it is given up (logged and counted)"`
 	// AuditRetention is how long audit events are kept in the store.
 	AuditRetention time.Duration `yaml:"audit_retention" help:"how long audit events (admin changes, sign-ins, second factors, token reuse) are kept in the store for GET /admin/v1/audit; they are logged with log=audit too"`
 	// AdminInsecure serves the admin API without authentication.
@@ -114,6 +124,12 @@ func DefaultConfig() Config {
 		TokenHookTimeout:           2 * time.Second,
 		AuditRetention:             90 * 24 * time.Hour,
 		ClientAssertionMaxLifetime: 5 * time.Minute,
+		PARLifetime:                time.Minute,
+		DeviceCodeTTL:              10 * time.Minute,
+		DevicePollInterval:         5 * time.Second,
+		BackchannelLogoutTimeout:   2 * time.Second,
+		BackchannelLogoutRetry:     2 * time.Second,
+		BackchannelLogoutAttempts:  12,
 		Registration:               "off",
 		RegistrationGrantTypes:     []string{"authorization_code", "refresh_token"},
 		RegistrationScopes:         []string{"openid", "profile", "email", "offline_access"},
@@ -140,6 +156,14 @@ func (c Config) withDefaults() Config {
 	def(&c.TokenHookTimeout, d.TokenHookTimeout)
 	def(&c.AuditRetention, d.AuditRetention)
 	def(&c.ClientAssertionMaxLifetime, d.ClientAssertionMaxLifetime)
+	def(&c.PARLifetime, d.PARLifetime)
+	def(&c.DeviceCodeTTL, d.DeviceCodeTTL)
+	def(&c.DevicePollInterval, d.DevicePollInterval)
+	def(&c.BackchannelLogoutTimeout, d.BackchannelLogoutTimeout)
+	def(&c.BackchannelLogoutRetry, d.BackchannelLogoutRetry)
+	if c.BackchannelLogoutAttempts == 0 {
+		c.BackchannelLogoutAttempts = d.BackchannelLogoutAttempts
+	}
 	if c.Registration == "" {
 		c.Registration = d.Registration
 	}
@@ -176,7 +200,9 @@ func (c Config) Validate() error {
 	}{{"access_token_ttl", c.AccessTokenTTL}, {"client_cache_ttl", c.ClientCacheTTL}, {"gc_interval", c.GCInterval},
 		{"interaction_ttl", c.InteractionTTL}, {"code_ttl", c.CodeTTL}, {"session_idle_ttl", c.SessionIdleTTL},
 		{"session_ttl", c.SessionTTL}, {"id_token_ttl", c.IDTokenTTL}, {"refresh_token_ttl", c.RefreshTokenTTL},
-		{"refresh_idle_ttl", c.RefreshIdleTTL}, {"login_window", c.LoginWindow}} {
+		{"refresh_idle_ttl", c.RefreshIdleTTL}, {"login_window", c.LoginWindow}, {"par_lifetime", c.PARLifetime},
+		{"device_code_ttl", c.DeviceCodeTTL}, {"device_poll_interval", c.DevicePollInterval},
+		{"backchannel_logout_timeout", c.BackchannelLogoutTimeout}, {"backchannel_logout_retry", c.BackchannelLogoutRetry}} {
 		if d.v <= 0 {
 			errs = append(errs, bad(d.name, "must be a positive duration, got %s", d.v))
 		}
@@ -194,6 +220,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Argon2.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.BackchannelLogoutAttempts < 1 {
+		errs = append(errs, bad("backchannel_logout_attempts", "must be at least 1, got %d", c.BackchannelLogoutAttempts))
 	}
 	if c.LoginLimit < 1 {
 		errs = append(errs, bad("login_limit", "must be at least 1, got %d", c.LoginLimit))

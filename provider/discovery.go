@@ -18,6 +18,9 @@ type metadata struct {
 	RevocationEndpoint                                 string            `json:"revocation_endpoint"`
 	EndSessionEndpoint                                 string            `json:"end_session_endpoint,omitempty"`
 	RegistrationEndpoint                               string            `json:"registration_endpoint,omitempty"`
+	PushedAuthorizationRequestEndpoint                 string            `json:"pushed_authorization_request_endpoint"`
+	DeviceAuthorizationEndpoint                        string            `json:"device_authorization_endpoint"`
+	RequirePushedAuthorizationRequests                 bool              `json:"require_pushed_authorization_requests"`
 	GrantTypesSupported                                []string          `json:"grant_types_supported"`
 	ResponseTypesSupported                             []string          `json:"response_types_supported"`
 	ResponseModesSupported                             []string          `json:"response_modes_supported"`
@@ -54,16 +57,25 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 		authAlgs = append(authAlgs, a.String())
 	}
 	m := metadata{
-		Issuer:                        iss,
-		AuthorizationEndpoint:         iss + "/authorize",
-		TokenEndpoint:                 iss + "/token",
-		JWKSURI:                       iss + "/jwks",
-		IntrospectionEndpoint:         iss + "/introspect",
-		RevocationEndpoint:            iss + "/revoke",
-		GrantTypesSupported:           []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantTokenExchange},
-		ResponseTypesSupported:        []string{"code"},
-		ResponseModesSupported:        []string{"query", "form_post"},
-		CodeChallengeMethodsSupported: []string{"S256"},
+		Issuer:                             iss,
+		AuthorizationEndpoint:              iss + "/authorize",
+		TokenEndpoint:                      iss + "/token",
+		JWKSURI:                            iss + "/jwks",
+		IntrospectionEndpoint:              iss + "/introspect",
+		RevocationEndpoint:                 iss + "/revoke",
+		PushedAuthorizationRequestEndpoint: iss + "/par",
+		DeviceAuthorizationEndpoint:        iss + "/device_authorization",
+		RequirePushedAuthorizationRequests: p.cfg.RequirePAR,
+		// RFC 8705 §5: one listener serves mTLS and the rest, so the
+		// aliases are the endpoints themselves.
+		TLSClientCertificateBoundAccessTokens: true,
+		MTLSEndpointAliases: map[string]string{"token_endpoint": iss + "/token", "introspection_endpoint": iss + "/introspect",
+			"revocation_endpoint": iss + "/revoke", "pushed_authorization_request_endpoint": iss + "/par", "userinfo_endpoint": iss + "/userinfo",
+			"device_authorization_endpoint": iss + "/device_authorization"},
+		GrantTypesSupported:                                []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantTokenExchange, grantDeviceCode},
+		ResponseTypesSupported:                             []string{"code"},
+		ResponseModesSupported:                             []string{"query", "form_post"},
+		CodeChallengeMethodsSupported:                      []string{"S256"},
 		AuthorizationResponseIssParameterSupported:         true,
 		TokenEndpointAuthMethodsSupported:                  append(slices.Clone(authMethods), authNone),
 		TokenEndpointAuthSigningAlgValuesSupported:         authAlgs,

@@ -105,6 +105,13 @@ func authErr(code, description string) error { return &authError{code, descripti
 // redirect URI with state and iss (RFC 9207), in the query or as an
 // auto-submitted form.
 func (p *Provider) respond(ia *storage.Interaction, fields map[string]string, err error) (outcome, error) {
+	if ia.DeviceID != "" { // the verification page's sign-in has no redirect URI
+		var ae *authError
+		if errors.As(err, &ae) {
+			return errorPage("Signing in for the device cannot continue: " + ae.description + "."), nil
+		}
+		return outcome{}, err
+	}
 	if fields == nil {
 		fields = map[string]string{}
 	}
@@ -198,6 +205,9 @@ func unavailable(err error) error {
 
 // issue ends the interaction with its code (RFC 6749 §4.1.2).
 func (p *Provider) issue(ctx context.Context, ia *storage.Interaction) (outcome, error) {
+	if ia.DeviceID != "" { // the verification page's sign-in: the device's approval
+		return p.approveDevice(ctx, ia)
+	}
 	if ia.Account { // the account page's own sign-in: no code, back to the page
 		if err := p.flowDB.DeleteInteraction(ctx, ia.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return outcome{}, oauth.ErrUnavailable(err)
@@ -239,7 +249,7 @@ func (p *Provider) resume(ctx context.Context, r interactionRequest) (ia *storag
 		return nil, nil, &out, nil
 	}
 	ia, err = p.flowDB.GetInteraction(ctx, r.id)
-	if errors.Is(err, storage.ErrNotFound) || r.id == "" {
+	if errors.Is(err, storage.ErrNotFound) || r.id == "" || err == nil && (ia.Pushed || ia.Device != nil) {
 		out := errorPage("This sign-in request has expired. Go back to the application and start again.")
 		return nil, nil, &out, nil
 	}

@@ -39,28 +39,27 @@ func (p *Provider) authorize(ctx context.Context, r authorizeRequest) (outcome, 
 	} else if err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
-	redirectURI := get("redirect_uri")
-	if redirectURI == "" && len(client.RedirectURIs) == 1 {
-		redirectURI = client.RedirectURIs[0]
-	}
-	public := client.TokenEndpointAuthMethod == authNone
-	if redirectURI == "" || !redirectAllowed(client.RedirectURIs, redirectURI, public) {
-		return errorPage("The address the application asked to return to is not registered for it."), nil
-	}
-	mode := get("response_mode")
-	if mode == "" {
-		mode = "query"
-	}
-	ia := &storage.Interaction{ClientID: client.ID, RedirectURI: redirectURI, ResponseMode: mode, State: get("state")}
-	if mode != "query" && mode != "form_post" {
-		ia.ResponseMode = "query"
-		return p.respond(ia, nil, authErr("invalid_request", "response_mode must be query or form_post"))
-	}
-	if r.malformed != nil {
-		return p.respond(ia, nil, authErr("invalid_request", oauth.As(r.malformed).Description))
-	}
-	if err := p.checkRequest(client, r.params, ia); err != nil {
-		return p.respond(ia, nil, err)
+	var ia *storage.Interaction
+	if strings.HasPrefix(get("request_uri"), requestURIPrefix) {
+		// RFC 9126 §4: only the pushed parameters count.
+		if ia, err = p.redeemPushed(ctx, client, get("request_uri")); err != nil || ia == nil {
+			return errorPage("The application's pushed sign-in request is unknown, expired or used. Go back to the application and start again."), unavailable(err)
+		}
+	} else {
+		ia, err = p.readAuthorization(client, r.params)
+		var bad *badRedirect
+		if errors.As(err, &bad) {
+			return errorPage(bad.message), nil
+		}
+		if ia != nil && r.malformed != nil {
+			err = authErr("invalid_request", oauth.As(r.malformed).Description)
+		}
+		if err == nil && (client.RequirePAR || p.cfg.RequirePAR) {
+			err = authErr("invalid_request", "this client must push its authorization requests (RFC 9126): use request_uri from "+p.cfg.Issuer+"/par")
+		}
+		if err != nil {
+			return p.respond(ia, nil, err)
+		}
 	}
 	if !p.pending.allow(r.visit.ip) {
 		p.log.Warn("authorization requests refused: too many pending from one address", "ip", r.visit.ip)
@@ -92,14 +91,46 @@ func (p *Provider) authorize(ctx context.Context, r authorizeRequest) (outcome, 
 	return out, err
 }
 
+// badRedirect: the client or redirect URI cannot be trusted with an
+// error response (shown to the user, never redirected).
+type badRedirect struct{ message string }
+
+func (e *badRedirect) Error() string { return e.message }
+
+// readAuthorization validates an authorization request's parameters (from
+// /authorize or pushed to /par) into an interaction. A *badRedirect
+// error comes with no interaction; any other error (an *authError) with
+// the one to answer it by.
+func (p *Provider) readAuthorization(client *storage.Client, params url.Values) (*storage.Interaction, error) {
+	get := params.Get
+	redirectURI := get("redirect_uri")
+	if redirectURI == "" && len(client.RedirectURIs) == 1 {
+		redirectURI = client.RedirectURIs[0]
+	}
+	public := client.TokenEndpointAuthMethod == authNone
+	if redirectURI == "" || !redirectAllowed(client.RedirectURIs, redirectURI, public) {
+		return nil, &badRedirect{"The address the application asked to return to is not registered for it."}
+	}
+	mode := get("response_mode")
+	if mode == "" {
+		mode = "query"
+	}
+	ia := &storage.Interaction{ClientID: client.ID, RedirectURI: redirectURI, ResponseMode: mode, State: get("state")}
+	if mode != "query" && mode != "form_post" {
+		ia.ResponseMode = "query"
+		return ia, authErr("invalid_request", "response_mode must be query or form_post")
+	}
+	return ia, p.checkRequest(client, params, ia)
+}
+
 // checkRequest validates the rest of an authorization request into ia.
 func (p *Provider) checkRequest(c *storage.Client, params url.Values, ia *storage.Interaction) error {
 	get := params.Get
 	switch {
 	case params.Has("request"):
 		return authErr("request_not_supported", "request objects are not supported")
-	case params.Has("request_uri"):
-		return authErr("request_uri_not_supported", "request_uri is not supported")
+	case params.Has("request_uri"): // by reference (OIDC Core §6.2), not one of /par's
+		return authErr("request_uri_not_supported", "request_uri is supported only as issued by /par")
 	case get("response_type") != "code":
 		return authErr("unsupported_response_type", "response_type must be code")
 	case !slices.Contains(c.GrantTypes, grantAuthorizationCode):

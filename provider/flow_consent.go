@@ -44,7 +44,7 @@ func (p *Provider) consentPage(ctx context.Context, r interactionRequest) (outco
 		}
 	}
 	return pageOutcome(http.StatusOK, "consent", page{Title: "Allow access", Action: p.issuerPath + "/consent",
-		ClientName: c.Name, Interaction: ia.ID, CSRF: ia.CSRF, Scopes: words}), nil
+		ClientName: c.Name, Interaction: ia.ID, CSRF: ia.CSRF, Scopes: words, Device: ia.DeviceID != ""}), nil
 }
 
 // consent records the user's decision and moves the interaction on.
@@ -55,6 +55,9 @@ func (p *Provider) consent(ctx context.Context, r consentRequest) (outcome, erro
 	}
 	if !p.signedInHere(ctx, r.visit, ia) {
 		return errorPage("Sign in first."), nil
+	}
+	if !r.allow && ia.DeviceID != "" {
+		return p.denyDevice(ctx, ia)
 	}
 	if !r.allow {
 		p.flowDB.DeleteInteraction(ctx, ia.ID)

@@ -27,6 +27,7 @@ type tokenRequest struct {
 
 	code, redirectURI, verifier string // authorization_code
 	refresh                     string // refresh_token
+	deviceCode                  string // device_code (RFC 8628)
 	jkt                         string // the DPoP proof's key thumbprint, if any (RFC 9449)
 	ip                          net.IP // the client's address, for audit events
 	x5t                         string // the client certificate's thumbprint its tokens are bound to, if any
@@ -55,6 +56,7 @@ func (p *Provider) grants() map[string]grantHandler {
 		grantAuthorizationCode: p.authorizationCode,
 		grantRefreshToken:      p.refreshToken,
 		grantTokenExchange:     p.tokenExchange,
+		grantDeviceCode:        p.deviceCode,
 	}
 }
 
@@ -98,7 +100,7 @@ func (p *Provider) token(ctx *fasthttp.RequestCtx) (err error) {
 		req.audience = strings.Fields(string(a))
 	}
 	req.code, req.redirectURI, req.verifier = f.str("code"), f.str("redirect_uri"), f.str("code_verifier")
-	req.refresh = f.str("refresh_token")
+	req.refresh, req.deviceCode = f.str("refresh_token"), f.str("device_code")
 	req.exchange = exchangeRequest{subject: f.str("subject_token"), subjectType: f.str("subject_token_type"), actor: f.str("actor_token"),
 		actorType: f.str("actor_token_type"), requestedType: f.str("requested_token_type")}
 

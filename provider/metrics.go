@@ -71,6 +71,8 @@ func grantLabel(g string) string {
 		return g
 	case grantTokenExchange:
 		return "token_exchange"
+	case grantDeviceCode:
+		return "device_code"
 	}
 	return "other"
 }

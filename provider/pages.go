@@ -47,6 +47,8 @@ type page struct {
 	// drives them (set on pages that have some), and the passkey button.
 	WebAuthnBase, Script string
 	Passkeys             bool
+	// Device: the consent is a device's (RFC 8628), approved from here.
+	Device bool
 }
 
 // pageConnector is a sign-in page's button for an upstream connector.

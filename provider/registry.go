@@ -91,6 +91,13 @@ type ClientSpec struct {
 	TLSSANIP                 string `yaml:"tls_client_auth_san_ip" json:"tls_client_auth_san_ip,omitempty"`
 	TLSSANEmail              string `yaml:"tls_client_auth_san_email" json:"tls_client_auth_san_email,omitempty"`
 	TLSCertBoundAccessTokens bool   `yaml:"tls_client_certificate_bound_access_tokens" json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// RequirePAR: its authorization requests must be pushed (RFC 9126 §6).
+	RequirePAR bool `yaml:"require_pushed_authorization_requests" json:"require_pushed_authorization_requests,omitempty"`
+	// BackchannelLogoutURI receives a logout token when a session it got an
+	// ID token in ends (OIDC Back-Channel Logout 1.0), with sid when
+	// BackchannelLogoutSessionRequired.
+	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
 }
 
 // MinSecretLength is the shortest operator-supplied client secret.
@@ -195,7 +202,7 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 	}
 	for _, g := range grants {
 		switch {
-		case g != grantClientCredentials && g != grantAuthorizationCode && g != grantRefreshToken && g != grantTokenExchange:
+		case g != grantClientCredentials && g != grantAuthorizationCode && g != grantRefreshToken && g != grantTokenExchange && g != grantDeviceCode:
 			bad("grant type %q is not supported", g)
 		case g == grantTokenExchange && spec.Public:
 			bad("a public client cannot exchange tokens")
@@ -230,6 +237,14 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		if !slices.Contains(spec.Audiences, aud) {
 			bad("roles: %q is not one of the client's audiences", aud)
 		}
+	}
+	if u := spec.BackchannelLogoutURI; u != "" {
+		if pu, err := url.Parse(u); err != nil || pu.Host == "" || pu.Fragment != "" || !(pu.Scheme == "https" || pu.Scheme == "http" && loopbackHost(pu.Hostname())) {
+			bad("backchannel_logout_uri must be an https URL without a fragment (http only on loopback): %q", u)
+		}
+	}
+	if spec.BackchannelLogoutSessionRequired && spec.BackchannelLogoutURI == "" {
+		bad("backchannel_logout_session_required needs a backchannel_logout_uri")
 	}
 	for _, u := range append(slices.Clone(spec.RedirectURIs), spec.PostLogoutRedirectURIs...) {
 		if pu, err := url.Parse(u); err != nil || !pu.IsAbs() || pu.Fragment != "" {
@@ -272,6 +287,7 @@ func (spec ClientSpec) Build(now time.Time) (*storage.Client, string, error) {
 		TokenExchangeScopes: spec.TokenExchangeScopes,
 		TLSSubjectDN:        spec.TLSSubjectDN, TLSSANDNS: spec.TLSSANDNS, TLSSANURI: spec.TLSSANURI, TLSSANIP: spec.TLSSANIP,
 		TLSSANEmail: spec.TLSSANEmail, TLSCertBoundAccessTokens: spec.TLSCertBoundAccessTokens,
+		RequirePAR: spec.RequirePAR, BackchannelLogoutURI: spec.BackchannelLogoutURI, BackchannelLogoutSessionRequired: spec.BackchannelLogoutSessionRequired,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(c.GrantTypes) > 0 && slices.Contains(c.GrantTypes, grantAuthorizationCode) {

@@ -108,14 +108,19 @@ type Client struct {
 	TokenExchangeScopes []string `json:"token_exchange_scopes,omitempty"`
 	// mTLS (RFC 8705): the certificate a tls_client_auth client must show
 	// (one of these), and whether its tokens are bound to its certificate.
-	TLSSubjectDN             string    `json:"tls_client_auth_subject_dn,omitempty"`
-	TLSSANDNS                string    `json:"tls_client_auth_san_dns,omitempty"`
-	TLSSANURI                string    `json:"tls_client_auth_san_uri,omitempty"`
-	TLSSANIP                 string    `json:"tls_client_auth_san_ip,omitempty"`
-	TLSSANEmail              string    `json:"tls_client_auth_san_email,omitempty"`
-	TLSCertBoundAccessTokens bool      `json:"tls_client_certificate_bound_access_tokens,omitempty"`
-	CreatedAt                time.Time `json:"created_at"`
-	UpdatedAt                time.Time `json:"updated_at"`
+	TLSSubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSSANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSSANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSSANIP     string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSSANEmail  string `json:"tls_client_auth_san_email,omitempty"`
+	// RequirePAR: authorization requests only by request_uri (RFC 9126).
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
+	// Back-channel logout (OIDC Back-Channel Logout 1.0).
+	BackchannelLogoutURI             string    `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool      `json:"backchannel_logout_session_required,omitempty"`
+	TLSCertBoundAccessTokens         bool      `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	CreatedAt                        time.Time `json:"created_at"`
+	UpdatedAt                        time.Time `json:"updated_at"`
 }
 
 // User is an end user. ID is the stable, opaque OIDC subject.
@@ -221,6 +226,14 @@ type Interaction struct {
 	LoginHint     string   `json:"login_hint,omitempty"`
 	ACRValues     []string `json:"acr_values,omitempty"` // the levels the client asked for, in its order
 	IDPHint       string   `json:"idp_hint,omitempty"`   // the connector the client asked for
+	// Device: this record is a device authorization (RFC 8628) waiting for
+	// its user, keyed by its user code; DeviceID: this sign-in approves the
+	// device authorization of that ID (the verification page's).
+	Device   *DeviceGrant `json:"device,omitempty"`
+	DeviceID string       `json:"device_id,omitempty"`
+	// Pushed: a request pushed to /par (RFC 9126), waiting for the browser
+	// to bring its request_uri to /authorize.
+	Pushed bool `json:"pushed,omitempty"`
 	// Account: a sign-in to the account page itself, which ends there
 	// instead of in a code (no client).
 	Account bool `json:"account,omitempty"`
@@ -240,6 +253,18 @@ type Interaction struct {
 	Ceremony  *Ceremony `json:"ceremony,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// DeviceGrant is a device authorization's state (RFC 8628 §3.5): the hash
+// of its device code, its polling interval and last poll, whether the user
+// denied it, and when it ends. Its approval is the authorization code the
+// provider stores under the device code's hash.
+type DeviceGrant struct {
+	DeviceHash Hash          `json:"device_hash"`
+	Interval   time.Duration `json:"interval"`
+	LastPollAt time.Time     `json:"last_poll_at,omitzero"`
+	Denied     bool          `json:"denied,omitempty"`
+	ExpiresAt  time.Time     `json:"expires_at"`
 }
 
 // UpstreamSignIn is what an interaction keeps while the user signs in at
