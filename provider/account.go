@@ -191,7 +191,7 @@ func (a *accountCtx) endOtherSessions(ctx context.Context) (int, error) {
 	n := 0
 	for _, s := range list {
 		if s.ID != a.se.ID {
-			if err := a.p.revs.session(ctx, s.ID); err != nil {
+			if err := a.p.revs.session(ctx, s); err != nil {
 				return n, oauth.ErrUnavailable(err)
 			}
 			n++
@@ -290,10 +290,11 @@ func (a *accountCtx) endSession(ctx context.Context, id string) (outcome, error)
 	if err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
-	if !slices.ContainsFunc(list, func(s *storage.Session) bool { return s.ID == id }) {
+	i := slices.IndexFunc(list, func(s *storage.Session) bool { return s.ID == id })
+	if i < 0 {
 		return a.view(ctx, http.StatusNotFound, "There is no such session.")
 	}
-	if err := a.p.revs.session(ctx, id); err != nil {
+	if err := a.p.revs.session(ctx, list[i]); err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	a.p.audit("session.ended", "user_id", a.u.ID, "session_id", id, "by", "user", "ip", a.visit.ip)

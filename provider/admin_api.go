@@ -640,7 +640,7 @@ func (p *Provider) endSessions(ctx context.Context, userID, sid string) (int, er
 	n := 0
 	for _, s := range list {
 		if sid == "" || s.ID == sid {
-			if err := p.revs.session(ctx, s.ID); err != nil {
+			if err := p.revs.session(ctx, s); err != nil {
 				return n, oauth.ErrUnavailable(err)
 			}
 			n++

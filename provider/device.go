@@ -328,6 +328,9 @@ func (p *Provider) approveDevice(ctx context.Context, ia *storage.Interaction) (
 	if err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
+	if err := p.rememberLogoutClient(ctx, rec.ClientID, ia.UserID, ia.SessionID, ia.Scopes); err != nil {
+		return outcome{}, oauth.ErrUnavailable(err)
+	}
 	p.flowDB.DeleteInteraction(ctx, ia.ID)
 	p.audit("device.approved", "client_id", rec.ClientID, "user_id", ia.UserID)
 	return pageOutcome(http.StatusOK, "message", page{Title: "Device connected",

@@ -42,6 +42,8 @@ type metadata struct {
 	ClaimsSupported                                    []string          `json:"claims_supported,omitempty"`
 	PromptValuesSupported                              []string          `json:"prompt_values_supported,omitempty"`
 	ACRValuesSupported                                 []string          `json:"acr_values_supported,omitempty"`
+	BackchannelLogoutSupported                         bool              `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported                  bool              `json:"backchannel_logout_session_supported,omitempty"`
 	RequestParameterSupported                          bool              `json:"request_parameter_supported"`
 	RequestURIParameterSupported                       bool              `json:"request_uri_parameter_supported"`
 }
@@ -97,6 +99,7 @@ func (p *Provider) renderDiscovery() (oidc, oauth []byte, err error) {
 	m.SubjectTypesSupported = []string{"public"}
 	m.IDTokenSigningAlgValuesSupported = p.ring.Algs()
 	m.PromptValuesSupported = []string{"none", "login", "consent"}
+	m.BackchannelLogoutSupported, m.BackchannelLogoutSessionSupported = true, true
 	m.ACRValuesSupported = acrValues
 	m.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr", "azp"}
 	for _, scope := range slices.Sorted(maps.Keys(p.scopeClaims)) {

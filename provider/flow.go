@@ -20,6 +20,7 @@ type flowStore interface {
 	CreateSession(ctx context.Context, s *storage.Session) error
 	GetSession(ctx context.Context, h storage.Hash) (*storage.Session, error)
 	UpdateSession(ctx context.Context, s *storage.Session) error
+	ListSessions(ctx context.Context, userID string) ([]*storage.Session, error)
 	PutConsent(ctx context.Context, c *storage.Consent) error
 	GetConsent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
 	CreateAuthCode(ctx context.Context, c *storage.AuthCode) error
@@ -222,6 +223,9 @@ func (p *Provider) issue(ctx context.Context, ia *storage.Interaction) (outcome,
 		AuthTime: ia.AuthTime, AMR: ia.AMR, FamilyID: newJTI(), CreatedAt: now, ExpiresAt: now.Add(p.cfg.CodeTTL),
 	})
 	if err != nil {
+		return outcome{}, oauth.ErrUnavailable(err)
+	}
+	if err := p.rememberLogoutClient(ctx, ia.ClientID, ia.UserID, ia.SessionID, ia.Scopes); err != nil {
 		return outcome{}, oauth.ErrUnavailable(err)
 	}
 	if err := p.flowDB.DeleteInteraction(ctx, ia.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {

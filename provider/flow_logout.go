@@ -28,7 +28,7 @@ type endSessionRequest struct {
 // names this browser's session.
 func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome, error) {
 	get := r.params.Get
-	clientID, sid := get("client_id"), ""
+	clientID, sid, sub := get("client_id"), "", ""
 	hinted := false
 	if hint := get("id_token_hint"); hint != "" {
 		payload, h, err := p.verifier.Verify([]byte(hint)) // expiry is ignored: a hint, not a credential
@@ -39,7 +39,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 		if clientID != "" && clientID != c.Aud {
 			return errorPage("The sign-out request's client_id does not match its ID token."), nil
 		}
-		clientID, sid, hinted = c.Aud, c.Sid, true
+		clientID, sid, sub, hinted = c.Aud, c.Sid, c.Sub, true
 	}
 	returnTo := get("post_logout_redirect_uri")
 	if returnTo != "" {
@@ -73,7 +73,7 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 	var out outcome
 	switch {
 	case se != nil:
-		if err := p.revs.session(ctx, se.ID); err != nil {
+		if err := p.revs.session(ctx, se); err != nil {
 			return outcome{}, oauth.ErrUnavailable(err)
 		}
 		out.cookies = append(out.cookies, p.endCookie())
@@ -81,8 +81,16 @@ func (p *Provider) endSession(ctx context.Context, r endSessionRequest) (outcome
 		out.cookies = append(out.cookies, p.endCookie()) // a session already gone
 	case hinted && sid != "":
 		// No session here: the relying party ends the one its ID token names.
-		if err := p.revs.session(ctx, sid); err != nil {
+		list, err := p.flowDB.ListSessions(ctx, sub)
+		if err != nil {
 			return outcome{}, oauth.ErrUnavailable(err)
+		}
+		for _, s := range list {
+			if s.ID == sid {
+				if err := p.revs.session(ctx, s); err != nil {
+					return outcome{}, oauth.ErrUnavailable(err)
+				}
+			}
 		}
 	}
 	if returnTo == "" {

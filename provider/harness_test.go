@@ -3,6 +3,7 @@ package provider_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,7 +56,22 @@ type server struct {
 	clock  *storagetest.WallClock // the time the provider, its ring and its store read
 	// adminToken authenticates to the admin API (adminDo).
 	adminToken string
+	// stop shuts the provider down (as at the test's end); runCtx is what
+	// run's background work lives by.
+	stop   func()
+	runCtx context.Context
 }
+
+// testKEK is the key-encryption key of every provider the tests start.
+var testKEK = func() []byte {
+	k := make([]byte, keys.KEKSize)
+	rand.Read(k)
+	return k
+}()
+
+// run starts the provider's background work (clean-up, back-channel
+// logout delivery) until the test or stop ends it.
+func (s *server) run() { go s.p.Run(s.runCtx) }
 
 // adminDo is an admin API request with the harness's token.
 func (s *server) adminDo(t testing.TB, method, path string) response {
@@ -177,8 +194,7 @@ func startAt(t testing.TB, host string, store storage.Storage, log *slog.Logger,
 	if c, ok := store.(clocked); ok {
 		clk = c.clock
 	}
-	kek := make([]byte, keys.KEKSize)
-	rand.Read(kek)
+	kek := testKEK // one for every provider of the test binary: a restarted one opens its predecessor's keys
 	ring, err := keys.NewRing(context.Background(), keys.Config{
 		Algs: []string{keys.ES256, keys.RS256, keys.EdDSA}, RSABits: 2048, RotationPeriod: 720 * time.Hour,
 		PrePublish: time.Hour, RetireGrace: 2 * time.Hour, ReloadInterval: 10 * time.Second, KEK: kek,
@@ -206,8 +222,12 @@ func startAt(t testing.TB, host string, store storage.Storage, log *slog.Logger,
 	}
 	asrv := &fasthttp.Server{Handler: p.Admin()}
 	go asrv.Serve(aln)
-	t.Cleanup(func() { srv.Shutdown(); asrv.Shutdown(); p.Close() })
-	s := &server{issuer: issuer, admin: "http://" + aln.Addr().String(), store: store, p: p, ring: ring, reg: reg, clock: clk}
+	runCtx, stopRun := context.WithCancel(context.Background())
+	var once sync.Once
+	stop := func() { once.Do(func() { stopRun(); srv.Shutdown(); asrv.Shutdown(); p.Close() }) }
+	t.Cleanup(stop)
+	s := &server{issuer: issuer, admin: "http://" + aln.Addr().String(), store: store, p: p, ring: ring, reg: reg, clock: clk,
+		stop: stop, runCtx: runCtx}
 	token, rec := provider.NewAdminToken("tests-"+random(), 0, clk.Now())
 	if err := store.CreateAdminToken(context.Background(), rec); err != nil {
 		t.Fatal(err)
@@ -239,7 +259,11 @@ func (s *server) register(t testing.TB, spec provider.ClientSpec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.CreateClient(context.Background(), c); err != nil {
+	err = s.store.CreateClient(context.Background(), c)
+	if errors.Is(err, storage.ErrAlreadyExists) { // a restarted provider on its predecessor's store
+		err = s.store.UpdateClient(context.Background(), c)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -54,6 +54,7 @@ type Provider struct {
 	staleLogged      atomic.Int64 // Unix nanoseconds of the last stale-client warning
 	passwords        *passwords
 	limiter          *limiter
+	bc               *backchannel
 	pending          pendingLimit // authorization requests per client IP
 	origin           string       // the issuer's scheme://host, for Origin checks
 	https            bool         // an https issuer: Secure cookies
@@ -135,7 +136,10 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
-	p.revs = &revocations{store: store, now: now, accessTTL: max(cfg.AccessTokenTTL, 24*time.Hour)}
+	if p.bc, err = newBackchannel(store, cfg, reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	p.revs = &revocations{store: store, now: now, accessTTL: max(cfg.AccessTokenTTL, 24*time.Hour), ending: p.queueLogouts}
 	p.grantHandlers = p.grants()
 	p.passwords = newPasswords(store, cfg.Argon2)
 	p.limiter = newLimiter(now)
@@ -290,8 +294,10 @@ func (p *Provider) Ready(ctx context.Context) error {
 // Close releases the provider's caches.
 func (p *Provider) Close() { p.clients.Close() }
 
-// Run deletes expired records every GCInterval until ctx is cancelled.
+// Run deletes expired records every GCInterval, and sends back-channel
+// logout tokens, until ctx is cancelled.
 func (p *Provider) Run(ctx context.Context) {
+	go p.deliverLogouts(ctx)
 	t := time.NewTicker(p.cfg.GCInterval)
 	defer t.Stop()
 	for {

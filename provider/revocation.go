@@ -30,6 +30,9 @@ type revocations struct {
 	accessTTL time.Duration
 	epoch     atomic.Uint64 // revocations made, see Provider.RevocationEpoch
 	listeners []func(token string)
+	// ending is told of a session about to end (back-channel logout);
+	// its failure keeps the session.
+	ending func(ctx context.Context, se *storage.Session) error
 }
 
 // familyMark is the revocation-list entry that revokes every access token
@@ -58,9 +61,15 @@ func (r *revocations) grant(ctx context.Context, familyID string) error {
 	return nil
 }
 
-// session ends a browser session; one already gone is no error.
-func (r *revocations) session(ctx context.Context, id string) error {
-	if err := r.store.DeleteSession(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+// session ends a browser session; one already gone is no error. The
+// clients told of its end are queued first.
+func (r *revocations) session(ctx context.Context, se *storage.Session) error {
+	if r.ending != nil {
+		if err := r.ending(ctx, se); err != nil {
+			return err
+		}
+	}
+	if err := r.store.DeleteSession(ctx, se.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
 	return nil

@@ -34,7 +34,7 @@ func (p *Provider) liveSession(ctx context.Context, v visit, now time.Time) *sto
 		return nil
 	}
 	if u, err := p.flowDB.GetUser(ctx, se.UserID); err != nil || u.Disabled {
-		p.revs.session(ctx, se.ID)
+		p.revs.session(ctx, se)
 		return nil
 	}
 	se.IdleExpiresAt = minTime(now.Add(p.cfg.SessionIdleTTL), se.ExpiresAt)

@@ -291,6 +291,9 @@ type Session struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 	// Ceremony is an enrollment under way on the account page.
 	Ceremony *Ceremony `json:"ceremony,omitempty"`
+	// Clients are the clients with a back-channel logout URI that were
+	// issued an ID token in this session: told when it ends.
+	Clients []string `json:"clients,omitempty"`
 }
 
 // Ceremony is a second-factor ceremony waiting for the user's answer: a
@@ -564,6 +567,32 @@ type Factors interface {
 	DeleteFactors(ctx context.Context, userID, kind string) (int, error)
 }
 
+// LogoutDelivery is one logout token owed to one client (OpenID Connect
+// Back-Channel Logout 1.0): whom to tell about which session, and how its
+// retries stand. The token itself is minted at each attempt.
+type LogoutDelivery struct {
+	ID        string    `json:"id"`
+	ClientID  string    `json:"client_id"`
+	Subject   string    `json:"sub"`
+	SessionID string    `json:"sid"`
+	Attempts  int       `json:"attempts"`
+	NextAt    time.Time `json:"next_at"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// LogoutQueue is the durable queue of back-channel logout deliveries: a
+// delivery stays until it succeeds or is given up, across restarts.
+type LogoutQueue interface {
+	EnqueueLogouts(ctx context.Context, ds []*LogoutDelivery) error
+	// ClaimLogouts returns up to limit deliveries due at now, the longest
+	// due first, and in the same transaction moves their NextAt to until:
+	// another claimant (a replica) does not get them before then.
+	ClaimLogouts(ctx context.Context, now, until time.Time, limit int) ([]*LogoutDelivery, error)
+	// UpdateLogout stores a delivery's Attempts and NextAt.
+	UpdateLogout(ctx context.Context, d *LogoutDelivery) error
+	DeleteLogout(ctx context.Context, id string) error
+}
+
 // SigningKeys stores the key ring; it is keys.KeyStore.
 type SigningKeys = keys.KeyStore
 
@@ -583,6 +612,7 @@ type Storage interface {
 	AdminTokens
 	AuditEvents
 	Assertions
+	LogoutQueue
 	AuthCodes
 	RefreshTokens
 	AccessTokens
@@ -657,6 +687,9 @@ func Normalize(rec any) {
 		ts(&r.CreatedAt, &r.ExpiresAt)
 	case *Interaction:
 		ts(&r.AuthTime, &r.CreatedAt, &r.ExpiresAt)
+		if r.Device != nil {
+			ts(&r.Device.LastPollAt, &r.Device.ExpiresAt)
+		}
 	case *Session:
 		ts(&r.AuthTime, &r.CreatedAt, &r.IdleExpiresAt, &r.ExpiresAt)
 	case *Consent:
@@ -665,6 +698,8 @@ func Normalize(rec any) {
 		ts(&r.CreatedAt, &r.ActivatesAt, &r.RetiresAt, &r.RemoveAt)
 	case *Revocation:
 		ts(&r.ExpiresAt)
+	case *LogoutDelivery:
+		ts(&r.NextAt, &r.CreatedAt)
 	default:
 		panic(fmt.Sprintf("storage: Normalize of %T", rec))
 	}

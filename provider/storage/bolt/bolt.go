@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,10 +45,11 @@ var (
 	bConsents    = []byte("consents")       // user ID 0x00 client ID → consent
 	bKeys        = []byte("signing_keys")
 	bRevocations = []byte("revocations")
+	bLogouts     = []byte("logout_deliveries") // ID → delivery
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bAssertions, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bAssertions, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bLogouts, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -898,6 +900,76 @@ func (s *Store) UseAssertion(_ context.Context, key string, exp time.Time) error
 			return err
 		}
 		return b.Put(k, v)
+	})
+}
+
+// EnqueueLogouts implements storage.LogoutQueue.
+func (s *Store) EnqueueLogouts(_ context.Context, ds []*storage.LogoutDelivery) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bLogouts)
+		for _, d := range ds { // all checked before any is written: an expected error commits the batch
+			if b.Get([]byte(d.ID)) != nil {
+				return storage.ErrAlreadyExists
+			}
+		}
+		for _, d := range ds {
+			if err := putCopy(b, []byte(d.ID), d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ClaimLogouts implements storage.LogoutQueue. The queue is short (it
+// holds only undelivered tokens), so it is read whole.
+func (s *Store) ClaimLogouts(_ context.Context, now, until time.Time, limit int) (out []*storage.LogoutDelivery, err error) {
+	err = s.update(func(tx *bbolt.Tx) error {
+		out = nil
+		b := tx.Bucket(bLogouts)
+		all, err := list[storage.LogoutDelivery](b)
+		if err != nil {
+			return err
+		}
+		for _, d := range all {
+			if !d.NextAt.After(now) {
+				out = append(out, d)
+			}
+		}
+		slices.SortFunc(out, func(a, b *storage.LogoutDelivery) int {
+			return cmp.Or(a.NextAt.Compare(b.NextAt), cmp.Compare(a.ID, b.ID))
+		})
+		out = out[:min(len(out), limit)]
+		for _, d := range out {
+			d.NextAt = storage.Timestamp(until)
+			if err := putCopy(b, []byte(d.ID), d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// UpdateLogout implements storage.LogoutQueue.
+func (s *Store) UpdateLogout(_ context.Context, d *storage.LogoutDelivery) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bLogouts)
+		if b.Get([]byte(d.ID)) == nil {
+			return storage.ErrNotFound
+		}
+		return putCopy(b, []byte(d.ID), d)
+	})
+}
+
+// DeleteLogout implements storage.LogoutQueue.
+func (s *Store) DeleteLogout(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bLogouts)
+		if b.Get([]byte(id)) == nil {
+			return storage.ErrNotFound
+		}
+		return b.Delete([]byte(id))
 	})
 }
 

@@ -31,6 +31,7 @@ type Store struct {
 	adminTokens map[string]*storage.AdminToken
 	audit       []*storage.AuditEvent // in ID (time) order
 	assertions  map[string]time.Time
+	logouts     map[string]*storage.LogoutDelivery
 	codes       map[storage.Hash]*storage.AuthCode
 	refresh     map[storage.Hash]*storage.RefreshToken
 	access      map[storage.Hash]*storage.AccessToken
@@ -53,6 +54,7 @@ func New(now func() time.Time) *Store {
 		factors:     map[[2]string]*storage.Factor{},
 		adminTokens: map[string]*storage.AdminToken{},
 		assertions:  map[string]time.Time{},
+		logouts:     map[string]*storage.LogoutDelivery{},
 		codes:       map[storage.Hash]*storage.AuthCode{},
 		refresh:     map[storage.Hash]*storage.RefreshToken{},
 		access:      map[storage.Hash]*storage.AccessToken{},
@@ -685,6 +687,65 @@ func (s *Store) UseAssertion(_ context.Context, key string, exp time.Time) error
 		return storage.ErrAlreadyUsed
 	}
 	s.assertions[key] = storage.Timestamp(exp)
+	return nil
+}
+
+// EnqueueLogouts implements storage.LogoutQueue.
+func (s *Store) EnqueueLogouts(_ context.Context, ds []*storage.LogoutDelivery) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		if _, ok := s.logouts[d.ID]; ok {
+			return storage.ErrAlreadyExists
+		}
+	}
+	for _, d := range ds {
+		s.logouts[d.ID] = clone(d)
+	}
+	return nil
+}
+
+// ClaimLogouts implements storage.LogoutQueue.
+func (s *Store) ClaimLogouts(_ context.Context, now, until time.Time, limit int) ([]*storage.LogoutDelivery, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due []*storage.LogoutDelivery
+	for _, d := range s.logouts {
+		if !d.NextAt.After(now) {
+			due = append(due, d)
+		}
+	}
+	slices.SortFunc(due, func(a, b *storage.LogoutDelivery) int {
+		return cmp.Or(a.NextAt.Compare(b.NextAt), cmp.Compare(a.ID, b.ID))
+	})
+	due = due[:min(len(due), limit)]
+	out := make([]*storage.LogoutDelivery, len(due))
+	for i, d := range due {
+		d.NextAt = storage.Timestamp(until)
+		out[i] = clone(d)
+	}
+	return out, nil
+}
+
+// UpdateLogout implements storage.LogoutQueue.
+func (s *Store) UpdateLogout(_ context.Context, d *storage.LogoutDelivery) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.logouts[d.ID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.logouts[d.ID] = clone(d)
+	return nil
+}
+
+// DeleteLogout implements storage.LogoutQueue.
+func (s *Store) DeleteLogout(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.logouts[id]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(s.logouts, id)
 	return nil
 }
 

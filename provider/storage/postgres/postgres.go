@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -601,6 +602,58 @@ func (s *Store) UseAssertion(ctx context.Context, key string, exp time.Time) err
 		return storage.ErrAlreadyUsed
 	}
 	return nil
+}
+
+// EnqueueLogouts implements storage.LogoutQueue: one transaction.
+func (s *Store) EnqueueLogouts(ctx context.Context, ds []*storage.LogoutDelivery) error {
+	b := &pgx.Batch{}
+	for _, d := range ds {
+		b.Queue("INSERT INTO logout_deliveries (id, next_at, data) VALUES ($1, $2, $3)", d.ID, storage.Timestamp(d.NextAt), record(d))
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit(ctx))
+}
+
+// ClaimLogouts implements storage.LogoutQueue: rows another claimant holds
+// locked are skipped.
+func (s *Store) ClaimLogouts(ctx context.Context, now, until time.Time, limit int) ([]*storage.LogoutDelivery, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE logout_deliveries SET next_at = $2,
+		data = jsonb_set(data, '{next_at}', to_jsonb($2::timestamptz))
+		WHERE id IN (SELECT id FROM logout_deliveries WHERE next_at <= $1 ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING data`, storage.Timestamp(now), storage.Timestamp(until), limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*storage.LogoutDelivery, error) {
+		var d storage.LogoutDelivery
+		var raw []byte
+		if err := r.Scan(&raw); err != nil {
+			return nil, err
+		}
+		return &d, json.Unmarshal(raw, &d)
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	slices.SortFunc(out, func(a, b *storage.LogoutDelivery) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+// UpdateLogout implements storage.LogoutQueue.
+func (s *Store) UpdateLogout(ctx context.Context, d *storage.LogoutDelivery) error {
+	return s.exec(ctx, "UPDATE logout_deliveries SET next_at = $2, data = $3 WHERE id = $1", d.ID, storage.Timestamp(d.NextAt), record(d))
+}
+
+// DeleteLogout implements storage.LogoutQueue.
+func (s *Store) DeleteLogout(ctx context.Context, id string) error {
+	return s.exec(ctx, "DELETE FROM logout_deliveries WHERE id = $1", id)
 }
 
 // AppendAuditEvent implements storage.AuditEvents.

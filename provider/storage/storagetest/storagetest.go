@@ -87,6 +87,8 @@ func Run(t *testing.T, open Opener) {
 		{"AuditEvents", testAuditEvents},
 		{"AssertionsSingleUse", testAssertions},
 		{"AssertionConcurrentUse", testAssertionConcurrent},
+		{"LogoutQueue", testLogoutQueue},
+		{"LogoutQueueConcurrentClaims", testLogoutClaimsConcurrent},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrent},
 		{"RefreshTokens", testRefreshTokens},
@@ -577,6 +579,86 @@ func testAssertionConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	onlyOneWins(t, 20, "use one assertion", storage.ErrAlreadyUsed, func(int) error {
 		return s.UseAssertion(ctx, "c1\x00same", clk.Now().Add(time.Minute))
 	})
+}
+
+func newLogout(id string, next time.Time) *storage.LogoutDelivery {
+	return &storage.LogoutDelivery{ID: id, ClientID: "c-" + id, Subject: "sub-1", SessionID: "sid-1", NextAt: next, CreatedAt: next}
+}
+
+// testLogoutQueue: deliveries come out when due, once per claim window,
+// with their updates; a delete removes them.
+func testLogoutQueue(t *testing.T, s storage.Storage, clk *Clock) {
+	now := clk.Now()
+	must(t, s.EnqueueLogouts(ctx, []*storage.LogoutDelivery{newLogout("a", now), newLogout("b", now.Add(-time.Second)), newLogout("later", now.Add(time.Hour))}))
+	wantErr(t, s.EnqueueLogouts(ctx, []*storage.LogoutDelivery{newLogout("c", now), newLogout("a", now)}), storage.ErrAlreadyExists)
+	got, err := s.ClaimLogouts(ctx, now, now.Add(time.Minute), 1)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != "b" || got[0].ClientID != "c-b" || got[0].SessionID != "sid-1" {
+		t.Fatalf("first claim (limit 1): %+v", got)
+	}
+	equalTime(t, "claimed next_at", got[0].NextAt, now.Add(time.Minute))
+	got, err = s.ClaimLogouts(ctx, now, now.Add(time.Minute), 10)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != "a" {
+		t.Fatalf("second claim: %+v (c must not have been enqueued, b is claimed)", got)
+	}
+	got[0].Attempts, got[0].NextAt = 3, now.Add(10*time.Second)
+	must(t, s.UpdateLogout(ctx, got[0]))
+	clk.Advance(30 * time.Second)
+	got, err = s.ClaimLogouts(ctx, clk.Now(), clk.Now().Add(time.Minute), 10)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != "a" || got[0].Attempts != 3 {
+		t.Fatalf("after the update: %+v", got)
+	}
+	must(t, s.DeleteLogout(ctx, "a"))
+	wantErr(t, s.DeleteLogout(ctx, "a"), storage.ErrNotFound)
+	wantErr(t, s.UpdateLogout(ctx, newLogout("a", now)), storage.ErrNotFound)
+	clk.Advance(2 * time.Hour)
+	got, err = s.ClaimLogouts(ctx, clk.Now(), clk.Now().Add(time.Minute), 10)
+	must(t, err)
+	if len(got) != 2 {
+		t.Errorf("b (its claim lapsed) and later: %+v", got)
+	}
+}
+
+// testLogoutClaimsConcurrent: claimants at once get each delivery once.
+func testLogoutClaimsConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
+	now := clk.Now()
+	var ds []*storage.LogoutDelivery
+	for i := range 20 {
+		ds = append(ds, newLogout(fmt.Sprintf("d%02d", i), now))
+	}
+	must(t, s.EnqueueLogouts(ctx, ds))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	seen := map[string]int{}
+	gate := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			got, err := s.ClaimLogouts(ctx, now, now.Add(time.Minute), 5)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("claim: %v", err)
+			}
+			for _, d := range got {
+				seen[d.ID]++
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s claimed %d times", id, n)
+		}
+	}
+	if len(seen) != 20 {
+		t.Errorf("%d of 20 claimed by 8 claimants of 5", len(seen))
+	}
 }
 
 // testListings: a user's sessions and consents, live ones only.
