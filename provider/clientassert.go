@@ -193,7 +193,7 @@ func (p *Provider) checkAssertion(ctx context.Context, c *storage.Client, assert
 	case cl.Iss != c.ID || cl.Sub != c.ID:
 		return fail("iss and sub must be the client_id")
 	case !slices.ContainsFunc(cl.Aud, func(a string) bool {
-		return a == ep || a == ep+"/token" || a == ep+"/introspect" || a == ep+"/revoke"
+		return a == ep || a == ep+"/token" || a == ep+"/introspect" || a == ep+"/revoke" || a == ep+"/par" || a == ep+"/device_authorization"
 	}):
 		return fail("aud must be the issuer or the endpoint")
 	case time.Unix(cl.Exp, 0).Sub(now) > p.cfg.ClientAssertionMaxLifetime+assertionLeeway:

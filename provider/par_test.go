@@ -184,3 +184,23 @@ func discoveryOf(t *testing.T, s *server) map[string]any {
 	t.Helper()
 	return do(t, "GET", s.issuer+"/.well-known/openid-configuration", "", "", "").json(t)
 }
+
+// TestPARWithPrivateKeyJWT: a private_key_jwt client pushes with an
+// assertion whose aud is the PAR endpoint.
+func TestPARWithPrivateKeyJWT(t *testing.T) {
+	s := start(t, backends()[0].open(t))
+	key := newClientKey(t, "k1")
+	s.register(t, provider.ClientSpec{ID: "pkj-web", TokenEndpointAuthMethod: "private_key_jwt", JWKS: key.jwks(t),
+		RedirectURIs: []string{rpRedirect}, GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}})
+	form := url.Values{"response_type": {"code"}, "redirect_uri": {rpRedirect}, "scope": {"openid"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"},
+		"client_assertion_type": {jwtBearer},
+		"client_assertion":      {key.assertion(t, s, "pkj-web", func(c map[string]any) { c["aud"] = s.issuer + "/par" })}}
+	if r := s.post(t, "/par", form.Encode(), ""); r.status != 201 {
+		t.Fatalf("push with private_key_jwt: %d %s", r.status, r.body)
+	}
+	form.Set("client_assertion", key.assertion(t, s, "pkj-web", func(c map[string]any) { c["aud"] = "https://elsewhere.example/par" }))
+	if r := s.post(t, "/par", form.Encode(), ""); r.status != 401 {
+		t.Errorf("an assertion for another audience: %d %s", r.status, r.body)
+	}
+}
