@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +202,77 @@ func BenchmarkForwardAuth(b *testing.B) {
 				if resp.StatusCode() != 200 {
 					b.Fatalf("status %d", resp.StatusCode())
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkClaimRules: issue 17's acceptance 4 — the forward-auth cache-hit
+// path with a CEL claim rule and two claim headers (oidcgate) beside
+// today's cache-hit path without them (baseline), side by side.
+func BenchmarkClaimRules(b *testing.B) {
+	r := benchRing(b)
+	payload, _ := json.Marshal(map[string]any{"iss": benchIssuer, "sub": "5f1c9e2a-7b7e-4c1e-9a57-3f0c8f6d2b11", "aud": api,
+		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "jti": "b2bq6PZyDq9t2t0RkqG5nA",
+		"client_id": "billing-service", "scope": "invoices:read invoices:write", "email": "ann@example.com",
+		"groups": []string{"billing", "admin"}})
+	tok, err := r.Sign(keys.ES256, "at+jwt", payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	load := func(rule string) *edge.Routes {
+		path := filepath.Join(b.TempDir(), "routes.yaml")
+		os.WriteFile(path, []byte(`routes:
+  - path_prefix: /api
+    audience: `+api+`
+    rule: '`+rule+`'
+    headers: {X-User-Email: email, X-Groups: groups}
+`), 0o600)
+		r, err := edge.LoadRoutes(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
+	// claims/: a rule on claims alone (its verdict kept per token);
+	// request/: one that reads the request too (evaluated every time).
+	for _, tc := range []struct {
+		name   string
+		routes *edge.Routes
+		keep   bool
+	}{{"claims/oidcgate", load(`"admin" in claims.groups`), true}, {"claims/baseline", mustRoutes(), false},
+		{"request/oidcgate", load(`"admin" in claims.groups && request.method == "GET"`), true}, {"request/baseline", mustRoutes(), false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			v, err := edge.NewValidator(edge.ValidatorConfig{Issuer: benchIssuer, Algs: benchAlgs, Leeway: 30 * time.Second,
+				RequireTyp: true, CacheTTL: time.Minute, CacheSize: 100_000, IntrospectionTTL: time.Minute, NegativeTTL: 5 * time.Second,
+				KeepClaims: tc.keep}, r, nil, nil, prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(v.Close)
+			warm(b, v, []byte("Bearer "+tok))
+			e, err := edge.New(edge.Config{ForwardAuthPath: "/_oidcgate/auth", Headers: edge.DefaultHeaders()}, v, tc.routes, discard,
+				prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			client := inmemory(b, e.Handler())
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.SetRequestURI("http://edge/_oidcgate/auth")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("X-Original-URI", "/api/things")
+			req.Header.Set("X-Original-Method", "GET")
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.Do(req, resp); err != nil {
+					b.Fatal(err)
+				}
+				if resp.StatusCode() != 200 {
+					b.Fatalf("status %d %s", resp.StatusCode(), resp.Body())
+				}
+			}
+			if tc.keep && string(resp.Header.Peek("X-Groups")) != "billing,admin" {
+				b.Fatalf("claim header: %q", resp.Header.Peek("X-Groups"))
 			}
 		})
 	}

@@ -137,7 +137,7 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 	e := &Edge{cfg: cfg, validator: v, routes: routes, log: log,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidcgate_edge_decisions_total",
-			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route).",
+			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route, bad_request, claim_rule).",
 		}, []string{"reason"}),
 		upLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "oidcgate_edge_upstream_duration_seconds",
@@ -149,6 +149,12 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 		if h != "" {
 			e.strip = append(e.strip, []byte(h))
 			e.names[i] = canonical(h)
+		}
+	}
+	// Claim headers are identity headers too: a client cannot send them.
+	for _, name := range routes.mappedNames() {
+		if !containsName(e.strip, name) {
+			e.strip = append(e.strip, name)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -176,7 +182,7 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 	e.byReason = map[string]prometheus.Counter{}
 	for _, r := range []string{ReasonOK, ReasonPublic, ReasonMissing, ReasonMalformed, ReasonExpired, ReasonBadSignature,
 		ReasonUnknownKID, ReasonWrongIssuer, ReasonWrongAudience, ReasonInsufficientScope, ReasonInactive, ReasonUnavailable, ReasonNoRoute,
-		ReasonBadRequest} {
+		ReasonBadRequest, ReasonClaimRule} {
 		e.byReason[r] = e.decisions.WithLabelValues(r)
 	}
 	e.okDecisions = e.byReason[ReasonOK]
@@ -213,17 +219,18 @@ func (e *Edge) Handler() fasthttp.RequestHandler {
 	})
 }
 
-// decide checks the raw path, matches the route and checks the token.
-func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization []byte) (*Identity, Decision) {
+// decide checks the raw path, matches the route, checks the token and
+// applies the route's claim rules.
+func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization []byte) (*Identity, *Route, Decision) {
 	path, err := routePath(rawPath)
 	if err != nil {
 		e.byReason[ReasonBadRequest].Inc()
-		return nil, deny(ReasonBadRequest, err.Error())
+		return nil, nil, deny(ReasonBadRequest, err.Error())
 	}
 	r := e.routes.Match(method, path)
 	if r == nil {
 		e.byReason[ReasonNoRoute].Inc()
-		return nil, deny(ReasonNoRoute, "no route allows this request")
+		return nil, nil, deny(ReasonNoRoute, "no route allows this request")
 	}
 	now := ctx.Time()
 	if e.cfg.Clock != nil {
@@ -232,13 +239,19 @@ func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization [
 	// The validator bounds its own calls out (introspection, revocation
 	// list); a cache hit makes none, so no deadline is made here.
 	id, d := e.validator.Check(context.Background(), now, authorization, r)
+	if d.Reason == ReasonOK && id != nil {
+		d = r.checkClaims(id, method, path, &ctx.Request.Header)
+	}
 	if d.Reason == ReasonOK {
 		e.okDecisions.Inc() // the common case, without a map look-up
 	} else {
 		e.byReason[d.Reason].Inc()
 	}
-	return id, d
+	return id, r, d
 }
+
+// unsafeClaim refuses a token whose mapped claim cannot go in a header.
+var unsafeClaim = deny(ReasonMalformed, "a claim this route forwards holds control characters")
 
 // forwardAuth answers nginx auth_request (X-Original-URI/-Method), Traefik
 // forwardAuth (X-Forwarded-Uri/-Method) and Envoy ext_authz HTTP (the
@@ -292,7 +305,7 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	// Routes are matched on the path the upstream will route, checked by
 	// decide: an ambiguous one is refused, not normalised.
 	path := pathOnly(uri)
-	id, d := e.decide(ctx, method, path, authorization)
+	id, r, d := e.decide(ctx, method, path, authorization)
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
@@ -300,6 +313,12 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	// Set the identity headers even when empty (a public route): a proxy
 	// that copies them onto the upstream request then overwrites any the
 	// client sent.
+	if !r.setMapped(&ctx.Response.Header, id) {
+		e.byReason[ReasonMalformed].Inc()
+		ctx.Response.Header.Reset()
+		e.reject(ctx, unsafeClaim)
+		return
+	}
 	e.setIdentity(&ctx.Response.Header, id)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	// The answer is its status and headers; an empty body has no type.
@@ -352,12 +371,17 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 	// spelling a CGI-style upstream folds into the same variable.
 	stripHopByHop(&req.Header)
 	e.stripIdentity(&req.Header)
-	id, d := e.decide(ctx, ctx.Method(), rawPath, req.Header.Peek("Authorization"))
+	id, r, d := e.decide(ctx, ctx.Method(), rawPath, req.Header.Peek("Authorization"))
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
 	}
 	if id != nil {
+		if !r.setMapped(&req.Header, id) {
+			e.byReason[ReasonMalformed].Inc()
+			e.reject(ctx, unsafeClaim)
+			return
+		}
 		e.setIdentity(&req.Header, id)
 	}
 	if !e.cfg.PassAuthorization {
@@ -494,7 +518,7 @@ func (d Decision) err() *oauth.Error {
 	case fasthttp.StatusBadRequest:
 		return oauth.ErrInvalidRequest("%s", d.Description)
 	case fasthttp.StatusForbidden:
-		if d.Reason == ReasonNoRoute {
+		if d.Reason == ReasonNoRoute || d.Reason == ReasonClaimRule {
 			return oauth.New(fasthttp.StatusForbidden, "access_denied", "%s", d.Description)
 		}
 		return oauth.ErrInsufficientScope(d.Description, d.Scope)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"cel.dev/cel-go/cel"
 	"gopkg.in/yaml.v3"
 )
 
@@ -31,9 +32,18 @@ type Route struct {
 	Audience   string   `yaml:"audience"`
 	Scopes     []string `yaml:"scopes"`
 	Token      string   `yaml:"token"`
+	// Claims, Rule and Headers: claim matchers, a CEL rule, and claim →
+	// header mappings (rules.go).
+	Claims  map[string]ClaimMatch `yaml:"claims"`
+	Rule    string                `yaml:"rule"`
+	Headers map[string]string     `yaml:"headers"`
 
-	scope  string // Scopes joined, for the WWW-Authenticate scope attribute
-	prefix []byte
+	scope    string // Scopes joined, for the WWW-Authenticate scope attribute
+	prefix   []byte
+	matchers []matcher
+	program  cel.Program
+	perToken bool // the rule reads only claims: its verdict is kept per token
+	mapped   []mappedHeader
 }
 
 // Routes is an ordered rule list: the first match wins.
@@ -95,6 +105,9 @@ func compile(r *Routes) (*Routes, error) {
 			if s == "" || strings.ContainsAny(s, " \"\\") {
 				errs = append(errs, fmt.Errorf("rule %d: scope %q is not a scope token", i+1, s))
 			}
+		}
+		for _, err := range compileRules(rule) {
+			errs = append(errs, fmt.Errorf("rule %d (%s): %w", i+1, rule.PathPrefix, err))
 		}
 		rule.scope = strings.Join(rule.Scopes, " ")
 		rule.prefix = []byte(rule.PathPrefix)

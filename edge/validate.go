@@ -39,6 +39,7 @@ const (
 	ReasonUnavailable       = "unavailable"
 	ReasonNoRoute           = "no_route"
 	ReasonBadRequest        = "bad_request" // an ambiguous path, conflicting headers
+	ReasonClaimRule         = "claim_rule"  // a route's claim matchers or rule said no
 )
 
 // Decision is the outcome for one request.
@@ -77,7 +78,21 @@ type Identity struct {
 	Claims   []byte // the JWT payload, or the introspection response (only with KeepClaims)
 
 	audienceHeader string
+	parsed         map[string]any // Claims decoded, once (only with KeepClaims)
+	memoPtr        atomic.Pointer[idMemo]
 }
+
+// memo is the identity's route memo, made on first use.
+func (id *Identity) memo() *idMemo {
+	if m := id.memoPtr.Load(); m != nil {
+		return m
+	}
+	id.memoPtr.CompareAndSwap(nil, &idMemo{})
+	return id.memoPtr.Load()
+}
+
+// claimsMap is the decoded claims (nil without KeepClaims).
+func (id *Identity) claimsMap() map[string]any { return id.parsed }
 
 // audience is Audience comma-joined, for the audience header.
 func (id *Identity) audience() string { return id.audienceHeader }
@@ -456,6 +471,9 @@ func (v *Validator) identity(sub, client, scope string, aud []string, claims []b
 	}
 	id := &Identity{Subject: sub, ClientID: client, Scope: scope, Scopes: strings.Fields(scope), Audience: aud,
 		Claims: claims, audienceHeader: k.audience}
+	if claims != nil {
+		json.Unmarshal(claims, &id.parsed) // verified JSON: an object
+	}
 	if claims == nil && v.shared.Load() < maxSharedIdentities {
 		if prior, loaded := v.identities.LoadOrStore(k, id); loaded {
 			return prior.(*Identity)

@@ -25,7 +25,7 @@ const edgeMaxBody = 32 << 20
 // once on edge.Config and edge.ValidatorConfig.
 type EdgeSettings struct {
 	EdgeAddr             string `yaml:"edge_addr" help:"address of the edge listener (proxy and forward-auth)"`
-	Routes               string `yaml:"routes" help:"YAML routes file (ordered rules: path_prefix, methods, public, audience, scopes, token); none: every request needs a valid token for --audience"`
+	Routes               string `yaml:"routes" help:"YAML routes file (ordered rules: path_prefix, methods, public, audience, scopes, token, claims, rule, headers; docs/forward-auth.md); none: every request needs a valid token for --audience"`
 	Audience             string `yaml:"audience" help:"without a routes file: the audience every token must carry; required then (any: accept every audience, said on purpose)"`
 	edge.Config          `yaml:",inline"`
 	edge.ValidatorConfig `yaml:",inline"`
@@ -135,9 +135,9 @@ func (c *EdgeSettings) routes() (*edge.Routes, error) {
 	return edge.DefaultRoutes(c.Audience)
 }
 
-func (c *EdgeSettings) validatorConfig(issuer string) edge.ValidatorConfig {
+func (c *EdgeSettings) validatorConfig(issuer string, routes *edge.Routes) edge.ValidatorConfig {
 	v := c.ValidatorConfig
-	v.Issuer, v.KeepClaims = issuer, c.SendClaims
+	v.Issuer, v.KeepClaims = issuer, c.SendClaims || routes.NeedsClaims()
 	return v
 }
 
@@ -148,7 +148,7 @@ func (c *EdgeSettings) newEdge(issuer string, ks keys.KeySet, rl edge.Revocation
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := edge.NewValidator(c.validatorConfig(issuer), ks, rl, in, reg)
+	v, err := edge.NewValidator(c.validatorConfig(issuer, routes), ks, rl, in, reg)
 	if err != nil {
 		return nil, nil, err
 	}
