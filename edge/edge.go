@@ -128,6 +128,7 @@ type Edge struct {
 	byReason    map[string]prometheus.Counter // resolved once: no label hashing per request
 	okDecisions prometheus.Counter
 	upLatency   prometheus.Histogram
+	upgrades    prometheus.Counter
 	strip       [][]byte  // identity header names, removed from client requests
 	names       [5][]byte // identity header names, canonical: subject, client, scopes, audience, claims
 }
@@ -174,7 +175,11 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 			ReadTimeout: cfg.UpstreamTimeout, WriteTimeout: cfg.UpstreamTimeout, MaxConns: 4096,
 			DisableHeaderNamesNormalizing: true, DisablePathNormalizing: true}
 	}
-	for _, c := range []prometheus.Collector{e.decisions, e.upLatency} {
+	e.upgrades = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "oidcgate_edge_upgrades_total",
+		Help: "Upgrade requests (WebSockets) authenticated and joined to the upstream.",
+	})
+	for _, c := range []prometheus.Collector{e.decisions, e.upLatency, e.upgrades} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edge: register metrics: %w", err)
 		}
@@ -366,6 +371,7 @@ func stripHopByHop(h interface {
 // proxy forwards an allowed request upstream with the verified identity.
 func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 	req := &ctx.Request
+	protocol := upgradeOf(&req.Header)
 	// Hop-by-hop headers first, so a client's Connection cannot name an
 	// identity header set below; then spoofed identity headers, in every
 	// spelling a CGI-style upstream folds into the same variable.
@@ -402,6 +408,10 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 	// the Host from: never the client's.
 	req.URI().SetHost(e.upHost)
 	req.Header.SetHost(e.upHost)
+	if protocol != nil {
+		e.tunnel(ctx, protocol)
+		return
+	}
 
 	start := time.Now()
 	err := e.upstream.DoTimeout(req, &ctx.Response, e.cfg.UpstreamTimeout)

@@ -93,6 +93,7 @@ type worldOpts struct {
 	maxStale    time.Duration
 	prePublish  time.Duration
 	reload      time.Duration
+	upstream    string // the upstream's URL; empty: the recording upstream
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -183,7 +184,10 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upURL := serve(t, w.up.handler)
+	upURL := o.upstream
+	if upURL == "" {
+		upURL = serve(t, w.up.handler)
+	}
 	e, err := edge.New(edge.Config{Upstream: upURL, UpstreamTimeout: 5 * time.Second, ForwardAuthPath: "/_oidcgate/auth",
 		Headers: edge.DefaultHeaders(), SendClaims: true, PassAuthorization: false, Clock: w.clock.Now,
 		ForwardAuthProxy: o.proxyKind}, v, routes, discard, reg)

@@ -130,7 +130,8 @@ func TestRuleLoadErrors(t *testing.T) {
 	}
 }
 
-// counter is a counter vector's value for one reason label.
+// counter is a counter vector's value for one label value (a plain
+// counter's with "").
 func counter(t *testing.T, w *world, name, reason string) float64 {
 	t.Helper()
 	mfs, err := w.reg().Gather()
@@ -142,6 +143,9 @@ func counter(t *testing.T, w *world, name, reason string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if reason == "" && len(m.GetLabel()) == 0 {
+				return m.GetCounter().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetValue() == reason {
 					return m.GetCounter().GetValue()
