@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -138,7 +139,7 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 	e := &Edge{cfg: cfg, validator: v, routes: routes, log: log,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidcgate_edge_decisions_total",
-			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route, bad_request, claim_rule).",
+			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route, bad_request, claim_rule, rate_limited).",
 		}, []string{"reason"}),
 		upLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "oidcgate_edge_upstream_duration_seconds",
@@ -187,7 +188,7 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 	e.byReason = map[string]prometheus.Counter{}
 	for _, r := range []string{ReasonOK, ReasonPublic, ReasonMissing, ReasonMalformed, ReasonExpired, ReasonBadSignature,
 		ReasonUnknownKID, ReasonWrongIssuer, ReasonWrongAudience, ReasonInsufficientScope, ReasonInactive, ReasonUnavailable, ReasonNoRoute,
-		ReasonBadRequest, ReasonClaimRule} {
+		ReasonBadRequest, ReasonClaimRule, ReasonRateLimited} {
 		e.byReason[r] = e.decisions.WithLabelValues(r)
 	}
 	e.okDecisions = e.byReason[ReasonOK]
@@ -246,6 +247,9 @@ func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization [
 	id, d := e.validator.Check(context.Background(), now, authorization, r)
 	if d.Reason == ReasonOK && id != nil {
 		d = r.checkClaims(id, method, path, &ctx.Request.Header)
+	}
+	if d.Reason == ReasonOK && r.limiter != nil {
+		d = r.allow(id, now)
 	}
 	if d.Reason == ReasonOK {
 		e.okDecisions.Inc() // the common case, without a map look-up
@@ -519,6 +523,9 @@ func (e *Edge) reject(ctx *fasthttp.RequestCtx, d Decision) {
 		ctx.Response.Header.Set("WWW-Authenticate", oauth.Challenge("", "", ""))
 		return
 	}
+	if d.RetryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(d.RetryAfter))
+	}
 	oauth.WriteError(ctx, d.err())
 }
 
@@ -532,6 +539,8 @@ func (d Decision) err() *oauth.Error {
 			return oauth.New(fasthttp.StatusForbidden, "access_denied", "%s", d.Description)
 		}
 		return oauth.ErrInsufficientScope(d.Description, d.Scope)
+	case fasthttp.StatusTooManyRequests:
+		return oauth.New(fasthttp.StatusTooManyRequests, "rate_limited", "%s", d.Description)
 	case fasthttp.StatusServiceUnavailable:
 		return oauth.New(fasthttp.StatusServiceUnavailable, "temporarily_unavailable", "%s", d.Description)
 	}

@@ -37,12 +37,15 @@ type Route struct {
 	Claims  map[string]ClaimMatch `yaml:"claims"`
 	Rule    string                `yaml:"rule"`
 	Headers map[string]string     `yaml:"headers"`
+	// RateLimit limits requests per token subject or client (ratelimit.go).
+	RateLimit *RateLimit `yaml:"rate_limit"`
 
 	scope    string // Scopes joined, for the WWW-Authenticate scope attribute
 	prefix   []byte
 	matchers []matcher
 	program  cel.Program
 	perToken bool // the rule reads only claims: its verdict is kept per token
+	limiter  *limiter
 	mapped   []mappedHeader
 }
 
@@ -108,6 +111,15 @@ func compile(r *Routes) (*Routes, error) {
 		}
 		for _, err := range compileRules(rule) {
 			errs = append(errs, fmt.Errorf("rule %d (%s): %w", i+1, rule.PathPrefix, err))
+		}
+		if rl := rule.RateLimit; rl != nil {
+			if err := rl.check(); err != nil {
+				errs = append(errs, fmt.Errorf("rule %d (%s): %w", i+1, rule.PathPrefix, err))
+			} else if rule.Public {
+				errs = append(errs, fmt.Errorf("rule %d (%s): a public rule has no subject to rate-limit", i+1, rule.PathPrefix))
+			} else {
+				rule.limiter = newLimiter(*rl)
+			}
 		}
 		rule.scope = strings.Join(rule.Scopes, " ")
 		rule.prefix = []byte(rule.PathPrefix)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oidcgate/oidcgate/edge"
 	"github.com/oidcgate/oidcgate/keys"
@@ -154,4 +155,49 @@ func counter(t *testing.T, w *world, name, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestRateLimits: a token bucket per subject (or client); an empty one is
+// 429 with Retry-After, another subject is not affected, and the bucket
+// refills with time.
+func TestRateLimits(t *testing.T) {
+	w := newWorld(t, worldOpts{routes: `
+routes:
+  - path_prefix: /limited
+    rate_limit: {per: sub, rps: 1, burst: 2}
+  - path_prefix: /
+`})
+	a := w.sign(t, keys.ES256, map[string]any{"sub": "alice", "jti": "r1"})
+	a2 := w.sign(t, keys.ES256, map[string]any{"sub": "alice", "jti": "r2"}) // another token, the same subject
+	b := w.sign(t, keys.ES256, map[string]any{"sub": "bob", "jti": "r3"})
+	for i, tc := range []struct {
+		tok    string
+		status int
+	}{{a, 200}, {a2, 200}, {a, 429}, {b, 200}, {a2, 429}} {
+		resp, body := w.get(t, "/limited", bearer(tc.tok)...)
+		if resp.StatusCode != tc.status {
+			t.Errorf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		if tc.status == 429 && (resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "rate_limited")) {
+			t.Errorf("request %d: Retry-After %q, %s", i, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	if resp, _ := w.get(t, "/other", bearer(a)...); resp.StatusCode != 200 {
+		t.Errorf("a route without a limit: %d", resp.StatusCode)
+	}
+	w.clock.Advance(1100 * time.Millisecond)
+	if resp, _ := w.get(t, "/limited", bearer(a)...); resp.StatusCode != 200 {
+		t.Errorf("after a second: %d", resp.StatusCode)
+	}
+	for name, y := range map[string]string{
+		"per":    "routes:\n  - path_prefix: /a\n    rate_limit: {per: ip, rps: 1}\n",
+		"rps":    "routes:\n  - path_prefix: /a\n    rate_limit: {per: sub, rps: 0}\n",
+		"public": "routes:\n  - path_prefix: /a\n    public: true\n    rate_limit: {per: sub, rps: 1}\n",
+	} {
+		path := filepath.Join(t.TempDir(), "routes.yaml")
+		os.WriteFile(path, []byte(y), 0o600)
+		if _, err := edge.LoadRoutes(path); err == nil || !strings.Contains(err.Error(), "rule 1 (/a)") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -40,6 +40,7 @@ const (
 	ReasonNoRoute           = "no_route"
 	ReasonBadRequest        = "bad_request" // an ambiguous path, conflicting headers
 	ReasonClaimRule         = "claim_rule"  // a route's claim matchers or rule said no
+	ReasonRateLimited       = "rate_limited"
 )
 
 // Decision is the outcome for one request.
@@ -48,6 +49,7 @@ type Decision struct {
 	Status      int    // 200, 400, 401, 403 or 503
 	Description string // for error_description: plain ASCII, no quotes
 	Scope       string // with insufficient_scope: what the route needs
+	RetryAfter  int    // with 429 and 503: seconds
 }
 
 var (
