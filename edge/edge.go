@@ -228,6 +228,17 @@ func (e *Edge) Handler() fasthttp.RequestHandler {
 // decide checks the raw path, matches the route, checks the token and
 // applies the route's claim rules.
 func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization []byte) (*Identity, *Route, Decision) {
+	now := ctx.Time()
+	if e.cfg.Clock != nil {
+		now = e.cfg.Clock()
+	}
+	return e.decideAt(now, &ctx.Request.Header, method, rawPath, authorization)
+}
+
+// decideAt is decide for a request known by its parts (the proxy's and
+// forward-auth's fasthttp request, or an ext_authz CheckRequest): h is
+// what a route's rule sees as request.headers.
+func (e *Edge) decideAt(now time.Time, h *fasthttp.RequestHeader, method, rawPath, authorization []byte) (*Identity, *Route, Decision) {
 	path, err := routePath(rawPath)
 	if err != nil {
 		e.byReason[ReasonBadRequest].Inc()
@@ -238,15 +249,11 @@ func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization [
 		e.byReason[ReasonNoRoute].Inc()
 		return nil, nil, deny(ReasonNoRoute, "no route allows this request")
 	}
-	now := ctx.Time()
-	if e.cfg.Clock != nil {
-		now = e.cfg.Clock()
-	}
 	// The validator bounds its own calls out (introspection, revocation
 	// list); a cache hit makes none, so no deadline is made here.
 	id, d := e.validator.Check(context.Background(), now, authorization, r)
 	if d.Reason == ReasonOK && id != nil {
-		d = r.checkClaims(id, method, path, &ctx.Request.Header)
+		d = r.checkClaims(id, method, path, h)
 	}
 	if d.Reason == ReasonOK && r.limiter != nil {
 		d = r.allow(id, now)

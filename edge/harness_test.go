@@ -78,6 +78,7 @@ type world struct {
 	p        *provider.Provider
 	up       *upstream
 	edgeURL  string
+	edge     *edge.Edge
 	jwks     *edge.RemoteKeys
 	clock    *storagetest.WallClock
 	provider func() // stops the provider's listener
@@ -194,7 +195,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.edgeURL = serve(t, e.Handler())
+	w.edgeURL, w.edge = serve(t, e.Handler()), e
 	// Wait for the first JWKS fetch.
 	for i := 0; w.jwks.Ready() != nil; i++ {
 		if i > 200 {

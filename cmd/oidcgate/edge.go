@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc"
 
 	"github.com/oidcgate/oidcgate/edge"
 	"github.com/oidcgate/oidcgate/keys"
@@ -25,6 +27,7 @@ const edgeMaxBody = 32 << 20
 // once on edge.Config and edge.ValidatorConfig.
 type EdgeSettings struct {
 	EdgeAddr             string `yaml:"edge_addr" help:"address of the edge listener (proxy and forward-auth)"`
+	ExtAuthzAddr         string `yaml:"ext_authz_addr" help:"address of a gRPC listener serving Envoy's ext_authz (envoy.service.auth.v3.Authorization, plaintext: keep it on loopback or a pod network); empty: none"`
 	Routes               string `yaml:"routes" help:"YAML routes file (ordered rules: path_prefix, methods, public, audience, scopes, token, claims, rule, headers; docs/forward-auth.md); none: every request needs a valid token for --audience"`
 	Audience             string `yaml:"audience" help:"without a routes file: the audience every token must carry; required then (any: accept every audience, said on purpose)"`
 	edge.Config          `yaml:",inline"`
@@ -37,6 +40,9 @@ func defaultEdgeSettings() EdgeSettings {
 
 func (c *EdgeSettings) validate(p *problems) {
 	p.addr("edge_addr", c.EdgeAddr)
+	if c.ExtAuthzAddr != "" {
+		p.addr("ext_authz_addr", c.ExtAuthzAddr)
+	}
 	p.library(c.Config.Validate())
 	p.library(c.ValidatorConfig.Validate())
 	if c.Routes != "" {
@@ -209,9 +215,44 @@ func runEdge(ctx context.Context, args []string, std stdio) error {
 	edgeServe := cfg.ServeConfig
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
 	log.Info("oidcgate edge starting", "version", version, "issuer", cfg.Issuer, "jwks_uri", jwksURI, "upstream", cfg.Upstream)
+	extAuthz, err := cfg.EdgeSettings.extAuthz(e, log)
+	if err != nil {
+		return err
+	}
 	lc := &lifecycle{}
 	return runListeners(ctx, lc, []listener{
 		{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe},
 		{"ops", cfg.OpsAddr, opsHandler(lc, reg, checks, nil, log), nil, cfg.ServeConfig},
-	}, certs, cfg.ServeConfig, log, remote.Run)
+	}, certs, cfg.ServeConfig, log, remote.Run, extAuthz)
+}
+
+// extAuthz binds the gRPC ext_authz listener, if one is asked for, and
+// returns the loop that serves it until the process stops (then in-flight
+// checks get 5 s to finish); without one, a loop that does nothing.
+func (c *EdgeSettings) extAuthz(e *edge.Edge, log *slog.Logger) (func(context.Context), error) {
+	if c.ExtAuthzAddr == "" {
+		return func(context.Context) {}, nil
+	}
+	ln, err := net.Listen("tcp", c.ExtAuthzAddr)
+	if err != nil {
+		return nil, fmt.Errorf("ext_authz listener: %w", err)
+	}
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(1<<20), grpc.MaxConcurrentStreams(1024))
+	e.RegisterExtAuthz(s)
+	return func(ctx context.Context) {
+		log.Info("listening", "listener", "ext_authz", "addr", ln.Addr().String())
+		go func() {
+			if err := s.Serve(ln); err != nil {
+				log.Error("ext_authz listener", "error", err)
+			}
+		}()
+		<-ctx.Done()
+		done := make(chan struct{})
+		go func() { s.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.Stop()
+		}
+	}, nil
 }

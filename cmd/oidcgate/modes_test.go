@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -16,6 +17,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func freePort(t *testing.T) string {
@@ -141,8 +147,8 @@ func TestAllAndEdgeModes(t *testing.T) {
 		}
 	}
 
-	eaddrs := startBinary(t, t.TempDir(), 2, "edge", "--issuer", issuer, "--edge-addr", "127.0.0.1:0",
-		"--ops-addr", "127.0.0.1:0", "--upstream", up.URL, "--audience", "https://api.example.com")
+	eaddrs := startBinary(t, t.TempDir(), 3, "edge", "--issuer", issuer, "--edge-addr", "127.0.0.1:0",
+		"--ops-addr", "127.0.0.1:0", "--upstream", up.URL, "--audience", "https://api.example.com", "--ext-authz-addr", "127.0.0.1:0")
 	edgeURL := "http://" + eaddrs["edge"]
 	// Its first JWKS fetch runs in the background: wait for /readyz.
 	deadline := time.Now().Add(10 * time.Second)
@@ -163,5 +169,22 @@ func TestAllAndEdgeModes(t *testing.T) {
 	}
 	if code, _ := edgeGet(t, edgeURL+"/y", tok+"x"); code != 401 {
 		t.Fatalf("edge: tampered token: %d", code)
+	}
+	// The same decisions over gRPC ext_authz, from a grpc-go client.
+	conn, err := grpc.NewClient(eaddrs["ext_authz"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for token, want := range map[string]codes.Code{tok: codes.OK, "": codes.Unauthenticated, tok + "x": codes.Unauthenticated} {
+		hdr := map[string]string{}
+		if token != "" {
+			hdr["authorization"] = "Bearer " + token
+		}
+		r, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/y", Headers: hdr}}}})
+		if err != nil || codes.Code(r.GetStatus().GetCode()) != want {
+			t.Errorf("ext_authz with token %.12q: %v %v, want %v", token, r.GetStatus(), err, want)
+		}
 	}
 }

@@ -166,9 +166,10 @@ func (pp *providerParts) listeners(cfg *ProviderConfig, gatherer prometheus.Gath
 
 // serve binds ls, runs the provider's background loops (GC, key ring) and
 // serves until ctx ends.
-func (pp *providerParts) serve(ctx context.Context, mode string, cfg *ProviderConfig, ls []listener, log *slog.Logger) error {
+func (pp *providerParts) serve(ctx context.Context, mode string, cfg *ProviderConfig, ls []listener, log *slog.Logger,
+	loops ...func(context.Context)) error {
 	log.Info("oidcgate "+mode+" starting", "version", version, "store", cfg.kind(), "issuer", cfg.Issuer)
-	err := runListeners(ctx, &pp.lc, ls, pp.certs, cfg.ServeConfig, log, pp.p.Run, pp.ring.Run)
+	err := runListeners(ctx, &pp.lc, ls, pp.certs, cfg.ServeConfig, log, append(loops, pp.p.Run, pp.ring.Run)...)
 	log.Info("oidcgate " + mode + " stopped")
 	return err
 }
@@ -227,6 +228,10 @@ func runAll(ctx context.Context, args []string, std stdio) error {
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
 	ls := pp.listeners(&cfg.ProviderConfig, reg)
 	ls = append(ls, listener{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe})
+	extAuthz, err := cfg.EdgeSettings.extAuthz(e, log)
+	if err != nil {
+		return err
+	}
 	log.Info("edge in front of the upstream", "upstream", cfg.Upstream)
-	return pp.serve(ctx, "all", &cfg.ProviderConfig, ls, log)
+	return pp.serve(ctx, "all", &cfg.ProviderConfig, ls, log, extAuthz)
 }
