@@ -118,12 +118,13 @@ func validHeaderName(h string) bool {
 
 // Edge serves the proxy and the forward-auth endpoint.
 type Edge struct {
-	cfg       Config
-	validator *Validator
-	routes    *Routes
-	upstream  *fasthttp.HostClient
-	upHost    string
-	log       *slog.Logger
+	cfg      Config
+	issuers  []*Validator          // one per trusted issuer (issuers.go)
+	byIss    map[string]*Validator // by iss
+	routes   *Routes
+	upstream *fasthttp.HostClient
+	upHost   string
+	log      *slog.Logger
 
 	decisions   *prometheus.CounterVec
 	byReason    map[string]prometheus.Counter // resolved once: no label hashing per request
@@ -134,9 +135,18 @@ type Edge struct {
 	names       [5][]byte // identity header names, canonical: subject, client, scopes, audience, claims
 }
 
-// New builds the edge.
+// New builds the edge over one issuer's validator.
 func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometheus.Registerer) (*Edge, error) {
-	e := &Edge{cfg: cfg, validator: v, routes: routes, log: log,
+	return NewWithIssuers(cfg, []*Validator{v}, routes, log, reg)
+}
+
+// NewWithIssuers builds the edge over several issuers' validators (one per
+// issuer; routes may name which they accept).
+func NewWithIssuers(cfg Config, issuers []*Validator, routes *Routes, log *slog.Logger, reg prometheus.Registerer) (*Edge, error) {
+	if len(issuers) == 0 {
+		return nil, errors.New("edge: no issuer")
+	}
+	e := &Edge{cfg: cfg, issuers: issuers, routes: routes, log: log,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidcgate_edge_decisions_total",
 			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route, bad_request, claim_rule, rate_limited).",
@@ -161,6 +171,9 @@ func New(cfg Config, v *Validator, routes *Routes, log *slog.Logger, reg prometh
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
+	}
+	if err := e.resolveIssuers(routes); err != nil {
+		return nil, err
 	}
 	if cfg.Upstream != "" {
 		u, err := url.Parse(cfg.Upstream)
@@ -251,7 +264,7 @@ func (e *Edge) decideAt(now time.Time, h *fasthttp.RequestHeader, method, rawPat
 	}
 	// The validator bounds its own calls out (introspection, revocation
 	// list); a cache hit makes none, so no deadline is made here.
-	id, d := e.validator.Check(context.Background(), now, authorization, r)
+	id, d := e.check(context.Background(), now, authorization, r)
 	if d.Reason == ReasonOK && id != nil {
 		d = r.checkClaims(id, method, path, h)
 	}

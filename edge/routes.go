@@ -37,6 +37,9 @@ type Route struct {
 	Claims  map[string]ClaimMatch `yaml:"claims"`
 	Rule    string                `yaml:"rule"`
 	Headers map[string]string     `yaml:"headers"`
+	// Issuers are the issuers whose tokens the route accepts (their iss
+	// URLs; empty: every issuer of the edge; issuers.go).
+	Issuers []string `yaml:"issuers"`
 	// RateLimit limits requests per token subject or client (ratelimit.go).
 	RateLimit *RateLimit `yaml:"rate_limit"`
 
@@ -46,6 +49,7 @@ type Route struct {
 	program  cel.Program
 	perToken bool // the rule reads only claims: its verdict is kept per token
 	limiter  *limiter
+	accept   []*Validator // Issuers resolved by the edge; nil: all
 	mapped   []mappedHeader
 }
 

@@ -184,6 +184,9 @@ type ValidatorConfig struct {
 	// KeepClaims keeps each token's claims for the claims header; off, a
 	// cached token costs a few hundred bytes less.
 	KeepClaims bool `yaml:"-"`
+	// Audiences, when set, are the audiences this issuer's tokens must
+	// carry one of (beside each route's own audience).
+	Audiences []string `yaml:"-"`
 }
 
 // DefaultValidatorConfig is the token policy's defaults.
@@ -434,6 +437,9 @@ func (v *Validator) Check(ctx context.Context, now time.Time, authorization []by
 // authorize applies the route's audience and scopes; it runs on every
 // request, cached or not.
 func (v *Validator) authorize(id *Identity, r *Route) Decision {
+	if len(v.cfg.Audiences) > 0 && !v.anyAudience(id) {
+		return deny(ReasonWrongAudience, "the token is not for an audience this issuer is trusted for")
+	}
 	if r.Audience != "" && !id.hasAudience(r.Audience) {
 		return deny(ReasonWrongAudience, "the token is not for this audience")
 	}
@@ -441,6 +447,15 @@ func (v *Validator) authorize(id *Identity, r *Route) Decision {
 		return Decision{Reason: ReasonInsufficientScope, Status: 403, Description: "the token lacks a scope this route needs", Scope: r.scope}
 	}
 	return allowed
+}
+
+func (v *Validator) anyAudience(id *Identity) bool {
+	for _, a := range v.cfg.Audiences {
+		if id.hasAudience(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // alive checks exp (Unix seconds) against now with leeway.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,8 +65,11 @@ type EdgeConfig struct {
 	Issuer                string `yaml:"issuer" help:"the provider's issuer URL (tokens' iss must equal it; its discovery document names the JWKS and introspection endpoints)"`
 	JWKSURI               string `yaml:"jwks_uri" help:"JWKS URL, instead of discovery"`
 	IntrospectionEndpoint string `yaml:"introspection_endpoint" help:"RFC 7662 endpoint for opaque tokens, instead of discovery"`
-	ClientID              string `yaml:"client_id" help:"the edge's client ID for introspection (empty: opaque tokens are refused)"`
-	ClientSecret          string `yaml:"client_secret" secret:"true" help:"the edge's client secret for introspection"`
+	// Issuers, in the file only, replaces --issuer (and its jwks_uri,
+	// introspection and client) with several.
+	Issuers               []edge.IssuerConfig `yaml:"issuers" file:"only" help:"several issuers to trust, each {issuer, jwks_uri, introspection_endpoint, client_id, client_secret(_file), allowed_algs, audiences, leeway, require_typ}; routes name theirs with issuers: [...] (docs/forward-auth.md); replaces --issuer"`
+	ClientID              string              `yaml:"client_id" help:"the edge's client ID for introspection (empty: opaque tokens are refused)"`
+	ClientSecret          string              `yaml:"client_secret" secret:"true" help:"the edge's client secret for introspection"`
 	edge.RemoteKeysConfig `yaml:",inline"`
 }
 
@@ -77,8 +83,17 @@ func (c *EdgeConfig) Validate() error {
 	var p problems
 	c.ServeConfig.validate(&p)
 	c.EdgeSettings.validate(&p)
-	if u, err := url.Parse(c.Issuer); c.Issuer == "" || err != nil || !u.IsAbs() {
-		p.add("issuer", "required: the provider's issuer URL")
+	switch u, err := url.Parse(c.Issuer); {
+	case len(c.Issuers) > 0 && c.Issuer != "":
+		p.add("issuers", "give --issuer or an issuers: list, not both")
+	case len(c.Issuers) > 0:
+		for _, ic := range c.Issuers {
+			if err := ic.Validate(); err != nil {
+				p.add("issuers", "%v", err)
+			}
+		}
+	case c.Issuer == "" || err != nil || !u.IsAbs():
+		p.add("issuer", "required: the provider's issuer URL (or an issuers: list in the file)")
 	}
 	for name, v := range map[string]string{"jwks_uri": c.JWKSURI, "introspection_endpoint": c.IntrospectionEndpoint} {
 		if u, err := url.Parse(v); v != "" && (err != nil || !u.IsAbs()) {
@@ -141,29 +156,53 @@ func (c *EdgeSettings) routes() (*edge.Routes, error) {
 	return edge.DefaultRoutes(c.Audience)
 }
 
-func (c *EdgeSettings) validatorConfig(issuer string, routes *edge.Routes) edge.ValidatorConfig {
-	v := c.ValidatorConfig
-	v.Issuer, v.KeepClaims = issuer, c.SendClaims || routes.NeedsClaims()
-	return v
+// trusted is one issuer the edge trusts: its token policy, keys,
+// revocation list (in-process only), introspector and metrics registerer.
+type trusted struct {
+	cfg edge.ValidatorConfig
+	ks  keys.KeySet
+	rl  edge.RevocationList
+	in  edge.Introspector
+	reg prometheus.Registerer
 }
 
-// newEdge builds the validator and the edge over a key set.
-func (c *EdgeSettings) newEdge(issuer string, ks keys.KeySet, rl edge.RevocationList, in edge.Introspector,
-	log *slog.Logger, reg prometheus.Registerer) (*edge.Edge, *edge.Validator, error) {
+// newEdge builds a validator per trusted issuer and the edge over them.
+func (c *EdgeSettings) newEdge(ts []trusted, log *slog.Logger, reg prometheus.Registerer) (*edge.Edge, []*edge.Validator, error) {
 	routes, err := c.routes()
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := edge.NewValidator(c.validatorConfig(issuer, routes), ks, rl, in, reg)
+	var vs []*edge.Validator
+	closeAll := func() {
+		for _, v := range vs {
+			v.Close()
+		}
+	}
+	for _, t := range ts {
+		t.cfg.KeepClaims = c.SendClaims || routes.NeedsClaims()
+		v, err := edge.NewValidator(t.cfg, t.ks, t.rl, t.in, t.reg)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		vs = append(vs, v)
+	}
+	e, err := edge.NewWithIssuers(c.Config, vs, routes, log, reg)
 	if err != nil {
+		closeAll()
 		return nil, nil, err
 	}
-	e, err := edge.New(c.Config, v, routes, log, reg)
-	if err != nil {
-		v.Close()
-		return nil, nil, err
+	return e, vs, nil
+}
+
+// issuerEntries are the issuers `edge` trusts: the issuers: list of its
+// file, or the one --issuer names.
+func (c *EdgeConfig) issuerEntries() []edge.IssuerConfig {
+	if len(c.Issuers) > 0 {
+		return c.Issuers
 	}
-	return e, v, nil
+	return []edge.IssuerConfig{{Issuer: c.Issuer, JWKSURI: c.JWKSURI, IntrospectionEndpoint: c.IntrospectionEndpoint,
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret}}
 }
 
 func runEdge(ctx context.Context, args []string, std stdio) error {
@@ -175,35 +214,61 @@ func runEdge(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	log := newLogger(cfg.ServeConfig, std.err)
-	jwksURI, introURL := cfg.JWKSURI, cfg.IntrospectionEndpoint
-	if jwksURI == "" || (introURL == "" && cfg.ClientID != "") {
-		dj, di, err := discover(ctx, cfg.Issuer, log)
+	reg := newRegistry()
+	entries := cfg.issuerEntries()
+	var ts []trusted
+	var loops []func(context.Context)
+	var checks []readiness
+	for _, ic := range entries {
+		jwksURI, introURL := ic.JWKSURI, ic.IntrospectionEndpoint
+		if jwksURI == "" || (introURL == "" && ic.ClientID != "") {
+			dj, di, err := discover(ctx, ic.Issuer, log)
+			if err != nil {
+				return err
+			}
+			jwksURI, introURL = cmp.Or(jwksURI, dj), cmp.Or(introURL, di)
+		}
+		// With several issuers, each one's metrics carry its name.
+		ireg := prometheus.Registerer(reg)
+		if len(entries) > 1 {
+			ireg = prometheus.WrapRegistererWith(prometheus.Labels{"issuer": ic.Issuer}, reg)
+		}
+		rk := cfg.RemoteKeysConfig
+		rk.URL = jwksURI
+		remote, err := edge.NewRemoteKeys(rk, log.With("issuer", ic.Issuer), ireg, time.Now)
 		if err != nil {
 			return err
 		}
-		if jwksURI == "" {
-			jwksURI = dj
+		var in edge.Introspector
+		if ic.ClientID != "" && introURL != "" {
+			secret := ic.ClientSecret
+			if ic.ClientSecretFile != "" {
+				raw, err := os.ReadFile(ic.ClientSecretFile)
+				if err != nil {
+					return fmt.Errorf("issuer %s: client_secret_file: %w", ic.Issuer, err)
+				}
+				secret = strings.TrimSpace(string(raw))
+			}
+			in = edge.NewHTTPIntrospector(introURL, ic.ClientID, secret, 5*time.Second)
 		}
-		if introURL == "" {
-			introURL = di
+		ts = append(ts, trusted{cfg: ic.Apply(cfg.ValidatorConfig), ks: remote, in: in, reg: ireg})
+		loops = append(loops, remote.Run)
+		name := "jwks"
+		if len(entries) > 1 {
+			name = "jwks " + ic.Issuer
 		}
+		checks = append(checks, readiness{name: name, check: func(context.Context) error { return remote.Ready() }})
+		log.Info("trusting issuer", "issuer", ic.Issuer, "jwks_uri", jwksURI, "introspection", in != nil)
 	}
-	reg := newRegistry()
-	rk := cfg.RemoteKeysConfig
-	rk.URL = jwksURI
-	remote, err := edge.NewRemoteKeys(rk, log, reg, time.Now)
+	e, vs, err := cfg.EdgeSettings.newEdge(ts, log, reg)
 	if err != nil {
 		return err
 	}
-	var in edge.Introspector
-	if cfg.ClientID != "" && introURL != "" {
-		in = edge.NewHTTPIntrospector(introURL, cfg.ClientID, cfg.ClientSecret, 5*time.Second)
-	}
-	e, v, err := cfg.EdgeSettings.newEdge(cfg.Issuer, remote, nil, in, log, reg)
-	if err != nil {
-		return err
-	}
-	defer v.Close()
+	defer func() {
+		for _, v := range vs {
+			v.Close()
+		}
+	}()
 
 	var certs *certReloader
 	if cfg.TLSCert != "" {
@@ -211,10 +276,9 @@ func runEdge(ctx context.Context, args []string, std stdio) error {
 			return err
 		}
 	}
-	checks := []readiness{{name: "jwks", check: func(context.Context) error { return remote.Ready() }}}
 	edgeServe := cfg.ServeConfig
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
-	log.Info("oidcgate edge starting", "version", version, "issuer", cfg.Issuer, "jwks_uri", jwksURI, "upstream", cfg.Upstream)
+	log.Info("oidcgate edge starting", "version", version, "issuers", len(entries), "upstream", cfg.Upstream)
 	extAuthz, err := cfg.EdgeSettings.extAuthz(e, log)
 	if err != nil {
 		return err
@@ -223,7 +287,7 @@ func runEdge(ctx context.Context, args []string, std stdio) error {
 	return runListeners(ctx, lc, []listener{
 		{"edge", cfg.EdgeAddr, e.Handler(), nil, edgeServe},
 		{"ops", cfg.OpsAddr, opsHandler(lc, reg, checks, nil, log), nil, cfg.ServeConfig},
-	}, certs, cfg.ServeConfig, log, remote.Run, extAuthz)
+	}, certs, cfg.ServeConfig, log, append(loops, extAuthz)...)
 }
 
 // extAuthz binds the gRPC ext_authz listener, if one is asked for, and

@@ -188,3 +188,60 @@ func TestAllAndEdgeModes(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgeSeveralIssuers: one `oidcgate edge` trusting two providers from
+// an issuers: list; routes accept the issuer they name; per-issuer metrics.
+func TestEdgeSeveralIssuers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("upstream")) }))
+	defer up.Close()
+	wd, _ := os.Getwd()
+	bootstrap := filepath.Join(wd, "..", "..", "docs", "demo", "bootstrap.yaml")
+	var issuers []string
+	for range 2 {
+		public := freePort(t)
+		issuers = append(issuers, "http://"+public)
+		startBinary(t, t.TempDir(), 3, "provider", "--issuer", "http://"+public, "--public-addr", public, "--admin-addr", "127.0.0.1:0",
+			"--ops-addr", "127.0.0.1:0", "--store", "memory", "--bootstrap", bootstrap, "--argon2-memory-kib", "8192", "--argon2-time", "1")
+	}
+	dir := t.TempDir()
+	cfgFile, routesFile := filepath.Join(dir, "edge.yaml"), filepath.Join(dir, "routes.yaml")
+	os.WriteFile(cfgFile, []byte("issuers:\n  - issuer: "+issuers[0]+"\n  - issuer: "+issuers[1]+"\n    audiences: [https://api.example.com]\n"), 0o600)
+	os.WriteFile(routesFile, []byte("routes:\n  - path_prefix: /one\n    issuers: ["+issuers[0]+"]\n  - path_prefix: /\n"), 0o600)
+	addrs := startBinary(t, dir, 2, "edge", "--config", cfgFile, "--routes", routesFile, "--edge-addr", "127.0.0.1:0",
+		"--ops-addr", "127.0.0.1:0", "--upstream", up.URL)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addrs["ops"] + "/readyz"); err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never became ready")
+		}
+	}
+	edgeURL := "http://" + addrs["edge"]
+	t1, t2 := demoToken(t, issuers[0]), demoToken(t, issuers[1])
+	for name, tc := range map[string]struct {
+		path, tok string
+		want      int
+	}{"issuer 1 on /one": {"/one", t1, 200}, "issuer 2 on /one": {"/one", t2, 401}, "issuer 2 elsewhere": {"/x", t2, 200},
+		"issuer 1 elsewhere": {"/x", t1, 200}} {
+		if code, _ := edgeGet(t, edgeURL+tc.path, tc.tok); code != tc.want {
+			t.Errorf("%s: %d, want %d", name, code, tc.want)
+		}
+	}
+	resp, err := http.Get("http://" + addrs["ops"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, iss := range issuers {
+		if !strings.Contains(string(body), `oidcgate_edge_jwks_fetches_total{issuer="`+iss+`"`) {
+			t.Errorf("no JWKS metrics for %s", iss)
+		}
+	}
+	// --issuer and issuers: together are refused.
+	if code, _, stderr := runCmd(t, nil, "edge", "--config", cfgFile, "--issuer", issuers[0], "--audience", "any"); code == 0 || !strings.Contains(stderr, "not both") {
+		t.Errorf("--issuer with issuers: exit %d: %s", code, stderr)
+	}
+}

@@ -217,12 +217,14 @@ func runAll(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	defer pp.close()
-	e, v, err := cfg.EdgeSettings.newEdge(cfg.ProviderConfig.Issuer, pp.ring, pp.p, inProcess{pp.p}, log, reg)
+	vc := cfg.EdgeSettings.ValidatorConfig
+	vc.Issuer = cfg.ProviderConfig.Issuer
+	e, vs, err := cfg.EdgeSettings.newEdge([]trusted{{cfg: vc, ks: pp.ring, rl: pp.p, in: inProcess{pp.p}, reg: reg}}, log, reg)
 	if err != nil {
 		return err
 	}
-	defer v.Close()
-	pp.p.OnRevoke(v.Forget)
+	defer vs[0].Close()
+	pp.p.OnRevoke(vs[0].Forget)
 
 	edgeServe := cfg.ServeConfig
 	edgeServe.MaxRequestBodySize = max(edgeServe.MaxRequestBodySize, edgeMaxBody)
