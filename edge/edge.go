@@ -61,6 +61,10 @@ type Config struct {
 	SendClaims bool `yaml:"send_claims" help:"send the claims header upstream"`
 	// PassAuthorization forwards the Authorization header upstream.
 	PassAuthorization bool `yaml:"pass_authorization" help:"pass the Authorization header on to the upstream"`
+	// Sender-constrained tokens (binding.go).
+	PublicURL         string   `yaml:"public_url" help:"the scheme and host clients call the protected app at (e.g. https://api.example.com), for DPoP proofs' htu; empty: from the request (its Host, or X-Forwarded-Proto/-Host in forward-auth)"`
+	ClientCertHeader  string   `yaml:"client_cert_header" help:"the header a TLS-terminating proxy puts the client certificate in (Envoy X-Forwarded-Client-Cert, or one set to nginx $ssl_client_escaped_cert), for certificate-bound tokens; read only from --client-cert-proxies"`
+	ClientCertProxies []string `yaml:"client_cert_proxies" help:"addresses (IPs or CIDR blocks) of the proxies whose --client-cert-header is believed"`
 	// Clock, when set, is the time decisions are made at (tests); nil: the
 	// time the request arrived, which fasthttp has read already.
 	Clock func() time.Time `yaml:"-"`
@@ -88,6 +92,17 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.ForwardAuthPath, "/") || len(c.ForwardAuthPath) < 2 {
 		errs = append(errs, bad("forward_auth_path", "must be a path like /_oidcgate/auth, got %q", c.ForwardAuthPath))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, bad("public_url", "must be a scheme and host like https://api.example.com, got %q", c.PublicURL))
+		}
+	}
+	if _, err := oauth.ParseProxies(c.ClientCertProxies); err != nil {
+		errs = append(errs, bad("client_cert_proxies", "%v", err))
+	}
+	if c.ClientCertHeader != "" && !validHeaderName(c.ClientCertHeader) {
+		errs = append(errs, bad("client_cert_header", "not a header name: %q", c.ClientCertHeader))
 	}
 	switch c.ForwardAuthProxy {
 	case "", ProxyNginx, ProxyTraefik, ProxyCaddy, ProxyEnvoy:
@@ -118,13 +133,15 @@ func validHeaderName(h string) bool {
 
 // Edge serves the proxy and the forward-auth endpoint.
 type Edge struct {
-	cfg      Config
-	issuers  []*Validator          // one per trusted issuer (issuers.go)
-	byIss    map[string]*Validator // by iss
-	routes   *Routes
-	upstream *fasthttp.HostClient
-	upHost   string
-	log      *slog.Logger
+	cfg         Config
+	issuers     []*Validator          // one per trusted issuer (issuers.go)
+	replays     replays               // DPoP proofs seen (binding.go)
+	certProxies []*net.IPNet          // whose ClientCertHeader is believed
+	byIss       map[string]*Validator // by iss
+	routes      *Routes
+	upstream    *fasthttp.HostClient
+	upHost      string
+	log         *slog.Logger
 
 	decisions   *prometheus.CounterVec
 	byReason    map[string]prometheus.Counter // resolved once: no label hashing per request
@@ -149,7 +166,7 @@ func NewWithIssuers(cfg Config, issuers []*Validator, routes *Routes, log *slog.
 	e := &Edge{cfg: cfg, issuers: issuers, routes: routes, log: log,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidcgate_edge_decisions_total",
-			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route, bad_request, claim_rule, rate_limited).",
+			Help: "Edge decisions, by reason (ok, public, missing, malformed, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient_scope, inactive, unavailable, no_route, bad_request, claim_rule, rate_limited, sender_constrained).",
 		}, []string{"reason"}),
 		upLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "oidcgate_edge_upstream_duration_seconds",
@@ -175,6 +192,8 @@ func NewWithIssuers(cfg Config, issuers []*Validator, routes *Routes, log *slog.
 	if err := e.resolveIssuers(routes); err != nil {
 		return nil, err
 	}
+	e.cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	e.certProxies, _ = oauth.ParseProxies(cfg.ClientCertProxies) // validated
 	if cfg.Upstream != "" {
 		u, err := url.Parse(cfg.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -201,7 +220,7 @@ func NewWithIssuers(cfg Config, issuers []*Validator, routes *Routes, log *slog.
 	e.byReason = map[string]prometheus.Counter{}
 	for _, r := range []string{ReasonOK, ReasonPublic, ReasonMissing, ReasonMalformed, ReasonExpired, ReasonBadSignature,
 		ReasonUnknownKID, ReasonWrongIssuer, ReasonWrongAudience, ReasonInsufficientScope, ReasonInactive, ReasonUnavailable, ReasonNoRoute,
-		ReasonBadRequest, ReasonClaimRule, ReasonRateLimited} {
+		ReasonBadRequest, ReasonClaimRule, ReasonRateLimited, ReasonSenderConstrained} {
 		e.byReason[r] = e.decisions.WithLabelValues(r)
 	}
 	e.okDecisions = e.byReason[ReasonOK]
@@ -240,18 +259,18 @@ func (e *Edge) Handler() fasthttp.RequestHandler {
 
 // decide checks the raw path, matches the route, checks the token and
 // applies the route's claim rules.
-func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization []byte) (*Identity, *Route, Decision) {
+func (e *Edge) decide(ctx *fasthttp.RequestCtx, method, rawPath, authorization []byte, o *origin) (*Identity, *Route, Decision) {
 	now := ctx.Time()
 	if e.cfg.Clock != nil {
 		now = e.cfg.Clock()
 	}
-	return e.decideAt(now, &ctx.Request.Header, method, rawPath, authorization)
+	return e.decideAt(now, &ctx.Request.Header, method, rawPath, authorization, o)
 }
 
 // decideAt is decide for a request known by its parts (the proxy's and
 // forward-auth's fasthttp request, or an ext_authz CheckRequest): h is
 // what a route's rule sees as request.headers.
-func (e *Edge) decideAt(now time.Time, h *fasthttp.RequestHeader, method, rawPath, authorization []byte) (*Identity, *Route, Decision) {
+func (e *Edge) decideAt(now time.Time, h *fasthttp.RequestHeader, method, rawPath, authorization []byte, o *origin) (*Identity, *Route, Decision) {
 	path, err := routePath(rawPath)
 	if err != nil {
 		e.byReason[ReasonBadRequest].Inc()
@@ -265,6 +284,9 @@ func (e *Edge) decideAt(now time.Time, h *fasthttp.RequestHeader, method, rawPat
 	// The validator bounds its own calls out (introspection, revocation
 	// list); a cache hit makes none, so no deadline is made here.
 	id, d := e.check(context.Background(), now, authorization, r)
+	if d.Reason == ReasonOK && id != nil {
+		d = e.checkBinding(id, authorization, method, h, o, now)
+	}
 	if d.Reason == ReasonOK && id != nil {
 		d = r.checkClaims(id, method, path, h)
 	}
@@ -334,7 +356,9 @@ func (e *Edge) forwardAuth(ctx *fasthttp.RequestCtx, rest []byte) {
 	// Routes are matched on the path the upstream will route, checked by
 	// decide: an ambiguous one is refused, not normalised.
 	path := pathOnly(uri)
-	id, r, d := e.decide(ctx, method, path, authorization)
+	o := &origin{scheme: ctx.Request.Header.Peek("X-Forwarded-Proto"), host: orDefault(ctx.Request.Header.Peek("X-Forwarded-Host"), ctx.Request.Header.Host()),
+		path: path, cert: e.proxyCert(ctx)}
+	id, r, d := e.decide(ctx, method, path, authorization, o)
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
@@ -401,7 +425,11 @@ func (e *Edge) proxy(ctx *fasthttp.RequestCtx, rawPath []byte) {
 	// spelling a CGI-style upstream folds into the same variable.
 	stripHopByHop(&req.Header)
 	e.stripIdentity(&req.Header)
-	id, r, d := e.decide(ctx, ctx.Method(), rawPath, req.Header.Peek("Authorization"))
+	o := &origin{scheme: []byte("http"), host: req.Header.Host(), path: rawPath, cert: e.proxyCert(ctx)}
+	if ctx.IsTLS() {
+		o.scheme = []byte("https")
+	}
+	id, r, d := e.decide(ctx, ctx.Method(), rawPath, req.Header.Peek("Authorization"), o)
 	if d.Status != 200 {
 		e.reject(ctx, d)
 		return
@@ -554,6 +582,12 @@ func (d Decision) err() *oauth.Error {
 	switch d.Status {
 	case fasthttp.StatusBadRequest:
 		return oauth.ErrInvalidRequest("%s", d.Description)
+	case fasthttp.StatusUnauthorized:
+		if d.DPoP { // RFC 9449 §7.1: the DPoP challenge
+			err := oauth.New(fasthttp.StatusUnauthorized, "invalid_dpop_proof", "%s", d.Description)
+			err.WWWAuthenticate = `DPoP error="invalid_dpop_proof", algs="` + strings.Join(oauth.DPoPAlgs, " ") + `"`
+			return err
+		}
 	case fasthttp.StatusForbidden:
 		if d.Reason == ReasonNoRoute || d.Reason == ReasonClaimRule {
 			return oauth.New(fasthttp.StatusForbidden, "access_denied", "%s", d.Description)

@@ -8,6 +8,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/valyala/fasthttp"
+
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -63,7 +65,12 @@ func (s *extAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.C
 	if e.cfg.Clock != nil {
 		now = e.cfg.Clock()
 	}
-	id, r, d := e.decideAt(now, &h.Header, []byte(httpReq.GetMethod()), pathOnly([]byte(httpReq.GetPath())), h.Header.Peek("Authorization"))
+	path := pathOnly([]byte(httpReq.GetPath()))
+	// Envoy passes the downstream client certificate with
+	// include_peer_certificate; the gRPC caller is Envoy itself.
+	o := &origin{scheme: []byte(httpReq.GetScheme()), host: []byte(httpReq.GetHost()), path: path,
+		cert: oauth.ForwardedCert(req.GetAttributes().GetSource().GetCertificate())}
+	id, r, d := e.decideAt(now, &h.Header, []byte(httpReq.GetMethod()), path, h.Header.Peek("Authorization"), o)
 	if d.Status != 200 {
 		return e.denied(d), nil
 	}

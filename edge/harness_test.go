@@ -94,7 +94,9 @@ type worldOpts struct {
 	maxStale    time.Duration
 	prePublish  time.Duration
 	reload      time.Duration
-	upstream    string // the upstream's URL; empty: the recording upstream
+	upstream    string   // the upstream's URL; empty: the recording upstream
+	certHeader  string   // Config.ClientCertHeader
+	certProxies []string // Config.ClientCertProxies
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -191,7 +193,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	e, err := edge.New(edge.Config{Upstream: upURL, UpstreamTimeout: 5 * time.Second, ForwardAuthPath: "/_oidcgate/auth",
 		Headers: edge.DefaultHeaders(), SendClaims: true, PassAuthorization: false, Clock: w.clock.Now,
-		ForwardAuthProxy: o.proxyKind}, v, routes, discard, reg)
+		ForwardAuthProxy: o.proxyKind, ClientCertHeader: o.certHeader, ClientCertProxies: o.certProxies}, v, routes, discard, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

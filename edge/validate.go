@@ -41,6 +41,7 @@ const (
 	ReasonBadRequest        = "bad_request" // an ambiguous path, conflicting headers
 	ReasonClaimRule         = "claim_rule"  // a route's claim matchers or rule said no
 	ReasonRateLimited       = "rate_limited"
+	ReasonSenderConstrained = "sender_constrained" // a DPoP- or certificate-bound token without its proof
 )
 
 // Decision is the outcome for one request.
@@ -50,6 +51,7 @@ type Decision struct {
 	Description string // for error_description: plain ASCII, no quotes
 	Scope       string // with insufficient_scope: what the route needs
 	RetryAfter  int    // with 429 and 503: seconds
+	DPoP        bool   // the challenge is DPoP's (RFC 9449 §7.1)
 }
 
 var (
@@ -74,6 +76,8 @@ func deny(reason, description string) Decision {
 type Identity struct {
 	Subject  string
 	ClientID string
+	JKT      string // cnf.jkt: the DPoP key the token is bound to
+	X5t      string // cnf.x5t#S256: the client certificate it is bound to
 	Scopes   []string
 	Scope    string // as in the token: space-separated
 	Audience []string
@@ -157,7 +161,7 @@ type keyEpochs interface{ KeyEpoch() uint64 }
 type revocationEpochs interface{ RevocationEpoch() uint64 }
 
 // identityKey is what makes two tokens' identities the same.
-type identityKey struct{ sub, client, scope, audience string }
+type identityKey struct{ sub, client, scope, audience, jkt, x5t string }
 
 // maxSharedIdentities bounds the table of identities shared between cached
 // tokens; past it, identities are simply not shared.
@@ -338,11 +342,15 @@ func (v *Validator) Close() {
 // validToken, off the cache-hit path: a hit is confirmed by the SHA-256 of
 // the whole header value's token, which no malformed token can match.
 func bearer(authorization []byte) ([]byte, bool) {
-	const scheme = "bearer "
-	if len(authorization) <= len(scheme) || !bytes.EqualFold(authorization[:len(scheme)], []byte(scheme)) {
+	n := len("bearer ")
+	switch {
+	case len(authorization) > n && bytes.EqualFold(authorization[:n], []byte("bearer ")):
+	case len(authorization) > len("dpop ") && bytes.EqualFold(authorization[:len("dpop ")], []byte("dpop ")): // RFC 9449 §7.1
+		n = len("dpop ")
+	default:
 		return nil, false
 	}
-	tok := bytes.TrimLeft(authorization[len(scheme):], " ")
+	tok := bytes.TrimLeft(authorization[n:], " ")
 	if len(tok) == 0 || len(tok) > keys.MaxTokenSize {
 		return nil, false
 	}
@@ -476,8 +484,11 @@ func headerSafe(s string) bool {
 
 // identity returns the (shared, when it can be) identity of a token, or
 // nil when a claim could not be forwarded safely in a header.
-func (v *Validator) identity(sub, client, scope string, aud []string, claims []byte) *Identity {
-	k := identityKey{sub, client, scope, strings.Join(aud, ",")}
+func (v *Validator) identity(sub, client, scope string, aud []string, cnf *oauth.Confirmation, claims []byte) *Identity {
+	k := identityKey{sub: sub, client: client, scope: scope, audience: strings.Join(aud, ",")}
+	if cnf != nil {
+		k.jkt, k.x5t = cnf.Jkt, cnf.X5tS256
+	}
 	if !headerSafe(k.sub) || !headerSafe(k.client) || !headerSafe(k.scope) || !headerSafe(k.audience) {
 		return nil
 	}
@@ -486,7 +497,7 @@ func (v *Validator) identity(sub, client, scope string, aud []string, claims []b
 			return id.(*Identity)
 		}
 	}
-	id := &Identity{Subject: sub, ClientID: client, Scope: scope, Scopes: strings.Fields(scope), Audience: aud,
+	id := &Identity{Subject: sub, ClientID: client, JKT: k.jkt, X5t: k.x5t, Scope: scope, Scopes: strings.Fields(scope), Audience: aud,
 		Claims: claims, audienceHeader: k.audience}
 	if claims != nil {
 		json.Unmarshal(claims, &id.parsed) // verified JSON: an object
@@ -570,7 +581,7 @@ func (v *Validator) checkJWT(ctx context.Context, now time.Time, tok []byte, slo
 	if v.cfg.KeepClaims {
 		claims = payload
 	}
-	id := v.identity(c.Sub, c.ClientID, c.Scope, c.Aud, claims)
+	id := v.identity(c.Sub, c.ClientID, c.Scope, c.Aud, c.Cnf, claims)
 	if id == nil {
 		return nil, deny(ReasonMalformed, "the token claims hold control characters")
 	}
@@ -644,7 +655,7 @@ func (v *Validator) introspect(ctx context.Context, tok string, sum *[sha256.Siz
 	if v.cfg.KeepClaims {
 		claims, _ = json.Marshal(res)
 	}
-	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, claims), exp.Unix()
+	e.id, e.exp = v.identity(res.Sub, res.ClientID, res.Scope, res.Aud, res.Cnf, claims), exp.Unix()
 	if e.id == nil {
 		e.reason = &whyUnsafeClaims
 		v.introspected.Set(key, e, v.cfg.NegativeTTL)

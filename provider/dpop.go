@@ -3,22 +3,14 @@ package provider
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/provider/oauth"
@@ -31,11 +23,8 @@ import (
 // proof's key; /userinfo then takes a DPoP-bound token only with a proof of
 // that key for that request (htm, htu, ath); /introspect answers cnf.
 // Proofs are single use (their jti, in the store, so every replica refuses
-// a replay) and fresh (iat within dpopWindow). With --dpop-nonce the server
+// a replay) and fresh (iat within oauth.DPoPWindow). With --dpop-nonce the server
 // also demands its own nonce (use_dpop_nonce).
-
-// dpopWindow is how old (or, by a tenth, how far ahead) a proof's iat may be.
-const dpopWindow = 5 * time.Minute
 
 // errDPoP is a refused proof: invalid_dpop_proof, or use_dpop_nonce.
 func errDPoP(status int, code, description string) *oauth.Error {
@@ -59,103 +48,26 @@ func (p *Provider) dpopProof(ctx context.Context, rc *fasthttp.RequestCtx, htu, 
 		return "", nil
 	}
 	proofs := rc.Request.Header.PeekAll("DPoP")
-	switch {
-	case len(proofs) > 1:
+	if len(proofs) > 1 {
 		return "", errDPoP(status, "invalid_dpop_proof", "more than one DPoP header")
-	case len(proofs[0]) > 8192:
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof is too large")
-	}
-	proof := proofs[0]
-	msg, err := jws.Parse(proof)
-	if err != nil || len(msg.Signatures()) != 1 {
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof is not a compact JWS")
-	}
-	h := msg.Signatures()[0].ProtectedHeaders()
-	key := h.JWK()
-	alg := h.Algorithm().String()
-	switch {
-	case h.Type() != "dpop+jwt":
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's typ must be dpop+jwt")
-	case !slices.Contains(assertionAlgs, alg):
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's alg must be one of "+strings.Join(assertionAlgs, ", "))
-	case key == nil || privateJWK(key):
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's header must carry its public key (jwk), never a private one")
-	}
-	payload, err := jws.Verify(proof, jws.WithKey(jwa.SignatureAlgorithm(alg), key))
-	if err != nil {
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's signature does not verify under its jwk")
-	}
-	var c struct {
-		Jti   string `json:"jti"`
-		Htm   string `json:"htm"`
-		Htu   string `json:"htu"`
-		Iat   int64  `json:"iat"`
-		Ath   string `json:"ath"`
-		Nonce string `json:"nonce"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's claims are malformed")
 	}
 	now := p.now()
-	iat := time.Unix(c.Iat, 0)
+	pr, why := oauth.VerifyDPoP(proofs[0], string(rc.Method()), htu, accessToken, now)
 	switch {
-	case c.Jti == "" || len(c.Jti) > 256:
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof needs a jti")
-	case c.Htm != string(rc.Method()):
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's htm is not this request's method")
-	case normalHTU(c.Htu) != normalHTU(htu):
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's htu is not this endpoint")
-	case c.Iat == 0 || now.Sub(iat) > dpopWindow || iat.Sub(now) > dpopWindow/10:
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's iat is not recent")
-	case accessToken != "" && !hmac.Equal([]byte(c.Ath), []byte(tokenHash(accessToken))):
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's ath is not this access token's hash")
-	case p.cfg.DPoPNonce && !p.validNonce(c.Nonce, now):
+	case why != "":
+		return "", errDPoP(status, "invalid_dpop_proof", why)
+	case p.cfg.DPoPNonce && !p.validNonce(pr.Nonce, now):
 		return "", errDPoP(status, "use_dpop_nonce", "use the DPoP-Nonce this server sent")
 	}
-	tp, err := key.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof's jwk has no thumbprint")
-	}
-	jkt := base64.RawURLEncoding.EncodeToString(tp)
-	err = p.assertDB.UseAssertion(ctx, "dpop\x00"+jkt+"\x00"+c.Jti, iat.Add(dpopWindow))
+	// Single use, in the store: every replica refuses a replay.
+	err := p.assertDB.UseAssertion(ctx, "dpop\x00"+pr.JKT+"\x00"+pr.Jti, pr.Iat.Add(oauth.DPoPWindow))
 	if errors.Is(err, storage.ErrAlreadyUsed) {
 		return "", errDPoP(status, "invalid_dpop_proof", "the DPoP proof was used before (jti)")
 	}
 	if err != nil {
 		return "", oauth.ErrUnavailable(err)
 	}
-	return jkt, nil
-}
-
-// privateJWK: the key carries private material (RFC 9449 §4.2: never).
-func privateJWK(k jwk.Key) bool {
-	if k.KeyType() == "oct" {
-		return true
-	}
-	b, _ := json.Marshal(k)
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	_, d := m["d"]
-	return d
-}
-
-// normalHTU is a URL as htu is compared (RFC 9449 §4.3): no query or
-// fragment, scheme and host in lower case, the default port dropped.
-func normalHTU(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "\x00invalid"
-	}
-	host := strings.ToLower(u.Host)
-	scheme := strings.ToLower(u.Scheme)
-	host = strings.TrimSuffix(strings.TrimSuffix(host, map[string]string{"https": ":443", "http": ":80"}[scheme]), ":")
-	return scheme + "://" + host + u.EscapedPath()
-}
-
-// tokenHash is RFC 9449's ath: base64url(SHA-256(the access token)).
-func tokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	return pr.JKT, nil
 }
 
 // dpopNonce is the server nonce of the window now is in (back windows
@@ -164,7 +76,7 @@ func tokenHash(token string) string {
 // before.
 func (p *Provider) dpopNonce(now time.Time, back int64) string {
 	var w [8]byte
-	binary.BigEndian.PutUint64(w[:], uint64(now.Unix()/int64(dpopWindow/time.Second)-back))
+	binary.BigEndian.PutUint64(w[:], uint64(now.Unix()/int64(oauth.DPoPWindow/time.Second)-back))
 	return base64.RawURLEncoding.EncodeToString(p.ring.MAC("dpop-nonce", w[:])[:16])
 }
 

@@ -2,21 +2,17 @@ package provider
 
 import (
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"net"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/valyala/fasthttp"
 
 	"github.com/oidcgate/oidcgate/edge"
+	"github.com/oidcgate/oidcgate/provider/oauth"
 	"github.com/oidcgate/oidcgate/provider/storage"
 )
 
@@ -56,26 +52,8 @@ func (p *Provider) clientCertificate(rc *fasthttp.RequestCtx) (cert *x509.Certif
 	if p.cfg.MTLSCertHeader == "" || !p.trustedProxy(rc.RemoteIP()) {
 		return nil, false
 	}
-	v := string(rc.Request.Header.Peek(p.cfg.MTLSCertHeader))
-	if v == "" {
-		return nil, false
-	}
-	if i := strings.Index(v, `Cert="`); i >= 0 { // Envoy XFCC: …;Cert="<url-encoded PEM>";…
-		v = v[i+len(`Cert="`):]
-		if j := strings.IndexByte(v, '"'); j >= 0 {
-			v = v[:j]
-		}
-	}
-	pemText, err := url.QueryUnescape(v)
-	if err != nil {
-		return nil, false
-	}
-	block, _ := pem.Decode([]byte(pemText))
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, false
-	}
-	cert, err = x509.ParseCertificate(block.Bytes)
-	if err != nil {
+	cert = oauth.ForwardedCert(string(rc.Request.Header.Peek(p.cfg.MTLSCertHeader)))
+	if cert == nil {
 		return nil, false
 	}
 	return cert, true // the proxy verified the chain
@@ -98,15 +76,10 @@ func loadRoots(file string) (*x509.CertPool, error) {
 }
 
 // trustedProxy: ip is one of the configured TLS-terminating proxies.
-func (p *Provider) trustedProxy(ip net.IP) bool {
-	return slices.ContainsFunc(p.mtlsProxies, func(n *net.IPNet) bool { return n.Contains(ip) })
-}
+func (p *Provider) trustedProxy(ip net.IP) bool { return oauth.InNets(p.mtlsProxies, ip) }
 
 // certThumbprint is RFC 8705 §3.1's x5t#S256.
-func certThumbprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+func certThumbprint(c *x509.Certificate) string { return oauth.CertThumbprint(c) }
 
 // certMatches reports whether cert authenticates c (its registered method
 // being one of the two mTLS ones). tls_client_auth trusts the certificate's
@@ -152,24 +125,11 @@ func certMatches(c *storage.Client, cert *x509.Certificate, chained bool) bool {
 	return false
 }
 
-// parseProxies reads the trusted proxies: IP addresses or CIDR blocks.
+// parseProxies reads --mtls-trusted-proxies.
 func parseProxies(list []string) ([]*net.IPNet, error) {
-	var out []*net.IPNet
-	for _, s := range list {
-		if !strings.Contains(s, "/") {
-			if ip := net.ParseIP(s); ip != nil {
-				bits := 32
-				if ip.To4() == nil {
-					bits = 128
-				}
-				s += "/" + strconv.Itoa(bits)
-			}
-		}
-		_, n, err := net.ParseCIDR(s)
-		if err != nil {
-			return nil, bad("mtls_trusted_proxies", "%q is not an IP address or CIDR block", s)
-		}
-		out = append(out, n)
+	nets, err := oauth.ParseProxies(list)
+	if err != nil {
+		return nil, bad("mtls_trusted_proxies", "%v", err)
 	}
-	return out, nil
+	return nets, nil
 }
