@@ -192,6 +192,11 @@ func NewWithIssuers(cfg Config, issuers []*Validator, routes *Routes, log *slog.
 	if err := e.resolveIssuers(routes); err != nil {
 		return nil, err
 	}
+	for _, v := range issuers {
+		if routes.NeedsClaims() && !v.cfg.KeepClaims {
+			return nil, fmt.Errorf("edge: the routes read claims (claims, rule, headers): issuer %s's validator must keep them (KeepClaims)", v.cfg.Issuer)
+		}
+	}
 	e.cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	e.certProxies, _ = oauth.ParseProxies(cfg.ClientCertProxies) // validated
 	if cfg.Upstream != "" {

@@ -275,7 +275,10 @@ func (p *Provider) devicePage(ctx context.Context, r deviceRequest) (outcome, er
 	}
 	now := p.now()
 	found := rec != nil && rec.Device != nil && now.Before(rec.Device.ExpiresAt) && !rec.Device.Denied
-	p.limiter.settle(keys, found, !found)
+	// A right code never clears the address's wrong ones: whoever can start
+	// device authorizations (a public client) could otherwise mix their own
+	// codes into a guessing run.
+	p.limiter.done(!found, keys)
 	if !found {
 		p.log.Info("wrong or expired user code", "ip", r.visit.ip)
 		return form(http.StatusBadRequest, r.userCode, "That code is not valid. Check the code your device shows and try again."), nil

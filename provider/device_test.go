@@ -205,10 +205,19 @@ func TestDeviceFlowRefusals(t *testing.T) {
 	if p := b2.decide(s, p2, "allow"); p.status != 400 || !strings.Contains(p.body, "already approved") {
 		t.Errorf("second approval: %d %s", p.status, p.body)
 	}
-	// Brute force: after 10 wrong codes from one address, 429 even for a right one.
+	// Brute force: after 10 wrong codes from one address, 429 even for a
+	// right one — and a right code in between (the guesser's own device
+	// authorization) does not clear the count.
+	s.clock.Advance(61 * time.Second) // a new window: the wrong codes above are forgotten
 	uc, _ = start()
+	own, _ := start()
 	bf := newBrowser(t)
 	for i := range 10 {
+		if i == 5 {
+			if p := bf.post(s.issuer+"/device", url.Values{"user_code": {own}}); p.status != 200 && p.status != 303 && !strings.Contains(p.body, "password") {
+				t.Fatalf("the guesser's own code: %d", p.status)
+			}
+		}
 		if p := bf.post(s.issuer+"/device", url.Values{"user_code": {"BBBB-BBB" + string("BCDFGHJKLM"[i])}}); p.status != 400 {
 			t.Fatalf("wrong code %d: %d", i, p.status)
 		}
