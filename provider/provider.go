@@ -298,6 +298,9 @@ func (p *Provider) Close() { p.clients.Close() }
 // logout tokens, until ctx is cancelled.
 func (p *Provider) Run(ctx context.Context) {
 	go p.deliverLogouts(ctx)
+	if w, ok := p.lifeDB.(storage.Watcher); ok {
+		go w.Watch(ctx, func(what string) { p.changed(ctx, what) })
+	}
 	t := time.NewTicker(p.cfg.GCInterval)
 	defer t.Stop()
 	for {
@@ -306,6 +309,20 @@ func (p *Provider) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			p.collect(ctx)
+		}
+	}
+}
+
+// changed applies another replica's change: a revocation moves the
+// revocation count (an in-process edge re-checks its cached tokens), a
+// key-ring change reloads the ring.
+func (p *Provider) changed(ctx context.Context, what string) {
+	if what == storage.ChangedRevocations || what == storage.ChangedAll {
+		p.revs.epoch.Add(1)
+	}
+	if what == storage.ChangedKeys || what == storage.ChangedAll {
+		if err := p.ring.Reload(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("reloading the key ring after another replica's change", "error", err)
 		}
 	}
 }

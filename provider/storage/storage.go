@@ -593,6 +593,19 @@ type LogoutQueue interface {
 	DeleteLogout(ctx context.Context, id string) error
 }
 
+// Watcher is a store shared by replicas that tells each of the others'
+// changes as they commit (PostgreSQL: LISTEN/NOTIFY).
+type Watcher interface {
+	Watch(ctx context.Context, fn func(what string))
+}
+
+// What a Watcher reports changed.
+const (
+	ChangedRevocations = "revocations"
+	ChangedKeys        = "keys"
+	ChangedAll         = "all" // after a gap: anything may have
+)
+
 // SigningKeys stores the key ring; it is keys.KeyStore.
 type SigningKeys = keys.KeyStore
 

@@ -714,7 +714,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *storage.SigningKey) err
 	_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (id, alg, state, encrypted, created_at, activates_at, retires_at, remove_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		k.ID, k.Alg, string(k.State), k.Encrypted, ts(k.CreatedAt), ts(k.ActivatesAt), ts(k.RetiresAt), ts(k.RemoveAt))
-	return mapErr(err)
+	return s.notifyKeys(ctx, mapErr(err))
 }
 
 // ListSigningKeys implements storage.SigningKeys.
@@ -741,14 +741,66 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]*storage.SigningKey, err
 
 // UpdateSigningKey implements storage.SigningKeys.
 func (s *Store) UpdateSigningKey(ctx context.Context, k *storage.SigningKey) error {
-	return s.exec(ctx, `UPDATE signing_keys SET alg = $2, state = $3, encrypted = $4, created_at = $5, activates_at = $6,
+	return s.notifyKeys(ctx, s.exec(ctx, `UPDATE signing_keys SET alg = $2, state = $3, encrypted = $4, created_at = $5, activates_at = $6,
 		retires_at = $7, remove_at = $8 WHERE id = $1`,
-		k.ID, k.Alg, string(k.State), k.Encrypted, ts(k.CreatedAt), ts(k.ActivatesAt), ts(k.RetiresAt), ts(k.RemoveAt))
+		k.ID, k.Alg, string(k.State), k.Encrypted, ts(k.CreatedAt), ts(k.ActivatesAt), ts(k.RetiresAt), ts(k.RemoveAt)))
 }
 
 // DeleteSigningKey implements storage.SigningKeys.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
-	return s.exec(ctx, "DELETE FROM signing_keys WHERE id = $1", id)
+	return s.notifyKeys(ctx, s.exec(ctx, "DELETE FROM signing_keys WHERE id = $1", id))
+}
+
+// changesChannel is the LISTEN/NOTIFY channel replicas tell each other of
+// revocations and key-ring changes on.
+const changesChannel = "oidcgate_changes"
+
+// notifyKeys tells the replicas the ring changed, after a change that
+// succeeded (its error is passed through).
+func (s *Store) notifyKeys(ctx context.Context, err error) error {
+	if err != nil {
+		return err
+	}
+	// The change is committed; should the notification fail, replicas
+	// still reload at their interval.
+	s.pool.Exec(ctx, "SELECT pg_notify('"+changesChannel+"', '"+storage.ChangedKeys+"')")
+	return nil
+}
+
+// Watch implements storage.Watcher: it LISTENs on one connection of its
+// own and calls fn with what changed, until ctx ends. A lost connection is
+// re-established (every second at most), and fn is then called with
+// storage.ChangedAll, since notifications may have been missed meanwhile.
+func (s *Store) Watch(ctx context.Context, fn func(what string)) {
+	for first := true; ctx.Err() == nil; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "LISTEN "+changesChannel); err != nil {
+			conn.Release()
+			continue
+		}
+		if !first {
+			fn(storage.ChangedAll)
+		}
+		for {
+			n, err := conn.Conn().WaitForNotification(ctx)
+			if err != nil {
+				break
+			}
+			fn(n.Payload)
+		}
+		conn.Conn().Close(context.Background()) // a LISTENing connection is not returned to the pool
+		conn.Release()
+	}
 }
 
 // keyLockKey is the advisory lock that serialises ring changes across
@@ -782,8 +834,10 @@ func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context)
 
 // RevokeJTI implements storage.Revocations.
 func (s *Store) RevokeJTI(ctx context.Context, r *storage.Revocation) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO revocations (jti, expires_at) VALUES ($1, $2)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`,
+	// The notification goes out with the commit: replicas hear of it at once.
+	_, err := s.pool.Exec(ctx, `WITH r AS (INSERT INTO revocations (jti, expires_at) VALUES ($1, $2)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at) RETURNING 1)
+		SELECT pg_notify('`+changesChannel+`', '`+storage.ChangedRevocations+`') FROM r`,
 		r.JTI, storage.Timestamp(r.ExpiresAt))
 	return mapErr(err)
 }
