@@ -22,6 +22,7 @@ import (
 	"github.com/oidcgate/oidcgate/edge"
 	"github.com/oidcgate/oidcgate/keys"
 	"github.com/oidcgate/oidcgate/provider"
+	"github.com/oidcgate/oidcgate/provider/storage"
 	"github.com/oidcgate/oidcgate/provider/storage/memory"
 	"github.com/oidcgate/oidcgate/provider/storage/storagetest"
 )
@@ -82,6 +83,7 @@ type world struct {
 	jwks     *edge.RemoteKeys
 	clock    *storagetest.WallClock
 	provider func() // stops the provider's listener
+	store    storage.Storage
 }
 
 type worldOpts struct {
@@ -119,6 +121,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	ctx := context.Background()
 	w := &world{up: &upstream{}, clock: &storagetest.WallClock{}}
 	store := memory.New(time.Now)
+	w.store = store
 	kek := make([]byte, keys.KEKSize)
 	rand.Read(kek)
 	ring, err := keys.NewRing(ctx, keys.Config{Algs: []string{keys.ES256, keys.RS256, keys.EdDSA}, RSABits: 2048,

@@ -121,10 +121,11 @@ type IssuerConfig struct {
 	ClientID              string         `yaml:"client_id"`              // for introspection
 	ClientSecret          string         `yaml:"client_secret"`
 	ClientSecretFile      string         `yaml:"client_secret_file"`
-	AllowedAlgs           []string       `yaml:"allowed_algs"` // default: the edge's --allowed-algs
-	Audiences             []string       `yaml:"audiences"`    // its tokens must carry one of these
-	Leeway                *time.Duration `yaml:"leeway"`       // default: the edge's --leeway
-	RequireTyp            *bool          `yaml:"require_typ"`  // default: the edge's --require-typ
+	AllowedAlgs           []string       `yaml:"allowed_algs"`      // default: the edge's --allowed-algs
+	Audiences             []string       `yaml:"audiences"`         // its tokens must carry one of these
+	Leeway                *time.Duration `yaml:"leeway"`            // default: the edge's --leeway
+	RequireTyp            *bool          `yaml:"require_typ"`       // default: the edge's --require-typ
+	RevocationStream      string         `yaml:"revocation_stream"` // its /revocations, read with client_id (introspect_any)
 }
 
 // Validate reports what is wrong with the entry.
@@ -143,6 +144,9 @@ func (c IssuerConfig) Validate() error {
 	}
 	if (c.ClientID == "") != (c.ClientSecret == "" && c.ClientSecretFile == "") {
 		errs = append(errs, errors.New("client_id and client_secret go together"))
+	}
+	if c.RevocationStream != "" && c.ClientID == "" {
+		errs = append(errs, errors.New("revocation_stream needs client_id and client_secret (a resource server)"))
 	}
 	for _, a := range c.AllowedAlgs {
 		if !keys.Supported(a) {

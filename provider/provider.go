@@ -55,6 +55,7 @@ type Provider struct {
 	passwords        *passwords
 	limiter          *limiter
 	bc               *backchannel
+	revDB            revocationStreamStore
 	pending          pendingLimit // authorization requests per client IP
 	origin           string       // the issuer's scheme://host, for Origin checks
 	https            bool         // an https issuer: Secure cookies
@@ -161,6 +162,7 @@ func New(cfg Config, store storage.Storage, ring *keys.Ring, log *slog.Logger, r
 	}
 	p.steps = []step{p.authenticateStep(), p.mfaStep(), p.consentStep()}
 	p.fedDB = store
+	p.revDB = store
 	if p.upstreams, err = newUpstreams(cfg, now); err != nil {
 		return nil, err
 	}
@@ -213,6 +215,7 @@ func (p *Provider) publicRoutes(a *oauth.Adapter) fasthttp.RequestHandler {
 	r.POST(at("/introspect"), a.Handle("introspect", p.introspect))
 	r.POST(at("/revoke"), a.Handle("revoke", p.revoke))
 	r.POST(at("/par"), a.Handle("par", p.par))
+	r.GET(at("/revocations"), a.Handle("revocations", p.revocationStream))
 	r.POST(at("/device_authorization"), a.Handle("device_authorization", p.deviceAuthorization))
 	r.GET(at("/device"), a.Handle("device", p.deviceHandler))
 	r.POST(at("/device"), a.Handle("device", p.deviceHandler))

@@ -67,15 +67,17 @@ type EdgeConfig struct {
 	IntrospectionEndpoint string `yaml:"introspection_endpoint" help:"RFC 7662 endpoint for opaque tokens, instead of discovery"`
 	// Issuers, in the file only, replaces --issuer (and its jwks_uri,
 	// introspection and client) with several.
-	Issuers               []edge.IssuerConfig `yaml:"issuers" file:"only" help:"several issuers to trust, each {issuer, jwks_uri, introspection_endpoint, client_id, client_secret(_file), allowed_algs, audiences, leeway, require_typ}; routes name theirs with issuers: [...] (docs/forward-auth.md); replaces --issuer"`
-	ClientID              string              `yaml:"client_id" help:"the edge's client ID for introspection (empty: opaque tokens are refused)"`
-	ClientSecret          string              `yaml:"client_secret" secret:"true" help:"the edge's client secret for introspection"`
-	edge.RemoteKeysConfig `yaml:",inline"`
+	Issuers                     []edge.IssuerConfig `yaml:"issuers" file:"only" help:"several issuers to trust, each {issuer, jwks_uri, introspection_endpoint, client_id, client_secret(_file), allowed_algs, audiences, leeway, require_typ}; routes name theirs with issuers: [...] (docs/forward-auth.md); replaces --issuer"`
+	ClientID                    string              `yaml:"client_id" help:"the edge's client ID for introspection (empty: opaque tokens are refused)"`
+	ClientSecret                string              `yaml:"client_secret" secret:"true" help:"the edge's client secret for introspection"`
+	edge.RemoteKeysConfig       `yaml:",inline"`
+	edge.RevocationStreamConfig `yaml:",inline"`
 }
 
 func defaultEdgeConfig() EdgeConfig {
 	sc := defaultServeConfig()
-	return EdgeConfig{ServeConfig: sc, EdgeSettings: defaultEdgeSettings(), RemoteKeysConfig: edge.DefaultRemoteKeysConfig()}
+	return EdgeConfig{ServeConfig: sc, EdgeSettings: defaultEdgeSettings(), RemoteKeysConfig: edge.DefaultRemoteKeysConfig(),
+		RevocationStreamConfig: edge.DefaultRevocationStreamConfig()}
 }
 
 // Validate reports every bad setting at once.
@@ -104,6 +106,10 @@ func (c *EdgeConfig) Validate() error {
 		p.add("client_id", "--client-id and --client-secret go together")
 	}
 	p.library(c.RemoteKeysConfig.Validate())
+	p.library(c.RevocationStreamConfig.Validate())
+	if c.RevocationStreamConfig.URL != "" && (c.ClientID == "" || len(c.Issuers) > 0) {
+		p.add("revocation_stream", "needs --client-id and --client-secret (a resource server, introspect_any); with an issuers: list, set revocation_stream per issuer")
+	}
 	return p.err()
 }
 
@@ -202,7 +208,7 @@ func (c *EdgeConfig) issuerEntries() []edge.IssuerConfig {
 		return c.Issuers
 	}
 	return []edge.IssuerConfig{{Issuer: c.Issuer, JWKSURI: c.JWKSURI, IntrospectionEndpoint: c.IntrospectionEndpoint,
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret}}
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, RevocationStream: c.RevocationStreamConfig.URL}}
 }
 
 func runEdge(ctx context.Context, args []string, std stdio) error {
@@ -239,19 +245,31 @@ func runEdge(ctx context.Context, args []string, std stdio) error {
 		if err != nil {
 			return err
 		}
+		secret := ic.ClientSecret
+		if ic.ClientSecretFile != "" {
+			raw, err := os.ReadFile(ic.ClientSecretFile)
+			if err != nil {
+				return fmt.Errorf("issuer %s: client_secret_file: %w", ic.Issuer, err)
+			}
+			secret = strings.TrimSpace(string(raw))
+		}
 		var in edge.Introspector
 		if ic.ClientID != "" && introURL != "" {
-			secret := ic.ClientSecret
-			if ic.ClientSecretFile != "" {
-				raw, err := os.ReadFile(ic.ClientSecretFile)
-				if err != nil {
-					return fmt.Errorf("issuer %s: client_secret_file: %w", ic.Issuer, err)
-				}
-				secret = strings.TrimSpace(string(raw))
-			}
 			in = edge.NewHTTPIntrospector(introURL, ic.ClientID, secret, 5*time.Second)
 		}
-		ts = append(ts, trusted{cfg: ic.Apply(cfg.ValidatorConfig), ks: remote, in: in, reg: ireg})
+		t := trusted{cfg: ic.Apply(cfg.ValidatorConfig), ks: remote, in: in, reg: ireg}
+		if ic.RevocationStream != "" {
+			rs := cfg.RevocationStreamConfig
+			rs.URL, rs.ClientID, rs.ClientSecret = ic.RevocationStream, ic.ClientID, secret
+			pushed, err := edge.NewPushedRevocations(rs, log.With("issuer", ic.Issuer), ireg, time.Now)
+			if err != nil {
+				return err
+			}
+			t.rl = pushed
+			loops = append(loops, pushed.Run)
+			checks = append(checks, readiness{name: "revocations " + ic.Issuer, check: func(context.Context) error { return pushed.Ready() }})
+		}
+		ts = append(ts, t)
 		loops = append(loops, remote.Run)
 		name := "jwks"
 		if len(entries) > 1 {

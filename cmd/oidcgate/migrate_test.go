@@ -14,8 +14,9 @@ func TestMigrateCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate", "status"}, "pending"},
-		{[]string{"migrate", "up"}, "applied 0001_init\napplied 0002_access_tokens\napplied 0003_interactions\napplied 0004_identities\napplied 0005_factors\napplied 0006_admin_tokens\napplied 0007_audit_events\napplied 0008_assertions\napplied 0009_logout_deliveries"},
+		{[]string{"migrate", "up"}, "applied 0001_init\napplied 0002_access_tokens\napplied 0003_interactions\napplied 0004_identities\napplied 0005_factors\napplied 0006_admin_tokens\napplied 0007_audit_events\napplied 0008_assertions\napplied 0009_logout_deliveries\napplied 0010_revocation_seq"},
 		{[]string{"migrate", "up"}, "schema is up to date"},
+		{[]string{"migrate", "down"}, "reverted 0010_revocation_seq"},
 		{[]string{"migrate", "down"}, "reverted 0009_logout_deliveries"},
 		{[]string{"migrate", "down"}, "reverted 0008_assertions"},
 		{[]string{"migrate", "down"}, "reverted 0007_audit_events"},

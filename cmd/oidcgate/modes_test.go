@@ -245,3 +245,59 @@ func TestEdgeSeveralIssuers(t *testing.T) {
 		t.Errorf("--issuer with issuers: exit %d: %s", code, stderr)
 	}
 }
+
+// TestEdgeFollowsRevocations: `oidcgate edge --revocation-stream` refuses
+// a token it has cached within 2 s of its revocation at the provider.
+func TestEdgeFollowsRevocations(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("upstream")) }))
+	defer up.Close()
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "bootstrap.yaml")
+	os.WriteFile(boot, []byte(`clients:
+  - id: demo
+    secret: demo-secret-0123456789abcdefghijklmnop
+    scopes: [read]
+    audiences: [https://api.example.com]
+  - id: edge
+    secret: edge-secret-0123456789abcdefghijklmnopq
+    introspect_any: true
+    audiences: [https://api.example.com]
+`), 0o600)
+	public := freePort(t)
+	issuer := "http://" + public
+	startBinary(t, t.TempDir(), 3, "provider", "--issuer", issuer, "--public-addr", public, "--admin-addr", "127.0.0.1:0",
+		"--ops-addr", "127.0.0.1:0", "--store", "memory", "--bootstrap", boot)
+	addrs := startBinary(t, dir, 2, "edge", "--issuer", issuer, "--edge-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0",
+		"--upstream", up.URL, "--audience", "https://api.example.com", "--client-id", "edge",
+		"--client-secret", "edge-secret-0123456789abcdefghijklmnopq", "--revocation-stream", issuer+"/revocations")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addrs["ops"] + "/readyz"); err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never became ready")
+		}
+	}
+	tok := demoToken(t, issuer)
+	edgeURL := "http://" + addrs["edge"]
+	if code, _ := edgeGet(t, edgeURL+"/x", tok); code != 200 {
+		t.Fatalf("before: %d", code)
+	}
+	req, _ := http.NewRequest("POST", issuer+"/revoke", strings.NewReader("token="+tok))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("demo", "demo-secret-0123456789abcdefghijklmnop")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := edgeGet(t, edgeURL+"/x", tok); code == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge still accepts the revoked token 2 s after its revocation")
+		}
+	}
+}

@@ -405,6 +405,9 @@ const (
 type Revocation struct {
 	JTI       string    `json:"jti"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Seq orders revocations as they were recorded (RevokeJTI sets it):
+	// what an edge's revocation stream resumes from.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Clients stores registered clients.
@@ -612,8 +615,14 @@ type SigningKeys = keys.KeyStore
 // Revocations stores revoked JWT IDs until the tokens would have expired.
 type Revocations interface {
 	// RevokeJTI records jti as revoked; revoking it again is not an error.
+	// RevokeJTI records jti as revoked (again: with a new Seq); Seqs
+	// increase in commit order, so a reader following RevocationsSince
+	// misses none.
 	RevokeJTI(ctx context.Context, r *Revocation) error
 	IsRevoked(ctx context.Context, jti string) (bool, error)
+	// RevocationsSince returns up to limit unexpired revocations with a
+	// Seq above after, in Seq order.
+	RevocationsSince(ctx context.Context, after uint64, limit int) ([]*Revocation, error)
 }
 
 // Storage is every role together, plus the lifecycle a backend needs.

@@ -46,10 +46,11 @@ var (
 	bKeys        = []byte("signing_keys")
 	bRevocations = []byte("revocations")
 	bLogouts     = []byte("logout_deliveries") // ID → delivery
+	bRevSeq      = []byte("revocation_seq")    // Seq (big-endian) → jti
 	// bExpiry indexes the expiring records by deadline, so the clean-up
 	// reads only what has expired: see expiryKey.
 	bExpiry    = []byte("expiry")
-	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bAssertions, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bLogouts, bExpiry}
+	allBuckets = [][]byte{bClients, bUsers, bUsernames, bIdentities, bUserIDs, bFactors, bAdminTokens, bAudit, bAssertions, bCodes, bRefresh, bFamilies, bAccess, bInteract, bSessions, bSessionHash, bConsents, bKeys, bRevocations, bRevSeq, bLogouts, bExpiry}
 )
 
 // Store is a bbolt-backed storage.Storage.
@@ -1130,8 +1131,45 @@ func (s *Store) RevokeJTI(_ context.Context, r *storage.Revocation) error {
 		if err := expires(tx, r.ExpiresAt, kindRevocation, []byte(r.JTI)); err != nil {
 			return err
 		}
-		return putCopy(tx.Bucket(bRevocations), []byte(r.JTI), r)
+		b, idx := tx.Bucket(bRevocations), tx.Bucket(bRevSeq)
+		if old, err := get[storage.Revocation](b, []byte(r.JTI)); err == nil && old.Seq != 0 {
+			idx.Delete(seqKey(old.Seq))
+		}
+		seq, err := idx.NextSequence() // in the write transaction: commit order
+		if err != nil {
+			return err
+		}
+		rec := *r
+		rec.Seq = seq
+		if err := idx.Put(seqKey(seq), []byte(r.JTI)); err != nil {
+			return err
+		}
+		return put(b, []byte(r.JTI), &rec)
 	})
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// RevocationsSince implements storage.Revocations: a walk of the Seq index.
+func (s *Store) RevocationsSince(_ context.Context, after uint64, limit int) (out []*storage.Revocation, err error) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		b, c := tx.Bucket(bRevocations), tx.Bucket(bRevSeq).Cursor()
+		now := s.now()
+		for k, jti := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, jti = c.Next() {
+			r, err := get[storage.Revocation](b, jti)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if r.Seq == binary.BigEndian.Uint64(k) && !storage.Expired(r.ExpiresAt, now) {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // IsRevoked implements storage.Revocations.
@@ -1180,10 +1218,16 @@ var expiringKinds = map[byte]expiring{
 	kindSession: expiry(bSessions, (*storage.Session).Deadline, func(tx *bbolt.Tx, _ []byte, r *storage.Session) error {
 		return tx.Bucket(bSessionHash).Delete(r.Hash[:])
 	}),
-	kindConsent:    expiry(bConsents, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil),
-	kindRevocation: expiry(bRevocations, func(r *storage.Revocation) time.Time { return r.ExpiresAt }, nil),
-	kindAudit:      expiry(bAudit, func(r *storage.AuditEvent) time.Time { return r.ExpiresAt }, nil),
-	kindAssertion:  expiry(bAssertions, func(r *assertionRecord) time.Time { return r.ExpiresAt }, nil),
+	kindConsent: expiry(bConsents, func(r *storage.Consent) time.Time { return r.ExpiresAt }, nil),
+	kindRevocation: expiry(bRevocations, func(r *storage.Revocation) time.Time { return r.ExpiresAt },
+		func(tx *bbolt.Tx, _ []byte, r *storage.Revocation) error {
+			if r.Seq == 0 {
+				return nil
+			}
+			return tx.Bucket(bRevSeq).Delete(seqKey(r.Seq))
+		}),
+	kindAudit:     expiry(bAudit, func(r *storage.AuditEvent) time.Time { return r.ExpiresAt }, nil),
+	kindAssertion: expiry(bAssertions, func(r *assertionRecord) time.Time { return r.ExpiresAt }, nil),
 }
 
 // assertionRecord is a used assertion's key, kept until it expires.

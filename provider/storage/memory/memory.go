@@ -41,6 +41,8 @@ type Store struct {
 	consents    map[[2]string]*storage.Consent
 	keys        map[string]*storage.SigningKey
 	revocations map[string]time.Time
+	revSeq      map[string]uint64
+	seq         uint64
 }
 
 // New returns an empty store that reads time from now.
@@ -64,6 +66,7 @@ func New(now func() time.Time) *Store {
 		consents:    map[[2]string]*storage.Consent{},
 		keys:        map[string]*storage.SigningKey{},
 		revocations: map[string]time.Time{},
+		revSeq:      map[string]uint64{},
 	}
 }
 
@@ -887,7 +890,23 @@ func (s *Store) RevokeJTI(_ context.Context, r *storage.Revocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revocations[r.JTI] = storage.Timestamp(r.ExpiresAt)
+	s.seq++
+	s.revSeq[r.JTI] = s.seq
 	return nil
+}
+
+// RevocationsSince implements storage.Revocations.
+func (s *Store) RevocationsSince(_ context.Context, after uint64, limit int) ([]*storage.Revocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*storage.Revocation
+	for jti, exp := range s.revocations {
+		if seq := s.revSeq[jti]; seq > after && !storage.Expired(exp, s.now()) {
+			out = append(out, &storage.Revocation{JTI: jti, ExpiresAt: exp, Seq: seq})
+		}
+	}
+	slices.SortFunc(out, func(a, b *storage.Revocation) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out[:min(len(out), limit)], nil
 }
 
 // IsRevoked implements storage.Revocations.
@@ -959,6 +978,7 @@ func (s *Store) DeleteExpired(_ context.Context) (int, error) {
 	for jti, exp := range s.revocations {
 		if storage.Expired(exp, now) {
 			delete(s.revocations, jti)
+			delete(s.revSeq, jti)
 			n++
 		}
 	}

@@ -834,12 +834,48 @@ func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(context.Context)
 
 // RevokeJTI implements storage.Revocations.
 func (s *Store) RevokeJTI(ctx context.Context, r *storage.Revocation) error {
-	// The notification goes out with the commit: replicas hear of it at once.
-	_, err := s.pool.Exec(ctx, `WITH r AS (INSERT INTO revocations (jti, expires_at) VALUES ($1, $2)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at) RETURNING 1)
-		SELECT pg_notify('`+changesChannel+`', '`+storage.ChangedRevocations+`') FROM r`,
-		r.JTI, storage.Timestamp(r.ExpiresAt))
-	return mapErr(err)
+	// Revocations take a Seq in commit order (a transaction-scoped lock
+	// around the insert), and the notification goes out with the commit:
+	// replicas and revocation streams hear of it at once, in order.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", revocationSeqLock); err != nil {
+		return mapErr(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO revocations (jti, expires_at, seq) VALUES ($1, $2, nextval('revocations_seq'))
+		ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at), seq = EXCLUDED.seq`,
+		r.JTI, storage.Timestamp(r.ExpiresAt)); err != nil {
+		return mapErr(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_notify('"+changesChannel+"', '"+storage.ChangedRevocations+"')"); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit(ctx))
+}
+
+// revocationSeqLock orders revocation inserts ("oidcgate-revseq").
+const revocationSeqLock int64 = 0x6f696463_72737172
+
+// RevocationsSince implements storage.Revocations.
+func (s *Store) RevocationsSince(ctx context.Context, after uint64, limit int) ([]*storage.Revocation, error) {
+	rows, err := s.pool.Query(ctx, `SELECT jti, expires_at, seq FROM revocations WHERE seq > $1 AND expires_at > $2
+		ORDER BY seq LIMIT $3`, int64(after), storage.Timestamp(s.now()), limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*storage.Revocation, error) {
+		var rv storage.Revocation
+		var seq int64
+		if err := r.Scan(&rv.JTI, &rv.ExpiresAt, &seq); err != nil {
+			return nil, err
+		}
+		rv.Seq = uint64(seq)
+		return &rv, nil
+	})
+	return out, mapErr(err)
 }
 
 // IsRevoked implements storage.Revocations.

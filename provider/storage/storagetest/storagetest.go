@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,6 +105,7 @@ func Run(t *testing.T, open Opener) {
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyLock", testSigningKeyLock},
 		{"Revocations", testRevocations},
+		{"RevocationsInOrder", testRevocationsSince},
 		{"DeleteExpired", testDeleteExpired},
 		{"TimeZoneRoundTrip", testTimeZones},
 	}
@@ -658,6 +660,60 @@ func testLogoutClaimsConcurrent(t *testing.T, s storage.Storage, clk *Clock) {
 	}
 	if len(seen) != 20 {
 		t.Errorf("%d of 20 claimed by 8 claimants of 5", len(seen))
+	}
+}
+
+// testRevocationsSince: revocations come back in the order they were
+// recorded, from any point; a repeated one moves to the end; expired ones
+// are gone; concurrent ones each get their own place.
+func testRevocationsSince(t *testing.T, s storage.Storage, clk *Clock) {
+	exp := clk.Now().Add(time.Hour)
+	for _, jti := range []string{"a", "b", "c", "a"} {
+		must(t, s.RevokeJTI(ctx, &storage.Revocation{JTI: jti, ExpiresAt: exp}))
+	}
+	must(t, s.RevokeJTI(ctx, &storage.Revocation{JTI: "short", ExpiresAt: clk.Now().Add(time.Second)}))
+	all, err := s.RevocationsSince(ctx, 0, 100)
+	must(t, err)
+	var order []string
+	for _, r := range all {
+		order = append(order, r.JTI)
+	}
+	if strings.Join(order, ",") != "b,c,a,short" {
+		t.Fatalf("order %v", order)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("seqs not increasing: %+v", all)
+		}
+	}
+	rest, err := s.RevocationsSince(ctx, all[1].Seq, 1)
+	must(t, err)
+	if len(rest) != 1 || rest[0].JTI != "a" {
+		t.Errorf("after c, limit 1: %+v", rest)
+	}
+	clk.Advance(2 * time.Second)
+	if got, _ := s.RevocationsSince(ctx, all[2].Seq, 100); len(got) != 0 {
+		t.Errorf("an expired revocation: %+v", got)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.RevokeJTI(ctx, &storage.Revocation{JTI: fmt.Sprintf("c%02d", i), ExpiresAt: exp}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.RevocationsSince(ctx, all[len(all)-1].Seq, 100)
+	must(t, err)
+	seen := map[uint64]bool{}
+	for _, r := range got {
+		seen[r.Seq] = true
+	}
+	if len(got) != 20 || len(seen) != 20 {
+		t.Errorf("20 concurrent revocations: %d, %d distinct seqs", len(got), len(seen))
 	}
 }
 
